@@ -1,0 +1,65 @@
+"""``jobd`` and ``jobd check``: the only place that exits.
+
+Exit codes: 0 clean stop (or a valid check); 1 invalid config or files (check), or a config
+the daemon cannot start with; 2 bad usage; 3 the journal is in use or unusable."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jobd", description="jobd, the job daemon")
+    p.add_argument("--config", type=Path, default=None,
+                   help="daemon config (default: $JOBD_CONFIG, else /etc/jobd/jobd.toml)")
+    p.add_argument("--log-level", default=os.environ.get("JOBD_LOG_LEVEL", "INFO"),
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["check"]:
+        cp = argparse.ArgumentParser(prog="jobd check",
+                                     description="validate the config and job files")
+        cp.add_argument("--config", type=Path, default=None)
+        cp.add_argument("files", nargs="*", type=Path)
+        cargs = cp.parse_args(args_in[1:])
+        from jobd.cli.check import run_check
+        return run_check(cargs.config, cargs.files)
+    args = _parser().parse_args(args_in)
+    if args.version:
+        from jobd import __version__
+        print(f"jobd {__version__}")
+        return 0
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from jobd._exceptions import ConfigError, JournalError
+    from jobd.config.loader import default_config_path, load_config
+    path = args.config or default_config_path()
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    import anyio
+
+    from jobd.supervisor.daemon import Daemon
+    try:
+        anyio.run(Daemon(config).run)
+    except JournalError as exc:
+        print(f"jobd: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,312 @@
+"""Carries one run from queued to finished: condition, attempts with retries, stages.
+
+The journal gets the run as ``running`` (durably) before each attempt's process starts, and
+its result (durably, in a shielded scope) after it ends. When the daemon itself stops the run
+(shutdown), no final state is written: the run stays ``running`` in the journal and is re-run
+as ``recovery`` at the next start."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from jobd._enums import RunState
+from jobd.config.model import (
+    Action,
+    CommandAction,
+    ContainerAction,
+    DaemonConfig,
+    EntrypointAction,
+    JobDef,
+    RetryPolicy,
+    ScriptAction,
+    StagesAction,
+    StepAction,
+)
+from jobd.executors.abc import Executor, ProcessSpec
+from jobd.executors.actions import argv_for, read_env_file
+from jobd.expressions import evaluate_condition, parse_template
+from jobd.journal.abc import Journal, RunRecord
+from jobd.supervisor.clock import Clock
+from jobd.supervisor.policy import outcome, retry_delay, retryable
+
+log = logging.getLogger("jobd.runner")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunnerDeps:
+    config: DaemonConfig
+    journal: Journal
+    executor: Executor
+    clock: Clock
+    publish: Callable[[RunRecord], None]
+    instance: str  # JOBD_INSTANCE marker: finds this daemon's leftovers after a crash
+    python: str  # absolute interpreter for entrypoints and scripts
+    needs_context: Callable[[RunRecord], Awaitable[dict[str, Any]]]
+    rng: random.Random
+
+
+class RunFailedToRender(Exception):
+    """An expression failed at run time; the run fails with this message."""
+
+
+def log_path(config: DaemonConfig, run: RunRecord) -> Path:
+    return config.logs_dir / run.job_id / f"{run.run_id}.log"
+
+
+def output_path(config: DaemonConfig, run: RunRecord) -> Path:
+    return config.state_dir / "outputs" / f"{run.run_id}.out"
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """``key=value`` lines a run wrote to ``JOBD_OUTPUT``; other lines are ignored."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            out[key.strip()] = value
+    return out
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.isoformat() if d is not None else None
+
+
+def expression_context(job: JobDef, run: RunRecord, now: datetime, env: Mapping[str, str],
+                       needs: dict[str, Any]) -> dict[str, Any]:
+    params = {**job.params, **run.params}
+    return {
+        "params": params,
+        "matrix": dict(run.matrix or {}),
+        "needs": needs,
+        "env": dict(env),
+        "job": {"id": job.id, "timezone": job.timezone, "file": str(job.source.file)},
+        "run": {"id": run.run_id, "attempt": run.attempt, "trigger": str(run.trigger),
+                "scheduled_for": _iso(run.scheduled_for), "flow_id": run.flow_id},
+        "now": {"iso": now.isoformat(), "timestamp": now.timestamp(), "date": now.date().isoformat(),
+                "year": now.year, "month": now.month, "day": now.day, "hour": now.hour,
+                "minute": now.minute, "weekday": now.isoweekday()},
+    }
+
+
+def render(text: str, ctx: Mapping[str, Any]) -> str:
+    try:
+        return parse_template(text).render(ctx)
+    except Exception as exc:  # ExpressionError, or a type error in a function
+        raise RunFailedToRender(f"expression in {text!r}: {exc}") from exc
+
+
+def render_step(action: StepAction, ctx: Mapping[str, Any]) -> StepAction:
+    if isinstance(action, CommandAction):
+        cmd = action.command
+        rendered: tuple[str, ...] | str = (render(cmd, ctx) if isinstance(cmd, str)
+                                           else tuple(render(a, ctx) for a in cmd))
+        return CommandAction(command=rendered)
+    if isinstance(action, ScriptAction):
+        return ScriptAction(script=action.script, python=action.python,
+                            args=tuple(render(a, ctx) for a in action.args))
+    return action
+
+
+def base_env(config: DaemonConfig, job: JobDef, run: RunRecord, instance: str,
+             extra: Mapping[str, str], ctx: Mapping[str, Any]) -> dict[str, str]:
+    """The daemon's environment, then ``env_file``, then ``env``, then the ``JOBD_*`` names."""
+    env = dict(os.environ)
+    if job.env_file is not None:
+        env.update(read_env_file(job.env_file))
+    for k, v in {**job.env, **extra}.items():
+        env[k] = render(v, ctx)
+    env.update({
+        "JOBD_JOB_ID": job.id,
+        "JOBD_RUN_ID": str(run.run_id),
+        "JOBD_ATTEMPT": str(run.attempt),
+        "JOBD_TRIGGER": str(run.trigger),
+        "JOBD_OUTPUT": str(output_path(config, run)),
+        "JOBD_INSTANCE": instance,
+    })
+    if run.scheduled_for is not None:
+        env["JOBD_SCHEDULED_FOR"] = run.scheduled_for.isoformat()
+    if run.changed_paths:
+        env["JOBD_CHANGED_PATHS"] = "\n".join(run.changed_paths)
+    if run.flow_id is not None:
+        env["JOBD_FLOW_ID"] = run.flow_id
+    for k, v in (run.matrix or {}).items():
+        env[f"JOBD_MATRIX_{k.upper()}"] = v if isinstance(v, str) else str(v)
+    return env
+
+
+class Runner:
+    """Runs one run of one job to its end; ``cancel`` stops it as ``cancelled``."""
+
+    def __init__(self, job: JobDef, run: RunRecord, deps: RunnerDeps) -> None:
+        self.job = job
+        self.run = run
+        self.deps = deps
+        self.cancel = anyio.Event()
+        self.log = log_path(deps.config, run)
+
+    def note(self, text: str) -> None:
+        """A jobd line in the run's log, between the process's own output."""
+        try:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            with self.log.open("a") as f:
+                f.write(f"[jobd {self.deps.clock.now().isoformat(timespec='milliseconds')}] {text}\n")
+        except OSError as exc:
+            log.warning("run %s: cannot write its log %s: %s", self.run.run_id, self.log, exc)
+
+    async def _save(self, run: RunRecord, *, durable: bool = True) -> None:
+        self.run = run
+        await self.deps.journal.put_runs([run], durable=durable)
+        self.deps.publish(run)
+
+    async def execute(self) -> RunRecord:
+        """Run it; returns the finished record (already journaled and published)."""
+        deps, job = self.deps, self.job
+        try:
+            needs = await deps.needs_context(self.run)
+            ctx = expression_context(job, self.run, deps.clock.now(), os.environ, needs)
+            if job.condition is not None and not evaluate_condition(job.condition, ctx):
+                return await self._finish(RunState.SKIPPED, None, f"condition is false: {job.condition}")
+        except Exception as exc:
+            return await self._finish(RunState.FAILED, None, f"condition: {exc}")
+        retry = job.retry if not isinstance(job.action, StagesAction) else job.retry
+        state, code, message = RunState.FAILED, None, None
+        while True:
+            now = deps.clock.now()
+            await self._save(self.run.evolve(state=RunState.RUNNING, started_at=now,
+                                             finished_at=None, exit_code=None, message=None,
+                                             log_path=str(self.log)))
+            self.note(f"attempt {self.run.attempt} ({self.run.trigger}) started")
+            output_path(deps.config, self.run).unlink(missing_ok=True)
+            try:
+                state, code, message = await self._attempt(needs)
+            except RunFailedToRender as exc:
+                state, code, message = RunState.FAILED, None, str(exc)
+            self.note(f"attempt {self.run.attempt} ended: {state}"
+                      + (f" ({message})" if message else ""))
+            done_attempts = self.run.attempt
+            if not retryable(state) or self.cancel.is_set() or \
+                    self._retries_used(done_attempts) >= retry.retries:
+                break
+            delay = retry_delay(retry, self._retries_used(done_attempts) + 1, deps.rng)
+            self.note(f"retrying in {delay:.2f}s")
+            with anyio.move_on_after(delay):
+                await self.cancel.wait()
+            if self.cancel.is_set():
+                state, message = RunState.CANCELLED, "cancelled while waiting to retry"
+                break
+            self.run = self.run.evolve(attempt=self.run.attempt + 1)
+        return await self._finish(state, code, message)
+
+    def _retries_used(self, attempt: int) -> int:
+        # Attempts spent on earlier daemon lives (recovery) count against retries too.
+        return attempt - 1
+
+    async def _finish(self, state: RunState, code: int | None, message: str | None) -> RunRecord:
+        out = output_path(self.deps.config, self.run)
+        outputs = read_outputs(out)
+        final = self.run.evolve(state=state, exit_code=code, message=message, outputs=outputs,
+                                finished_at=self.deps.clock.now(), log_path=str(self.log))
+        with anyio.CancelScope(shield=True):
+            await self._save(final)
+        out.unlink(missing_ok=True)  # the journal holds the outputs now
+        return final
+
+    async def _attempt(self, needs: dict[str, Any]) -> tuple[RunState, int | None, str | None]:
+        job, deps = self.job, self.deps
+        ctx = expression_context(job, self.run, deps.clock.now(), os.environ, needs)
+        action: Action = job.action
+        if isinstance(action, ContainerAction):
+            return RunState.FAILED, None, "container jobs ('image') need the docker executor"
+        if isinstance(action, StagesAction):
+            return await self._stages(action, ctx)
+        env = base_env(deps.config, job, self.run, deps.instance, {}, ctx)
+        return await self._process(render_step(action, ctx), env, job.timeout)
+
+    async def _process(self, action: StepAction, env: dict[str, str],
+                       timeout: float | None) -> tuple[RunState, int | None, str | None]:
+        job, deps = self.job, self.deps
+        python = deps.python
+        if isinstance(action, EntrypointAction | ScriptAction) and action.python:
+            python = action.python
+        spec = ProcessSpec(argv=argv_for(action, default_python=python), env=env,
+                           cwd=job.workdir, log_path=self.log,
+                           log_max_bytes=deps.config.log_max_bytes, timeout=timeout,
+                           kill_grace=job.kill_grace, user=job.user)
+
+        async def started(pid: int, ticks: int | None) -> None:
+            await self._save(self.run.evolve(pid=pid, pid_start=ticks), durable=False)
+
+        result = await deps.executor.run(spec, on_started=started, cancel=self.cancel)
+        state, message = outcome(result)
+        return state, result.exit_code, message
+
+    async def _stages(self, action: StagesAction,
+                      ctx: dict[str, Any]) -> tuple[RunState, int | None, str | None]:
+        job, deps = self.job, self.deps
+        start = deps.clock.now()
+        overall: RunState = RunState.SUCCEEDED
+        last_code: int | None = 0
+        message: str | None = None
+        stages_ctx: dict[str, Any] = {}
+        for stage in action.stages:
+            sctx = {**ctx, "stages": stages_ctx}
+            if stage.condition is not None and not evaluate_condition(stage.condition, sctx):
+                self.note(f"stage {stage.name}: skipped (condition is false)")
+                stages_ctx[stage.name] = {"result": "skipped"}
+                continue
+            timeout = stage.timeout
+            if job.timeout is not None:
+                left = job.timeout - (deps.clock.now() - start).total_seconds()
+                if left <= 0:
+                    return RunState.TIMED_OUT, None, f"timed out before stage {stage.name}"
+                timeout = left if timeout is None else min(timeout, left)
+            env = base_env(deps.config, job, self.run, deps.instance, stage.env, sctx)
+            env["JOBD_STAGE"] = stage.name
+            state, code, msg = await self._stage_attempts(stage.name, stage.retry,
+                                                          render_step(stage.action, sctx),
+                                                          env, timeout)
+            stages_ctx[stage.name] = {"result": _result_word(state), "exit_code": code}
+            if state is RunState.CANCELLED:
+                return state, code, f"stage {stage.name}: {msg}"
+            if state is not RunState.SUCCEEDED:
+                if stage.continue_on_error:
+                    self.note(f"stage {stage.name}: {state}, continuing (continue_on_error)")
+                    continue
+                return state, code, f"stage {stage.name}: {msg}"
+            last_code = code
+        return overall, last_code, message
+
+    async def _stage_attempts(self, name: str, retry: RetryPolicy, action: StepAction,
+                              env: dict[str, str], timeout: float | None
+                              ) -> tuple[RunState, int | None, str | None]:
+        tries = 0
+        while True:
+            tries += 1
+            self.note(f"stage {name}: started (try {tries})")
+            state, code, msg = await self._process(action, env, timeout)
+            self.note(f"stage {name}: {state}" + (f" ({msg})" if msg else ""))
+            if not retryable(state) or tries > retry.retries or self.cancel.is_set():
+                return state, code, msg
+            delay = retry_delay(retry, tries, self.deps.rng)
+            with anyio.move_on_after(delay):
+                await self.cancel.wait()
+            if self.cancel.is_set():
+                return RunState.CANCELLED, None, "cancelled while waiting to retry"
+
+
+def _result_word(state: RunState) -> str:
+    return {RunState.SUCCEEDED: "success", RunState.SKIPPED: "skipped",
+            RunState.CANCELLED: "cancelled"}.get(state, "failure")

@@ -1,0 +1,101 @@
+"""The supervisor's pure decisions: overlap admission, slot selection, retry delays."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from jobd._enums import Overlap, RunState
+from jobd.config.model import RetryPolicy
+from jobd.executors.abc import ProcessResult
+from jobd.supervisor.policy import Admit, Busy, Candidate, admit, outcome, retry_delay, select
+
+
+@pytest.mark.parametrize(
+    ("overlap", "running", "queued", "action", "into", "cancel"),
+    [
+        (Overlap.QUEUE, [], [], Admit.NEW, None, ()),
+        (Overlap.QUEUE, [1], [], Admit.NEW, None, ()),
+        (Overlap.QUEUE, [1], [2], Admit.COALESCE, 2, ()),
+        (Overlap.QUEUE, [], [2], Admit.COALESCE, 2, ()),
+        (Overlap.SKIP, [], [], Admit.NEW, None, ()),
+        (Overlap.SKIP, [1], [], Admit.SKIP, None, ()),
+        (Overlap.REPLACE, [1], [], Admit.REPLACE, None, (1,)),
+        (Overlap.REPLACE, [1], [2], Admit.COALESCE, 2, (1,)),
+        (Overlap.REPLACE, [], [], Admit.NEW, None, ()),
+        (Overlap.ALLOW, [1, 3], [2], Admit.NEW, None, ()),
+    ],
+)
+def test_admit(overlap: Overlap, running: list[int], queued: list[int], action: Admit,
+               into: int | None, cancel: tuple[int, ...]) -> None:
+    a = admit(overlap, running=running, queued=queued)
+    assert (a.action, a.into, a.cancel) == (action, into, cancel)
+
+
+def test_manual_run_with_params_is_never_folded() -> None:
+    a = admit(Overlap.QUEUE, running=[1], queued=[2], coalescible=False)
+    assert a.action is Admit.NEW
+
+
+def cand(rid: int, job: str, *, pool: str | None = None, prio: int = 0,
+         exclusive: bool = True) -> Candidate:
+    return Candidate(run_id=rid, job_id=job, pool=pool, priority=prio, exclusive=exclusive)
+
+
+def test_select_respects_max_parallel_and_order() -> None:
+    queued = [cand(i, f"j{i}") for i in range(20)]
+    assert select(queued, [], max_parallel=2, pools={}) == [0, 1]
+    busy = [Busy(run_id=0, job_id="j0", pool=None)]
+    assert select(queued[1:], busy, max_parallel=2, pools={}) == [1]
+    assert select(queued, busy * 2, max_parallel=2, pools={}) == []
+
+
+def test_select_priority_first_then_queue_order() -> None:
+    queued = [cand(1, "a"), cand(2, "b", prio=5), cand(3, "c"), cand(4, "d", prio=5)]
+    assert select(queued, [], max_parallel=3, pools={}) == [2, 4, 1]
+
+
+def test_pool_blocked_run_does_not_block_others() -> None:
+    queued = [cand(1, "a", pool="db"), cand(2, "b", pool="db"), cand(3, "c")]
+    assert select(queued, [], max_parallel=8, pools={"db": 1}) == [1, 3]
+    busy = [Busy(run_id=9, job_id="z", pool="db")]
+    assert select(queued, busy, max_parallel=8, pools={"db": 1}) == [3]
+
+
+def test_exclusive_job_never_runs_twice_at_once() -> None:
+    queued = [cand(1, "a"), cand(2, "a"), cand(3, "b", exclusive=False),
+              cand(4, "b", exclusive=False)]
+    assert select(queued, [], max_parallel=8, pools={}) == [1, 3, 4]
+    busy = [Busy(run_id=0, job_id="a", pool=None)]
+    assert select(queued, busy, max_parallel=8, pools={}) == [3, 4]
+
+
+def test_matrix_group_limit() -> None:
+    queued = [Candidate(run_id=i, job_id="m", pool=None, priority=0, exclusive=False,
+                        group="m#1", group_limit=2) for i in range(5)]
+    assert select(queued, [], max_parallel=8, pools={}) == [0, 1]
+
+
+def test_retry_delay_is_exponential_capped_and_jittered() -> None:
+    rng = random.Random(7)
+    p = RetryPolicy(retries=10, delay=1.0, backoff=2.0, max_delay=10.0)
+    for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)]:
+        draws = [retry_delay(p, attempt, rng) for _ in range(200)]
+        assert all(base / 2 <= d <= base for d in draws)
+        assert max(draws) - min(draws) > base / 4  # jitter actually spreads
+
+
+@pytest.mark.parametrize(
+    ("result", "state"),
+    [
+        (ProcessResult(exit_code=0), RunState.SUCCEEDED),
+        (ProcessResult(exit_code=3), RunState.FAILED),
+        (ProcessResult(exit_code=None, signal=9), RunState.FAILED),
+        (ProcessResult(exit_code=None, timed_out=True), RunState.TIMED_OUT),
+        (ProcessResult(exit_code=None, cancelled=True), RunState.CANCELLED),
+        (ProcessResult(exit_code=None, error="command not found: 'x'"), RunState.FAILED),
+    ],
+)
+def test_outcome(result: ProcessResult, state: RunState) -> None:
+    assert outcome(result)[0] is state
