@@ -28,6 +28,7 @@ from jobd.config.model import DaemonConfig, JobDef, JobSet
 from jobd.executors.abc import Executor
 from jobd.executors.local import LocalExecutor
 from jobd.executors.process import find_leftovers, stop_leftovers
+from jobd.flows.rules import FlowState
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.supervisor.clock import Clock, SystemClock
@@ -84,6 +85,9 @@ class Daemon:
         self._draining = False
         self._pending_triggers = 0
         self._reload_lock = anyio.Lock()
+        self._flow_lock = anyio.Lock()
+        self._needed_for: object = None
+        self._needed_cache: frozenset[str] = frozenset()
         self._tg: anyio.abc.TaskGroup | None = None
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
@@ -117,6 +121,7 @@ class Daemon:
                     tg.start_soon(self._intake, receive)
                     tg.start_soon(self._dispatch_loop)
                     await self._catch_up()
+                    await self._resume_flows()
                     await tg.start(self._timer_loop)
                     await self._start_watch()
                     if self._control:
@@ -280,8 +285,9 @@ class Daemon:
                                             cursors.get(t.cursor_key, t.scheduled_for))
             running = [rid for rid, a in self.active.items() if a.job.id == job.id]
             queued = [rid for rid, r in self.queued.items() if r.job_id == job.id]
+            # A run of a flow is that flow's member: never folded into another's run.
             decision = admit(job.overlap, running=running, queued=queued,
-                             coalescible=not t.params)
+                             coalescible=not t.params and t.flow_id is None)
             if decision.action is Admit.COALESCE and decision.into is not None:
                 into = writes.get(decision.into) or self.queued[decision.into]
                 paths = tuple(dict.fromkeys((*into.changed_paths, *t.changed_paths)))
@@ -294,9 +300,13 @@ class Daemon:
                 if t.reply:
                     replies.append((t.reply, merged.run_id))
                 continue
-            run = RunRecord(run_id=self.journal.new_run_id(), job_id=job.id, trigger=t.kind,
+            run_id = self.journal.new_run_id()
+            flow_id = t.flow_id
+            if flow_id is None and job.id in self._needed:
+                flow_id = str(run_id)  # a job that others need starts a flow
+            run = RunRecord(run_id=run_id, job_id=job.id, trigger=t.kind,
                             state=RunState.QUEUED, queued_at=now, scheduled_for=t.scheduled_for,
-                            flow_id=t.flow_id, params=dict(t.params),
+                            flow_id=flow_id, params=dict(t.params),
                             changed_paths=t.changed_paths)
             if decision.action is Admit.SKIP:
                 run = run.evolve(state=RunState.SKIPPED, finished_at=now, message=decision.reason)
@@ -359,29 +369,94 @@ class Daemon:
                 self._tg.start_soon(self._run_task, active, name=f"run {rid} ({job.id})")
 
     async def _run_task(self, active: Active) -> None:
-        final: RunRecord | None = None
+        self._pending_triggers += 1  # its flow moves on before the daemon counts as idle
+        try:
+            final = await self._execute(active)
+            if final is not None:
+                await self._after_run(final)
+        finally:
+            self._pending_triggers -= 1
+            self._changed()
+
+    async def _execute(self, active: Active) -> RunRecord | None:
         try:
             with anyio.CancelScope() as scope:
                 active.scope = scope
-                final = await active.runner.execute()
+                return await active.runner.execute()
+            return None  # stopped by the daemon's drain: left running for recovery
         except Exception:
             log.exception("run %s (%s): internal error", active.runner.run.run_id, active.job.id)
             with anyio.CancelScope(shield=True):
-                run = active.runner.run
-                final = run.evolve(state=RunState.FAILED, finished_at=self.clock.now(),
-                                   message="internal error in jobd; see the daemon's log")
+                final = active.runner.run.evolve(
+                    state=RunState.FAILED, finished_at=self.clock.now(),
+                    message="internal error in jobd; see the daemon's log")
                 await self.journal.put_runs([final])
                 self._publish(final)
+            return final
         finally:
             self.active.pop(active.runner.run.run_id, None)
             self._wake_dispatch()
-            self._changed()
-        if final is not None:
-            await self._after_run(final)
 
     async def _after_run(self, run: RunRecord) -> None:
-        """Hook for flows: downstream jobs of a finished run."""
-        return None
+        """A run finished: move its flow on."""
+        if run.flow_id is not None:
+            await self._advance_flow(run.flow_id)
+
+    @property
+    def _needed(self) -> frozenset[str]:
+        """Ids of jobs that other jobs need: a trigger of one of them starts a flow."""
+        if self._needed_for is not self.jobset:
+            self._needed_cache = frozenset(n for j in self.jobset.jobs.values() for n in j.needs)
+            self._needed_for = self.jobset
+        return self._needed_cache
+
+    async def _advance_flow(self, flow_id: str) -> None:
+        """Start or skip the flow's downstream jobs whose needs have finished. Decided from
+        the journal alone, under one lock, so it holds after a restart and never starts a
+        job twice in one flow."""
+        async with self._flow_lock:
+            runs = await self.journal.list_runs(flow_id=flow_id, limit=None)
+            root = next((r for r in runs if str(r.run_id) == flow_id), None)
+            if root is None or root.job_id not in self.jobset.jobs:
+                return
+            jobs = self.jobset.jobs
+            members = {r.job_id for r in runs}
+            outside: dict[str, RunState | None] = {}
+            for job in jobs.values():
+                for need in job.needs:
+                    if need not in members and need not in outside:
+                        last = await self.journal.latest_finished(need)
+                        outside[need] = last.state if last else None
+            try:
+                state = FlowState.from_jobs(jobs, root.job_id,
+                                            runs=[(r.job_id, r.state) for r in
+                                                  sorted(runs, key=lambda r: r.run_id)],
+                                            outside=outside)
+            except ValueError as exc:  # the needs graph changed under the flow
+                log.error("flow %s: %s", flow_id, exc)
+                return
+            decision = state.decide()
+            now = self.clock.now()
+            skipped = [RunRecord(run_id=self.journal.new_run_id(), job_id=j,
+                                 trigger=TriggerKind.NEEDS, state=RunState.SKIPPED,
+                                 queued_at=now, finished_at=now, flow_id=flow_id,
+                                 message=f"trigger rule {jobs[j].trigger_rule}: "
+                                         f"{decision.reasons.get(j, '')}")
+                       for j in decision.skip]
+            if skipped:
+                await self.journal.put_runs(skipped)
+                for r in skipped:
+                    self._publish(r)
+                    self._decide(r.job_id, f"flow {flow_id}: skipped ({r.message})")
+            for j in decision.run:
+                self._decide(j, f"flow {flow_id}: needs met ({decision.reasons.get(j, '')})")
+                await self.submit(Trigger(job_id=j, kind=TriggerKind.NEEDS, flow_id=flow_id))
+
+    async def _resume_flows(self) -> None:
+        """After a restart, move on every recent flow that was cut off mid-way."""
+        recent = await self.journal.list_runs(limit=2000)
+        for flow_id in dict.fromkeys(r.flow_id for r in recent if r.flow_id is not None):
+            await self._advance_flow(flow_id)
 
     def _cancel_active(self, run_id: int, why: str) -> bool:
         a = self.active.get(run_id)
