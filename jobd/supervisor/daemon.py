@@ -28,7 +28,8 @@ from jobd.config.model import DaemonConfig, JobDef, JobSet
 from jobd.executors.abc import Executor
 from jobd.executors.local import LocalExecutor
 from jobd.executors.process import find_leftovers, stop_leftovers
-from jobd.flows.rules import FlowState
+from jobd.flows.rules import FlowState, aggregate
+from jobd.matrix import expand
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.supervisor.clock import Clock, SystemClock
@@ -289,20 +290,24 @@ class Daemon:
             decision = admit(job.overlap, running=running, queued=queued,
                              coalescible=not t.params and t.flow_id is None)
             if decision.action is Admit.COALESCE and decision.into is not None:
-                into = writes.get(decision.into) or self.queued[decision.into]
-                paths = tuple(dict.fromkeys((*into.changed_paths, *t.changed_paths)))
-                merged = into.evolve(changed_paths=paths)
-                writes[merged.run_id] = merged
-                self.queued[merged.run_id] = merged
+                into_run = writes.get(decision.into) or self.queued[decision.into]
+                # A queued matrix group takes the trigger in every cell.
+                targets = [decision.into] if job.matrix is None else [
+                    rid for rid in queued if self.queued[rid].flow_id == into_run.flow_id]
+                for rid in targets:
+                    into = writes.get(rid) or self.queued[rid]
+                    paths = tuple(dict.fromkeys((*into.changed_paths, *t.changed_paths)))
+                    merged = into.evolve(changed_paths=paths)
+                    writes[rid] = self.queued[rid] = merged
                 cancels.extend(decision.cancel)
                 self._decide(job.id, f"{t.kind} trigger {_slot(t)}folded into queued run "
-                                     f"{merged.run_id} (overlap = {job.overlap})")
+                                     f"{decision.into} (overlap = {job.overlap})")
                 if t.reply:
-                    replies.append((t.reply, merged.run_id))
+                    replies.append((t.reply, decision.into))
                 continue
             run_id = self.journal.new_run_id()
             flow_id = t.flow_id
-            if flow_id is None and job.id in self._needed:
+            if flow_id is None and (job.id in self._needed or job.matrix is not None):
                 flow_id = str(run_id)  # a job that others need starts a flow
             run = RunRecord(run_id=run_id, job_id=job.id, trigger=t.kind,
                             state=RunState.QUEUED, queued_at=now, scheduled_for=t.scheduled_for,
@@ -311,12 +316,16 @@ class Daemon:
             if decision.action is Admit.SKIP:
                 run = run.evolve(state=RunState.SKIPPED, finished_at=now, message=decision.reason)
                 self._decide(job.id, f"{t.kind} trigger {_slot(t)}skipped: {decision.reason}")
+                cells = [run]
             else:
-                self.queued[run.run_id] = run
+                cells = self._cells(job, run)
+                for cell in cells:
+                    self.queued[cell.run_id] = cell
                 cancels.extend(decision.cancel)
                 if decision.cancel:
                     self._decide(job.id, decision.reason)
-            writes[run.run_id] = run
+            for cell in cells:
+                writes[cell.run_id] = cell
             if t.reply:
                 replies.append((t.reply, run.run_id))
         if writes or cursors:
@@ -328,6 +337,20 @@ class Daemon:
         for rid in cancels:
             self._cancel_active(rid, "replaced by a newer trigger (overlap = replace)")
         self._wake_dispatch()
+
+    def _cells(self, job: JobDef, run: RunRecord) -> list[RunRecord]:
+        """One run, or one run a matrix cell (the first keeps the trigger's run id). The
+        cells share the run's flow id, which names their group."""
+        if job.matrix is None:
+            return [run]
+        try:
+            cells = expand(job.matrix)
+        except ValueError as exc:
+            return [run.evolve(state=RunState.FAILED, finished_at=run.queued_at,
+                               message=str(exc))]
+        out = [run.evolve(matrix=cells[0])]
+        out += [run.evolve(run_id=self.journal.new_run_id(), matrix=c) for c in cells[1:]]
+        return out
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -356,8 +379,11 @@ class Daemon:
                     continue
                 cands.append(Candidate(run_id=r.run_id, job_id=r.job_id, pool=job.pool,
                                        priority=job.priority,
-                                       exclusive=job.overlap is not Overlap.ALLOW))
-            busy = [Busy(run_id=rid, job_id=a.job.id, pool=a.job.pool)
+                                       exclusive=job.overlap is not Overlap.ALLOW,
+                                       group=_group(r),
+                                       group_limit=job.matrix.max_parallel if job.matrix
+                                       else None))
+            busy = [Busy(run_id=rid, job_id=a.job.id, pool=a.job.pool, group=_group(a.runner.run))
                     for rid, a in self.active.items()]
             pools = {name: p.max_parallel for name, p in self.config.pools.items()}
             for rid in select(cands, busy, max_parallel=self.config.max_parallel, pools=pools):
@@ -398,7 +424,17 @@ class Daemon:
             self._wake_dispatch()
 
     async def _after_run(self, run: RunRecord) -> None:
-        """A run finished: move its flow on."""
+        """A run finished: fail fast its matrix group if it must; move its flow on."""
+        job = self.jobset.jobs.get(run.job_id)
+        if job is not None and job.matrix is not None and job.matrix.fail_fast \
+                and run.state in (RunState.FAILED, RunState.TIMED_OUT):
+            group = _group(run)
+            for rid, r in list(self.queued.items()):
+                if _group(r) == group:
+                    await self.cancel_run(rid)
+            for rid, a in list(self.active.items()):
+                if _group(a.runner.run) == group:
+                    self._cancel_active(rid, f"fail_fast: cell {run.run_id} {run.state}")
         if run.flow_id is not None:
             await self._advance_flow(run.flow_id)
 
@@ -530,20 +566,31 @@ class Daemon:
     # --- flows ----------------------------------------------------------------------------
 
     async def _needs_context(self, run: RunRecord) -> dict[str, Any]:
+        """``needs.<id>``: ``result`` and ``outputs`` of each need's run in this flow (else its
+        latest finished run); for a matrix need, ``outputs`` merges its cells in run order
+        and ``cells`` keeps every cell's own."""
         job = self.jobset.jobs.get(run.job_id)
         if job is None or not job.needs:
             return {}
         out: dict[str, Any] = {}
         for need in job.needs:
-            last = None
+            runs: list[RunRecord] = []
             if run.flow_id is not None:
-                flow_runs = await self.journal.list_runs(job_id=need, flow_id=run.flow_id,
-                                                         limit=1)
-                last = flow_runs[0] if flow_runs else None
-            if last is None:
+                runs = await self.journal.list_runs(job_id=need, flow_id=run.flow_id,
+                                                    limit=None)
+            if not runs:
                 last = await self.journal.latest_finished(need)
-            out[need] = {"result": _result_word(last.state) if last else None,
-                         "outputs": dict(last.outputs) if last else {}}
+                runs = [last] if last else []
+            runs.sort(key=lambda r: r.run_id)
+            state = aggregate(r.state for r in runs) if runs else None
+            merged: dict[str, str] = {}
+            for r in runs:
+                merged.update(r.outputs)
+            out[need] = {"result": _result_word(state) if state else None, "outputs": merged}
+            if any(r.matrix is not None for r in runs):
+                out[need]["cells"] = [{"matrix": dict(r.matrix or {}),
+                                       "result": _result_word(r.state),
+                                       "outputs": dict(r.outputs)} for r in runs]
         return out
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -776,6 +823,11 @@ async def _sleep_or_wake(clock: Clock, when: datetime, wake: anyio.Event) -> Non
         tg.start_soon(sleeper)
         await wake.wait()
         tg.cancel_scope.cancel()
+
+
+def _group(run: RunRecord) -> str | None:
+    """The matrix group of a cell: its job in its flow (a matrix trigger always has one)."""
+    return f"{run.job_id}@{run.flow_id}" if run.matrix is not None else None
 
 
 def _fields(t: Trigger) -> dict[str, Any]:

@@ -59,9 +59,9 @@ class Candidate:
     job_id: str
     pool: str | None
     priority: int
-    exclusive: bool  # overlap != allow: never beside another run of the same job
-    group: str | None = None  # matrix group (job id + trigger) limited by group_limit
-    group_limit: int | None = None
+    exclusive: bool  # overlap != allow: never beside another run of the same job...
+    group: str | None = None  # ...but beside the other cells of its matrix group
+    group_limit: int | None = None  # the matrix's max_parallel
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,12 +85,15 @@ def select(queued: Sequence[Candidate], running: Sequence[Busy], *, max_parallel
         return []
     pool_use = Counter(b.pool for b in running if b.pool is not None)
     group_use = Counter(b.group for b in running if b.group is not None)
-    busy_jobs = {b.job_id for b in running}
+    busy_jobs: dict[str, set[str | None]] = {}
+    for b in running:
+        busy_jobs.setdefault(b.job_id, set()).add(b.group)
     order = sorted(range(len(queued)), key=lambda i: (-queued[i].priority, i))
     chosen: list[int] = []
     for i in order:
         c = queued[i]
-        if c.exclusive and c.job_id in busy_jobs:
+        if c.exclusive and c.job_id in busy_jobs and (
+                c.group is None or busy_jobs[c.job_id] != {c.group}):
             continue
         if c.pool is not None and pool_use[c.pool] >= pools.get(c.pool, max_parallel):
             continue
@@ -98,7 +101,7 @@ def select(queued: Sequence[Candidate], running: Sequence[Busy], *, max_parallel
                 and group_use[c.group] >= c.group_limit:
             continue
         chosen.append(c.run_id)
-        busy_jobs.add(c.job_id)
+        busy_jobs.setdefault(c.job_id, set()).add(c.group)
         if c.pool is not None:
             pool_use[c.pool] += 1
         if c.group is not None:
