@@ -9,7 +9,7 @@ import random
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -72,8 +72,10 @@ class Daemon:
         self.jobset = JobSet(jobs={}, invalid={})
         self.paused: set[str] = set()
         self.cursors: dict[str, datetime] = {}
-        self.queued: dict[int, RunRecord] = {}
+        self.queued: dict[int, RunRecord] = {}  # in queue order
+        self._queued_by_job: dict[str, dict[int, None]] = {}
         self.active: dict[int, Active] = {}
+        self._active_by_job: dict[str, dict[int, None]] = {}
         self.decisions: dict[str, deque[str]] = {}
         self.started_at = self.clock.now()
         self._bus: MemoryObjectSendStream[Trigger] | None = None
@@ -207,7 +209,7 @@ class Daemon:
                 updates.append(run.evolve(state=RunState.CANCELLED, finished_at=self.clock.now(),
                                           message="queued, but its job is gone"))
                 continue
-            self.queued[run.run_id] = run
+            self._enqueue(run)
         if updates:
             await self.journal.put_runs(updates)
         if self.queued:
@@ -284,8 +286,8 @@ class Daemon:
             if t.cursor_key is not None and t.scheduled_for is not None:
                 cursors[t.cursor_key] = max(t.scheduled_for,
                                             cursors.get(t.cursor_key, t.scheduled_for))
-            running = [rid for rid, a in self.active.items() if a.job.id == job.id]
-            queued = [rid for rid, r in self.queued.items() if r.job_id == job.id]
+            running = list(self._active_by_job.get(job.id, ()))
+            queued = list(self._queued_by_job.get(job.id, ()))
             # A run of a flow is that flow's member: never folded into another's run.
             decision = admit(job.overlap, running=running, queued=queued,
                              coalescible=not t.params and t.flow_id is None)
@@ -320,7 +322,7 @@ class Daemon:
             else:
                 cells = self._cells(job, run)
                 for cell in cells:
-                    self.queued[cell.run_id] = cell
+                    self._enqueue(cell)
                 cancels.extend(decision.cancel)
                 if decision.cancel:
                     self._decide(job.id, decision.reason)
@@ -337,6 +339,37 @@ class Daemon:
         for rid in cancels:
             self._cancel_active(rid, "replaced by a newer trigger (overlap = replace)")
         self._wake_dispatch()
+
+    def _enqueue(self, run: RunRecord) -> None:
+        self.queued[run.run_id] = run
+        self._queued_by_job.setdefault(run.job_id, {})[run.run_id] = None
+
+    def _dequeue(self, run_id: int) -> RunRecord:
+        run = self.queued.pop(run_id)
+        ids = self._queued_by_job[run.job_id]
+        del ids[run_id]
+        if not ids:
+            del self._queued_by_job[run.job_id]
+        return run
+
+    def _start_order(self) -> Iterable[RunRecord]:
+        """Queued runs, higher priority first, then in queue order; lazy when all queued
+        jobs share one priority (the usual case), so a long queue costs nothing to scan."""
+        jobs = self.jobset.jobs
+        prios = {jobs[j].priority for j in self._queued_by_job if j in jobs}
+        if len(prios) <= 1:
+            return self.queued.values()
+        return sorted(self.queued.values(), key=lambda r: -jobs[r.job_id].priority
+                      if r.job_id in jobs else 0)
+
+    def _candidate(self, r: RunRecord) -> Candidate:
+        job = self.jobset.jobs.get(r.job_id)
+        if job is None:  # removed by a reload; its queued runs are being cancelled
+            return Candidate(run_id=r.run_id, job_id=r.job_id, pool=None, priority=0,
+                             exclusive=True, group="gone", group_limit=0)
+        return Candidate(run_id=r.run_id, job_id=r.job_id, pool=job.pool, priority=job.priority,
+                         exclusive=job.overlap is not Overlap.ALLOW, group=_group(r),
+                         group_limit=job.matrix.max_parallel if job.matrix else None)
 
     def _cells(self, job: JobDef, run: RunRecord) -> list[RunRecord]:
         """One run, or one run a matrix cell (the first keeps the trigger's run id). The
@@ -372,26 +405,17 @@ class Daemon:
             self._dispatch_wake = anyio.Event()
             if self._draining or not self.queued:
                 continue
-            cands = []
-            for r in self.queued.values():
-                job = self.jobset.jobs.get(r.job_id)
-                if job is None:
-                    continue
-                cands.append(Candidate(run_id=r.run_id, job_id=r.job_id, pool=job.pool,
-                                       priority=job.priority,
-                                       exclusive=job.overlap is not Overlap.ALLOW,
-                                       group=_group(r),
-                                       group_limit=job.matrix.max_parallel if job.matrix
-                                       else None))
             busy = [Busy(run_id=rid, job_id=a.job.id, pool=a.job.pool, group=_group(a.runner.run))
                     for rid, a in self.active.items()]
             pools = {name: p.max_parallel for name, p in self.config.pools.items()}
+            cands = (self._candidate(r) for r in self._start_order())
             for rid in select(cands, busy, max_parallel=self.config.max_parallel, pools=pools):
-                run = self.queued.pop(rid)
+                run = self._dequeue(rid)
                 job = self.jobset.jobs[run.job_id]
                 assert self._deps is not None
                 active = Active(runner=Runner(job, run, self._deps), job=job)
                 self.active[rid] = active
+                self._active_by_job.setdefault(job.id, {})[rid] = None
                 self._tg.start_soon(self._run_task, active, name=f"run {rid} ({job.id})")
 
     async def _run_task(self, active: Active) -> None:
@@ -420,7 +444,12 @@ class Daemon:
                 self._publish(final)
             return final
         finally:
-            self.active.pop(active.runner.run.run_id, None)
+            rid, job_id = active.runner.run.run_id, active.job.id
+            self.active.pop(rid, None)
+            ids = self._active_by_job.get(job_id, {})
+            ids.pop(rid, None)
+            if not ids:
+                self._active_by_job.pop(job_id, None)
             self._wake_dispatch()
 
     async def _after_run(self, run: RunRecord) -> None:
@@ -690,7 +719,7 @@ class Daemon:
             self._cancel_active(run_id, "jobctl cancel")
             return [run_id]
         if run_id in self.queued:
-            run = self.queued.pop(run_id)
+            run = self._dequeue(run_id)
             done = run.evolve(state=RunState.CANCELLED, finished_at=self.clock.now(),
                               message="cancelled while queued")
             await self.journal.put_runs([done])
@@ -704,7 +733,7 @@ class Daemon:
     async def cancel_job(self, job_id: str) -> list[int]:
         self._job(job_id)
         ids = [rid for rid, a in self.active.items() if a.job.id == job_id]
-        ids += [rid for rid, r in self.queued.items() if r.job_id == job_id]
+        ids += list(self._queued_by_job.get(job_id, ()))
         for rid in ids:
             await self.cancel_run(rid)
         return ids
@@ -798,7 +827,7 @@ class Daemon:
         return explain(job, last=last, decisions=list(self.decisions.get(job_id, ())),
                        paused=job_id in self.paused, next_run=self._next_run(job),
                        active=[rid for rid, a in self.active.items() if a.job.id == job_id],
-                       queued=[rid for rid, r in self.queued.items() if r.job_id == job_id])
+                       queued=list(self._queued_by_job.get(job_id, ())))
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[RunRecord]]:

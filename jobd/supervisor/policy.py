@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -74,12 +74,12 @@ class Busy:
     group: str | None = None
 
 
-def select(queued: Sequence[Candidate], running: Sequence[Busy], *, max_parallel: int,
+def select(queued: Iterable[Candidate], running: Sequence[Busy], *, max_parallel: int,
            pools: Mapping[str, int]) -> list[int]:
-    """The queued runs to start now, in start order.
-
-    Higher priority first, then queue order (``queued`` is oldest first). A run blocked by
-    its pool, its job or its matrix group does not block others behind it."""
+    """The queued runs to start now. ``queued`` comes in start order: higher priority first,
+    then queue order (see ``start_order``); it is consumed only until the free slots are
+    filled. A run blocked by its pool, its job or its matrix group does not block others
+    behind it."""
     free = max_parallel - len(running)
     if free <= 0:
         return []
@@ -88,10 +88,8 @@ def select(queued: Sequence[Candidate], running: Sequence[Busy], *, max_parallel
     busy_jobs: dict[str, set[str | None]] = {}
     for b in running:
         busy_jobs.setdefault(b.job_id, set()).add(b.group)
-    order = sorted(range(len(queued)), key=lambda i: (-queued[i].priority, i))
     chosen: list[int] = []
-    for i in order:
-        c = queued[i]
+    for c in queued:
         if c.exclusive and c.job_id in busy_jobs and (
                 c.group is None or busy_jobs[c.job_id] != {c.group}):
             continue
@@ -109,6 +107,11 @@ def select(queued: Sequence[Candidate], running: Sequence[Busy], *, max_parallel
         if len(chosen) == free:
             break
     return chosen
+
+
+def start_order(queued: Sequence[Candidate]) -> list[Candidate]:
+    """Higher priority first, then queue order (``queued`` is oldest first); stable."""
+    return sorted(queued, key=lambda c: -c.priority)
 
 
 def retry_delay(policy: RetryPolicy, failed_attempt: int, rng: random.Random) -> float:

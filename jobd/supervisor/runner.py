@@ -91,7 +91,7 @@ def expression_context(job: JobDef, run: RunRecord, now: datetime, env: Mapping[
         "params": params,
         "matrix": dict(run.matrix or {}),
         "needs": needs,
-        "env": dict(env),
+        "env": env,
         "job": {"id": job.id, "timezone": job.timezone, "file": str(job.source.file)},
         "run": {"id": run.run_id, "attempt": run.attempt, "trigger": str(run.trigger),
                 "scheduled_for": _iso(run.scheduled_for), "flow_id": run.flow_id},
@@ -176,8 +176,9 @@ class Runner:
         deps, job = self.deps, self.job
         try:
             needs = await deps.needs_context(self.run)
-            ctx = expression_context(job, self.run, deps.clock.now(), os.environ, needs)
-            if job.condition is not None and not evaluate_condition(job.condition, ctx):
+            if job.condition is not None and not evaluate_condition(
+                    job.condition,
+                    expression_context(job, self.run, deps.clock.now(), os.environ, needs)):
                 return await self._finish(RunState.SKIPPED, None, f"condition is false: {job.condition}")
         except Exception as exc:
             return await self._finish(RunState.FAILED, None, f"condition: {exc}")
@@ -194,8 +195,9 @@ class Runner:
                 state, code, message = await self._attempt(needs)
             except RunFailedToRender as exc:
                 state, code, message = RunState.FAILED, None, str(exc)
-            self.note(f"attempt {self.run.attempt} ended: {state}"
-                      + (f" ({message})" if message else ""))
+            if state is not RunState.SUCCEEDED:
+                self.note(f"attempt {self.run.attempt} ended: {state}"
+                          + (f" ({message})" if message else ""))
             done_attempts = self.run.attempt
             if not retryable(state) or self.cancel.is_set() or \
                     self._retries_used(done_attempts) >= retry.retries:

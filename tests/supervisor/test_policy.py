@@ -9,7 +9,16 @@ import pytest
 from jobd._enums import Overlap, RunState
 from jobd.config.model import RetryPolicy
 from jobd.executors.abc import ProcessResult
-from jobd.supervisor.policy import Admit, Busy, Candidate, admit, outcome, retry_delay, select
+from jobd.supervisor.policy import (
+    Admit,
+    Busy,
+    Candidate,
+    admit,
+    outcome,
+    retry_delay,
+    select,
+    start_order,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +62,7 @@ def test_select_respects_max_parallel_and_order() -> None:
 
 def test_select_priority_first_then_queue_order() -> None:
     queued = [cand(1, "a"), cand(2, "b", prio=5), cand(3, "c"), cand(4, "d", prio=5)]
-    assert select(queued, [], max_parallel=3, pools={}) == [2, 4, 1]
+    assert select(start_order(queued), [], max_parallel=3, pools={}) == [2, 4, 1]
 
 
 def test_pool_blocked_run_does_not_block_others() -> None:
@@ -99,3 +108,13 @@ def test_retry_delay_is_exponential_capped_and_jittered() -> None:
 )
 def test_outcome(result: ProcessResult, state: RunState) -> None:
     assert outcome(result)[0] is state
+
+
+def test_matrix_cells_share_an_exclusive_job_but_other_triggers_wait() -> None:
+    cells = [Candidate(run_id=i, job_id="m", pool=None, priority=0, exclusive=True,
+                       group="m@1", group_limit=None) for i in range(3)]
+    later = Candidate(run_id=9, job_id="m", pool=None, priority=0, exclusive=True,
+                      group="m@9", group_limit=None)
+    assert select([*cells, later], [], max_parallel=8, pools={}) == [0, 1, 2]
+    busy = [Busy(run_id=0, job_id="m", pool=None, group="m@1")]
+    assert select([*cells[1:], later], busy, max_parallel=8, pools={}) == [1, 2]

@@ -1,0 +1,197 @@
+"""The durable core, measured (not a test). Prints figures and ratios against baselines
+measured in the same run:
+
+1. 1,000 ``/bin/true`` runs due at once: journaled runs/s through the whole daemon (bus,
+   intake, journal with fsync, dispatch, spawn, result) vs. spawning the same processes bare
+   with the same concurrency.
+2. due slot -> exec latency p50/p99 (``date +%s.%N`` as the job, so the time is read after
+   exec) vs. the same spawn bare.
+3. 10,000 loaded jobs: start-up to READY, RSS, and CPU used while idle.
+
+    python bench/core_bench.py [--runs 1000] [--parallel 32] [--idle 30] [--jobs 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+
+from jobd._enums import TriggerKind
+from jobd.config.loader import load_config
+from jobd.supervisor.daemon import Daemon
+from jobd.supervisor.events import Trigger
+
+
+def write_config(root: Path, jobs: str, parallel: int) -> Path:
+    (root / "jobs.d").mkdir(parents=True, exist_ok=True)
+    (root / "jobs.d" / "bench.toml").write_text(jobs)
+    cfg = root / "jobd.toml"
+    cfg.write_text(textwrap.dedent(f"""\
+        [daemon]
+        jobs_dir = "jobs.d"
+        state_dir = "var"
+        socket = "var/jobd.sock"
+        max_parallel = {parallel}
+        timezone = "UTC"
+        """))
+    return cfg
+
+
+def bare_spawn(n: int, parallel: int) -> float:
+    """Runs/s spawning /bin/true with up to ``parallel`` alive at once."""
+    t0 = time.perf_counter()
+    alive: list[subprocess.Popen[bytes]] = []
+    for _ in range(n):
+        if len(alive) >= parallel:
+            alive.pop(0).wait()
+        alive.append(subprocess.Popen(["/bin/true"], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
+    for p in alive:
+        p.wait()
+    return n / (time.perf_counter() - t0)
+
+
+async def daemon_throughput(n: int, parallel: int) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(write_config(Path(tmp), textwrap.dedent("""\
+            [jobs.t]
+            command = ["/bin/true"]
+            overlap = "allow"
+            """), parallel))
+        d = Daemon(config, control=False, watch_jobs_dir=False, handle_signals=False)
+        async with anyio.create_task_group() as tg:
+            await tg.start(d.run)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await d._post(Trigger(job_id="t", kind=TriggerKind.MANUAL))
+            await d.wait_idle()
+            elapsed = time.perf_counter() - t0
+            runs = await d.journal.list_runs(limit=None)
+            ok = sum(1 for r in runs if r.state.value == "succeeded")
+            d.stop()
+        return n / elapsed, ok
+
+
+async def slot_latency(seconds: int, jobs: int) -> list[float]:
+    """Latency from each slot to the job's own clock reading right after exec, in ms."""
+    with tempfile.TemporaryDirectory() as tmp:
+        text = "".join(f'[jobs.j{i}]\nevery = "1s"\ncommand = ["date", "+%s.%N"]\n'
+                       for i in range(jobs))
+        config = load_config(write_config(Path(tmp), text, 16))
+        d = Daemon(config, control=False, watch_jobs_dir=False, handle_signals=False)
+        async with anyio.create_task_group() as tg:
+            await tg.start(d.run)
+            await anyio.sleep(seconds)
+            d.stop()
+        out: list[float] = []
+        async with d.journal:
+            for r in await d.journal.list_runs(limit=None):
+                if r.scheduled_for is None or r.log_path is None:
+                    continue
+                for line in Path(r.log_path).read_text().splitlines():
+                    if line[:1].isdigit():
+                        t = datetime.fromtimestamp(float(line), UTC)
+                        out.append((t - r.scheduled_for) / timedelta(milliseconds=1))
+        return out
+
+
+def bare_latency(n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.time()
+        p = subprocess.run(["date", "+%s.%N"], capture_output=True, check=True,
+                           start_new_session=True)
+        out.append((float(p.stdout) - t0) * 1000)
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def many_jobs(n: int, idle: float) -> tuple[float, float, float]:
+    """Start-up to READY (s), RSS (MB), idle CPU (% of a core) for ``n`` loaded jobs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        jobs = []
+        for i in range(n):
+            trig = (f'cron = "{i % 60} {i % 24} * * *"' if i % 2 else
+                    f'every = "{["hour", "day", "week"][i % 3]}"')
+            jobs.append(f'[jobs.job{i}]\n{trig}\ncommand = ["/bin/true"]\n')
+        cfg = write_config(root, "", 8)
+        for f in range(n // 100):
+            (root / "jobs.d" / f"f{f:03}.toml").write_text("".join(jobs[f * 100:(f + 1) * 100]))
+        sock_path = str(root / "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(sock_path)
+        sock.settimeout(60)
+        env = {**os.environ, "NOTIFY_SOCKET": sock_path, "JOBD_LOG_LEVEL": "WARNING"}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(cfg)], env=env)
+        while b"READY=1" not in sock.recv(4096):
+            pass
+        startup = time.perf_counter() - t0
+        time.sleep(1)  # let start-up work settle
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        rss = int(next(line for line in status.splitlines()
+                       if line.startswith("VmRSS")).split()[1]) / 1024
+
+        def cpu() -> float:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        c0, w0 = cpu(), time.perf_counter()
+        time.sleep(idle)
+        idle_pct = (cpu() - c0) / (time.perf_counter() - w0) * 100
+        proc.terminate()
+        proc.wait(30)
+        sock.close()
+        return startup, rss, idle_pct
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--parallel", type=int, default=32)
+    ap.add_argument("--seconds", type=int, default=5, help="latency: how long to sample")
+    ap.add_argument("--latency-jobs", type=int, default=20)
+    ap.add_argument("--jobs", type=int, default=10_000)
+    ap.add_argument("--idle", type=float, default=30.0)
+    a = ap.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+
+    bare = bare_spawn(a.runs, a.parallel)
+    rate, ok = anyio.run(daemon_throughput, a.runs, a.parallel)
+    print(f"[throughput] {a.runs} /bin/true due at once, max_parallel {a.parallel}")
+    print(f"  bare spawn           {bare:8.0f} runs/s")
+    print(f"  jobd, journaled      {rate:8.0f} runs/s  ({ok} succeeded)  ratio {rate / bare:.2f}x")
+
+    lat = anyio.run(slot_latency, a.seconds, a.latency_jobs)
+    floor = bare_latency(200)
+    print(f"[latency] due slot -> exec, {len(lat)} slots of {a.latency_jobs} jobs every 1s")
+    print(f"  bare spawn floor     p50 {statistics.median(floor):6.2f} ms  p99 {pct(floor, .99):6.2f} ms")
+    if lat:
+        print(f"  jobd                 p50 {statistics.median(lat):6.2f} ms  p99 {pct(lat, .99):6.2f} ms")
+
+    startup, rss, idle = many_jobs(a.jobs, a.idle)
+    print(f"[scale] {a.jobs} loaded jobs")
+    print(f"  start-up to READY    {startup:6.2f} s")
+    print(f"  RSS                  {rss:6.1f} MB")
+    print(f"  idle CPU over {a.idle:.0f}s   {idle:6.2f} % of a core")
+
+
+if __name__ == "__main__":
+    main()
