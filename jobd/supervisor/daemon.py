@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from jobd.triggers.catchup import DuePlan, next_due, next_fire_times, plan_due
 log = logging.getLogger("jobd")
 
 BUS_SIZE = 4096
+PRUNE_EVERY = 3600.0  # seconds between retention passes
 SUBSCRIBER_BUFFER = 1024
 
 
@@ -134,6 +135,7 @@ class Daemon:
                         await tg.start(self._signal_loop)
                     if self._watch_jobs_dir:
                         await tg.start(self._jobs_dir_loop)
+                    tg.start_soon(self._prune_loop)
                     interval = Notifier.watchdog_interval()
                     if interval:
                         tg.start_soon(self.notifier.watchdog_loop, interval)
@@ -568,6 +570,28 @@ class Daemon:
             await self._post_plan(job, plan)
             if plan.next_at is not None:
                 heapq.heappush(heap, (plan.next_at, job_id))
+
+    # --- retention ------------------------------------------------------------------------
+
+    async def prune(self) -> int:
+        """Drop finished runs beyond ``retention_runs`` per job or older than
+        ``retention_days``, with their logs; returns how many."""
+        before = self.clock.now() - timedelta(days=self.config.retention_days)
+        logs = await self.journal.prune(before=before,
+                                        keep_per_job=max(1, self.config.retention_runs))
+        for path in logs:
+            await anyio.Path(path).unlink(missing_ok=True)
+        if logs:
+            log.info("retention: pruned %d finished runs and their logs", len(logs))
+        return len(logs)
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:  # retention must never stop the daemon
+                log.exception("retention: pruning failed; trying again in an hour")
+            await anyio.sleep(PRUNE_EVERY)
 
     # --- watches --------------------------------------------------------------------------
 

@@ -377,3 +377,21 @@ async def test_why_explains_a_skip(make_config: MakeConfig) -> None:
     text = "\n".join(why["lines"])
     assert "skipped" in text and "overlap = skip" in text
     assert "runs only when asked" in text
+
+
+async def test_retention_prunes_runs_and_logs(make_config: MakeConfig) -> None:
+    config = make_config("""
+        [jobs.chatty]
+        command = "echo hi"
+        overlap = "allow"
+        """, "retention_runs = 2\n")
+    async with running(config) as d:
+        for _ in range(5):
+            await d.run_job("chatty", {})
+            await settle(d)
+        runs = await finished(d, "chatty")
+        assert len(runs) == 5
+        assert await d.prune() == 3
+        kept = await finished(d, "chatty")
+    assert [r.run_id for r in kept] == [r.run_id for r in runs[-2:]]
+    assert [d.log_path(r).exists() for r in runs] == [False, False, False, True, True]
