@@ -1,0 +1,1 @@
+"""The example project whose pyproject.toml schedules ``app.jobs:report``."""
