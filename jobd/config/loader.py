@@ -611,7 +611,9 @@ def _mode(value: int | str) -> int:
 
 def _under(base: Path, text: str) -> Path:
     """``text`` as a path, relative ones resolved against ``base``, normalised."""
-    return Path(os.path.normpath(base / Path(text).expanduser()))
+    if text.startswith("~"):
+        text = os.path.expanduser(text)
+    return Path(os.path.normpath(os.path.join(base, text)))
 
 
 def load_config(path: Path) -> DaemonConfig:
