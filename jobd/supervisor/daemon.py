@@ -816,6 +816,11 @@ class Daemon:
             jobset = load_jobs(self.config, previous=self.jobset)
             gone = set(self.jobset.jobs) - set(jobset.jobs)
             changed = {j for j in jobset.jobs if self.jobset.jobs.get(j) != jobset.jobs[j]}
+            retimed = {j: self.clock.now() for j in changed if j in self.jobset.jobs
+                       and self.jobset.jobs[j].time_triggers != jobset.jobs[j].time_triggers}
+            if retimed:  # new triggers start from now, like a new job: no catch-up of them
+                self.cursors.update(retimed)
+                await self.journal.put_runs([], cursors=retimed)
             self.jobset = jobset
             for f, errs in jobset.invalid.items():
                 log.error("%s: rejected: %s", f, "; ".join(errs))
