@@ -12,6 +12,7 @@ does not understand it stops and keeps what it found so far, never raising.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 
 KeyPath = tuple[str | int, ...]
@@ -23,38 +24,68 @@ _MAX_DEPTH = 200
 
 
 class Locations:
-    """Where each key path was written: ``line(("jobs", "etl", "cron"))`` -> 12."""
+    """Where each key path was written: ``line(("jobs", "etl", "cron"))`` -> 12.
 
-    __slots__ = ("_lines",)
+    Built from text, it scans lazily: a valid file needs only its jobs' header lines, which a
+    cheap line match finds; the full scan runs on the first question it cannot answer."""
 
-    def __init__(self, lines: dict[KeyPath, int]) -> None:
+    __slots__ = ("_headers", "_lines", "_text")
+
+    def __init__(self, lines: dict[KeyPath, int] | None = None, *,
+                 text: str | None = None) -> None:
         self._lines = lines
+        self._text = text
+        self._headers: dict[KeyPath, int] | None = None
+
+    def _map(self) -> dict[KeyPath, int]:
+        if self._lines is None:
+            scanner = _Scanner(self._text or "")
+            # keep what was found: positions are a courtesy, never a failure
+            with contextlib.suppress(_Stop, IndexError, RecursionError):
+                scanner.document()
+            self._lines = scanner.lines
+        return self._lines
 
     def line(self, path: Sequence[str | int]) -> int | None:
         """The 1-based line of exactly ``path``, or None when it was not seen."""
-        return self._lines.get(tuple(path))
+        return self._map().get(tuple(path))
 
     def nearest(self, path: Sequence[str | int]) -> int | None:
         """The line of ``path``, else of its closest written ancestor (its table header)."""
         p = tuple(path)
+        if self._lines is None and len(p) == 2 and p[0] == "jobs":
+            line = self._header_lines().get(p)
+            if line is not None:
+                return line
+        lines = self._map()
         while p:
-            line = self._lines.get(p)
+            line = lines.get(p)
             if line is not None:
                 return line
             p = p[:-1]
         return None
 
+    def _header_lines(self) -> dict[KeyPath, int]:
+        """``[jobs.<id>]`` headers, first of each, by a line match (no full scan)."""
+        if self._headers is None:
+            self._headers = {}
+            for n, text in enumerate((self._text or "").splitlines(), 1):
+                m = _JOB_HEADER.match(text)
+                if m:
+                    self._headers.setdefault(("jobs", m.group(1) or m.group(2)), n)
+        return self._headers
+
     def __len__(self) -> int:
-        return len(self._lines)
+        return len(self._map())
+
+
+_JOB_HEADER = re.compile(r'[ \t]*\[[ \t]*jobs[ \t]*\.[ \t]*(?:([A-Za-z0-9_-]+)|"([^"\\]*)")'
+                         r"[ \t]*\][ \t]*(?:#.*)?$")
 
 
 def locate(text: str) -> Locations:
-    """Scan TOML ``text`` and return where its tables and keys are."""
-    scanner = _Scanner(text)
-    # keep what was found: positions are a courtesy, never a failure
-    with contextlib.suppress(_Stop, IndexError, RecursionError):
-        scanner.document()
-    return Locations(scanner.lines)
+    """Where the tables and keys of TOML ``text`` are (scanned on first need)."""
+    return Locations(text=text)
 
 
 class _Stop(Exception):

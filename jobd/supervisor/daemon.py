@@ -73,6 +73,7 @@ class Daemon:
         self.jobset = JobSet(jobs={}, invalid={})
         self.paused: set[str] = set()
         self.cursors: dict[str, datetime] = {}
+        self._next_at: dict[str, datetime | None] = {}  # from the start-up plan, for the timer
         self.queued: dict[int, RunRecord] = {}  # in queue order
         self._queued_by_job: dict[str, dict[int, None]] = {}
         self.active: dict[int, Active] = {}
@@ -225,6 +226,7 @@ class Daemon:
                             catchup=job.catchup, start_deadline=job.start_deadline,
                             at_start=True)
             await self._post_plan(job, plan)
+            self._next_at[job.id] = plan.next_at
 
     async def _post_plan(self, job: JobDef, plan: DuePlan) -> None:
         for d in plan.dropped:
@@ -550,7 +552,10 @@ class Daemon:
                 now = self.clock.now()
                 heap = []
                 for job in self._timed_jobs():
-                    nxt = next_due(job.time_triggers, self.cursors.setdefault(job.id, now))
+                    if job.id in self._next_at:  # planned at start: no need to look again
+                        nxt = self._next_at.pop(job.id)
+                    else:
+                        nxt = next_due(job.time_triggers, self.cursors.setdefault(job.id, now))
                     if nxt is not None:
                         heap.append((nxt, job.id))
                 heapq.heapify(heap)
