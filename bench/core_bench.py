@@ -97,13 +97,14 @@ async def slot_latency(seconds: int, jobs: int) -> list[float]:
             d.stop()
         out: list[float] = []
         async with d.journal:
-            for r in await d.journal.list_runs(limit=None):
-                if r.scheduled_for is None or r.log_path is None:
-                    continue
-                for line in Path(r.log_path).read_text().splitlines():
-                    if line[:1].isdigit():
-                        t = datetime.fromtimestamp(float(line), UTC)
-                        out.append((t - r.scheduled_for) / timedelta(milliseconds=1))
+            runs = await d.journal.list_runs(limit=None)
+        for r in runs:
+            if r.scheduled_for is None or r.log_path is None:
+                continue
+            for line in (await anyio.Path(r.log_path).read_text()).splitlines():
+                if line[:1].isdigit():
+                    t = datetime.fromtimestamp(float(line), UTC)
+                    out.append((t - r.scheduled_for) / timedelta(milliseconds=1))
         return out
 
 
@@ -182,9 +183,9 @@ def main() -> None:
     lat = anyio.run(slot_latency, a.seconds, a.latency_jobs)
     floor = bare_latency(200)
     print(f"[latency] due slot -> exec, {len(lat)} slots of {a.latency_jobs} jobs every 1s")
-    print(f"  bare spawn floor     p50 {statistics.median(floor):6.2f} ms  p99 {pct(floor, .99):6.2f} ms")
-    if lat:
-        print(f"  jobd                 p50 {statistics.median(lat):6.2f} ms  p99 {pct(lat, .99):6.2f} ms")
+    for name, xs in (("bare spawn floor", floor), ("jobd", lat)):
+        if xs:
+            print(f"  {name:<20} p50 {statistics.median(xs):6.2f} ms  p99 {pct(xs, .99):6.2f} ms")
 
     startup, rss, idle = many_jobs(a.jobs, a.idle)
     print(f"[scale] {a.jobs} loaded jobs")

@@ -53,10 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     from jobd.supervisor.daemon import Daemon
     try:
         anyio.run(Daemon(config).run)
-    except JournalError as exc:
-        print(f"jobd: {exc}", file=sys.stderr)
+    except* JournalError as group:
+        for exc in group.exceptions:
+            print(f"jobd: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
+    except* ConfigError as group:
+        for exc in group.exceptions:
+            print(f"jobd: {exc}", file=sys.stderr)
+        return 1
+    except* OSError as group:  # the socket is taken, or its path is not a socket
+        for exc in group.exceptions:
+            print(f"jobd: cannot serve the control socket {config.socket}: {exc}",
+                  file=sys.stderr)
+        return 1
+    except* KeyboardInterrupt:
         return 0
     return 0
 

@@ -29,9 +29,9 @@ from jobd.executors.abc import Executor
 from jobd.executors.local import LocalExecutor
 from jobd.executors.process import find_leftovers, stop_leftovers
 from jobd.flows.rules import FlowState, aggregate
-from jobd.matrix import expand
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
+from jobd.matrix import expand
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
 from jobd.supervisor.notify import Notifier
@@ -70,6 +70,7 @@ class Daemon:
         self._watch_jobs_dir = watch_jobs_dir
         self._handle_signals = handle_signals
         self.instance = str(config.journal_path.resolve())
+        self._python = os.path.realpath(sys.executable)  # a shim on PATH costs 10x a spawn
         self.jobset = JobSet(jobs={}, invalid={})
         self.paused: set[str] = set()
         self.cursors: dict[str, datetime] = {}
@@ -108,7 +109,7 @@ class Daemon:
             self._deps = RunnerDeps(
                 config=self.config, journal=self.journal, executor=self.executor,
                 clock=self.clock, publish=self._publish, instance=self.instance,
-                python=str(Path(sys.executable).resolve()), needs_context=self._needs_context,
+                python=self._python, needs_context=self._needs_context,
                 rng=random.Random())
             self.paused = await self.journal.paused()
             self.cursors = await self.journal.cursors()
@@ -142,8 +143,9 @@ class Daemon:
                         tg.start_soon(self.notifier.watchdog_loop, interval)
                     self.notifier.ready(self._status_line())
                     self._ready.set()
-                    log.info("jobd %s ready: %d jobs, %d invalid files, journal %s", __version__,
-                             len(self.jobset.jobs), len(self.jobset.invalid), self.config.journal_path)
+                    log.info("jobd %s ready: %d jobs, %d invalid files, journal %s",
+                             __version__, len(self.jobset.jobs), len(self.jobset.invalid),
+                             self.config.journal_path)
                     task_status.started()
                     await self._stop.wait()
                     await self._drain()
@@ -421,6 +423,7 @@ class Daemon:
                 self.active[rid] = active
                 self._active_by_job.setdefault(job.id, {})[rid] = None
                 self._tg.start_soon(self._run_task, active, name=f"run {rid} ({job.id})")
+            self._changed()
 
     async def _run_task(self, active: Active) -> None:
         self._pending_triggers += 1  # its flow moves on before the daemon counts as idle

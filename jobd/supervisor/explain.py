@@ -76,7 +76,8 @@ def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], pa
     elif paused:
         lines.append("Next: never by itself: the job is paused (jobctl resume to restart it).")
     elif next_run is not None:
-        lines.append(f"Next: {next_run.isoformat()} ({', '.join(t.describe() for t in job.time_triggers)}).")
+        how = ", ".join(t.describe() for t in job.time_triggers)
+        lines.append(f"Next: {next_run.isoformat()} ({how}).")
     triggers = []
     if job.watch is not None:
         triggers.append(f"a change in {', '.join(job.watch.patterns)}")

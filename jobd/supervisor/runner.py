@@ -95,7 +95,8 @@ def expression_context(job: JobDef, run: RunRecord, now: datetime, env: Mapping[
         "job": {"id": job.id, "timezone": job.timezone, "file": str(job.source.file)},
         "run": {"id": run.run_id, "attempt": run.attempt, "trigger": str(run.trigger),
                 "scheduled_for": _iso(run.scheduled_for), "flow_id": run.flow_id},
-        "now": {"iso": now.isoformat(), "timestamp": now.timestamp(), "date": now.date().isoformat(),
+        "now": {"iso": now.isoformat(), "timestamp": now.timestamp(),
+                "date": now.date().isoformat(),
                 "year": now.year, "month": now.month, "day": now.day, "hour": now.hour,
                 "minute": now.minute, "weekday": now.isoweekday()},
     }
@@ -162,7 +163,8 @@ class Runner:
         try:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             with self.log.open("a") as f:
-                f.write(f"[jobd {self.deps.clock.now().isoformat(timespec='milliseconds')}] {text}\n")
+                stamp = self.deps.clock.now().isoformat(timespec="milliseconds")
+                f.write(f"[jobd {stamp}] {text}\n")
         except OSError as exc:
             log.warning("run %s: cannot write its log %s: %s", self.run.run_id, self.log, exc)
 
@@ -179,10 +181,11 @@ class Runner:
             if job.condition is not None and not evaluate_condition(
                     job.condition,
                     expression_context(job, self.run, deps.clock.now(), os.environ, needs)):
-                return await self._finish(RunState.SKIPPED, None, f"condition is false: {job.condition}")
+                return await self._finish(RunState.SKIPPED, None,
+                                          f"condition is false: {job.condition}")
         except Exception as exc:
             return await self._finish(RunState.FAILED, None, f"condition: {exc}")
-        retry = job.retry if not isinstance(job.action, StagesAction) else job.retry
+        retry = job.retry
         state, code, message = RunState.FAILED, None, None
         while True:
             now = deps.clock.now()
@@ -238,14 +241,14 @@ class Runner:
         return await self._process(render_step(action, ctx), env, job.timeout)
 
     async def _process(self, action: StepAction, env: dict[str, str],
-                       timeout: float | None) -> tuple[RunState, int | None, str | None]:
+                       time_limit: float | None) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
         python = deps.python
         if isinstance(action, EntrypointAction | ScriptAction) and action.python:
             python = action.python
         spec = ProcessSpec(argv=argv_for(action, default_python=python), env=env,
                            cwd=job.workdir, log_path=self.log,
-                           log_max_bytes=deps.config.log_max_bytes, timeout=timeout,
+                           log_max_bytes=deps.config.log_max_bytes, timeout=time_limit,
                            kill_grace=job.kill_grace, user=job.user)
 
         async def started(pid: int, ticks: int | None) -> None:
@@ -292,13 +295,13 @@ class Runner:
         return overall, last_code, message
 
     async def _stage_attempts(self, name: str, retry: RetryPolicy, action: StepAction,
-                              env: dict[str, str], timeout: float | None
+                              env: dict[str, str], time_limit: float | None
                               ) -> tuple[RunState, int | None, str | None]:
         tries = 0
         while True:
             tries += 1
             self.note(f"stage {name}: started (try {tries})")
-            state, code, msg = await self._process(action, env, timeout)
+            state, code, msg = await self._process(action, env, time_limit)
             self.note(f"stage {name}: {state}" + (f" ({msg})" if msg else ""))
             if not retryable(state) or tries > retry.retries or self.cancel.is_set():
                 return state, code, msg

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from jobd.config.loader import load_config
@@ -25,7 +26,7 @@ def write_config(root: Path, jobs: str, daemon: str = "") -> Path:
     (root / "jobs.d").mkdir(parents=True, exist_ok=True)
     (root / "jobs.d" / "jobs.toml").write_text(textwrap.dedent(jobs))
     cfg = root / "jobd.toml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
@@ -58,8 +59,15 @@ async def running(config: DaemonConfig, *, clock: Clock | None = None,
             daemon.stop()
 
 
-async def settle(daemon: Daemon, timeout: float = 10) -> None:
+async def settle(daemon: Daemon, within: float = 10) -> None:
     """Wait until nothing runs, is queued or is on the bus."""
-    with anyio.fail_after(timeout):
-        await anyio.sleep(0)
+    with anyio.fail_after(within):
+        await anyio.lowlevel.checkpoint()
         await daemon.wait_idle()
+
+
+async def started(daemon: Daemon, run_id: int, within: float = 5) -> None:
+    """Wait until the run is running."""
+    with anyio.fail_after(within):
+        while run_id not in daemon.active:
+            await daemon._wait_change()

@@ -3,6 +3,7 @@ conditions, stages, time slots with an injected clock, reload."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from jobd.journal.abc import RunRecord
 from jobd.supervisor.clock import FakeClock
 from jobd.supervisor.daemon import Daemon
 
-from .conftest import T0, running, settle
+from .conftest import T0, running, settle, started
 
 MakeConfig = Callable[..., DaemonConfig]
 
@@ -96,9 +97,7 @@ async def test_priority_decides_when_slots_are_scarce(make_config: MakeConfig,
         """, "max_parallel = 1\n")
     async with running(config) as d:
         blocker = await d.run_job("blocker", {})
-        with anyio.fail_after(5):
-            while blocker.run_id not in d.active:
-                await anyio.sleep(0.01)
+        await started(d, blocker.run_id)
         for job in ("low", "high", "low", "high", "low", "high"):
             await d.run_job(job, {})
         await settle(d)
@@ -127,7 +126,7 @@ async def test_pool_limit(make_config: MakeConfig) -> None:
         runs = await d.journal.list_runs(limit=None)
     pooled = sorted((r.started_at, r.finished_at) for r in runs if r.job_id != "free")
     assert len(pooled) == 6
-    for (_, end), (start, _) in zip(pooled, pooled[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(pooled):
         assert end is not None and start is not None and end <= start  # pool of 1: serial
     [free] = [r for r in runs if r.job_id == "free"]
     assert free.started_at is not None and pooled[1][0] is not None
@@ -144,9 +143,7 @@ async def test_overlap_policies(make_config: MakeConfig, overlap: str) -> None:
         """)
     async with running(config) as d:
         first = await d.run_job("slow", {})
-        with anyio.fail_after(5):
-            while first.run_id not in d.active:
-                await anyio.sleep(0.01)
+        await started(d, first.run_id)
         for _ in range(3):
             await d.run_job("slow", {})
         await settle(d)
@@ -207,9 +204,7 @@ async def test_timeout_and_cancel(make_config: MakeConfig) -> None:
     async with running(config) as d:
         await d.run_job("stuck", {})
         run = await d.run_job("long", {})
-        with anyio.fail_after(5):
-            while run.run_id not in d.active:
-                await anyio.sleep(0.01)
+        await started(d, run.run_id)
         assert await d.cancel_job("long") == [run.run_id]
         await settle(d)
         [stuck] = await finished(d, "stuck")
@@ -288,7 +283,7 @@ async def test_time_slots_with_an_injected_clock(make_config: MakeConfig) -> Non
     assert len(ticks) == 30
     slots = [r.scheduled_for for r in ticks]
     assert all(s is not None for s in slots)
-    assert all((b - a) == timedelta(minutes=1) for a, b in zip(slots, slots[1:], strict=False))  # type: ignore[operator]
+    assert all((b - a) == timedelta(minutes=1) for a, b in itertools.pairwise(slots))  # type: ignore[operator]
     assert all(r.trigger is TriggerKind.EVERY and r.state is RunState.SUCCEEDED for r in ticks)
     assert [r.scheduled_for for r in quarters] == [T0 + timedelta(minutes=15),
                                                    T0 + timedelta(minutes=30)]
@@ -368,9 +363,7 @@ async def test_why_explains_a_skip(make_config: MakeConfig) -> None:
         """)
     async with running(config) as d:
         first = await d.run_job("slow", {})
-        with anyio.fail_after(5):
-            while first.run_id not in d.active:
-                await anyio.sleep(0.01)
+        await started(d, first.run_id)
         await d.run_job("slow", {})
         await settle(d)
         why = await d.why("slow")

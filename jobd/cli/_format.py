@@ -1,0 +1,170 @@
+"""How ``jobctl`` shows things to people: aligned tables, relative times, durations, colour.
+
+Pure functions over data and an injected ``now``; nothing here reads the clock or the terminal
+except ``wants_colour``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, TextIO
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+STATE_COLOURS: Mapping[str, str] = {
+    "succeeded": "32",  # green
+    "failed": "31",  # red
+    "timed_out": "31",
+    "running": "36",  # cyan
+    "queued": "33",  # yellow
+    "cancelled": "35",  # magenta
+    "skipped": "2",  # dim
+    "paused": "33",
+    "invalid": "31",
+}
+
+
+def wants_colour(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
+    """Colour only on a terminal, and never with ``NO_COLOR`` set (no-color.org) or TERM=dumb."""
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Style:
+    """ANSI styling that is a no-op when colour is off."""
+
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def sgr(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour and text else text
+
+    def bold(self, text: str) -> str:
+        return self.sgr(text, "1")
+
+    def dim(self, text: str) -> str:
+        return self.sgr(text, "2")
+
+    def state(self, text: str, state: str | None = None) -> str:
+        code = STATE_COLOURS.get(state or text)
+        return self.sgr(text, code) if code else text
+
+
+def visible_len(text: str) -> int:
+    return len(_ANSI.sub("", text))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], style: Style) -> str:
+    """Columns aligned on visible width (colour codes do not count); the last column is not
+    padded, so lines carry no trailing blanks."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], visible_len(cell))
+    lines = []
+    for n, row in enumerate([list(headers), *[list(r) for r in rows]]):
+        cells = []
+        for i, cell in enumerate(row):
+            text = style.bold(cell) if n == 0 else cell
+            pad = "" if i == len(row) - 1 else " " * (widths[i] - visible_len(cell))
+            cells.append(text + pad)
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO-8601 string from the daemon as an aware datetime; None for None or junk."""
+    if not isinstance(value, str):
+        return None
+    from datetime import datetime  # imported when used: jobctl's start is measured
+
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def utcnow() -> datetime:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def columns(env: Mapping[str, str] | None = None) -> int:
+    """The terminal's width, as ``shutil.get_terminal_size`` finds it (without importing
+    shutil): ``$COLUMNS``, else the terminal of stdout, else 80."""
+    env = os.environ if env is None else env
+    try:
+        return max(int(env.get("COLUMNS", "")), 20)
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(1).columns or 80
+    except (OSError, ValueError):
+        return 80
+
+
+def duration(seconds: float) -> str:
+    """``850ms``, ``4.2s``, ``3m 05s``, ``2h 03m``, ``3d 4h``."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _short(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400 * 2:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def relative(when: datetime | None, now: datetime) -> str:
+    """``in 3m``, ``2h ago``, ``now``; ``-`` for None."""
+    if when is None:
+        return "-"
+    delta = (when - now).total_seconds()
+    if abs(delta) < 1:
+        return "now"
+    return f"in {_short(delta)}" if delta > 0 else f"{_short(-delta)} ago"
+
+
+def clock(when: datetime | None) -> str:
+    """A timestamp for people: ``2024-05-01 10:00:00 UTC`` / ``... +02:00``."""
+    if when is None:
+        return "-"
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    off = when.utcoffset()
+    if off is None:
+        return text
+    if not off:
+        return f"{text} UTC"
+    return f"{text} {when.strftime('%z')[:3]}:{when.strftime('%z')[3:]}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
