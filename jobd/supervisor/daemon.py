@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import os
 import random
 import signal
-import sys
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +26,7 @@ from jobd._exceptions import ConfigError, JobNotFound, RunNotFound
 from jobd.config.loader import load_config, load_jobs
 from jobd.config.model import DaemonConfig, JobDef, JobSet
 from jobd.executors.abc import Executor
+from jobd.executors.actions import daemon_python
 from jobd.executors.local import LocalExecutor
 from jobd.executors.process import find_leftovers, stop_leftovers
 from jobd.flows.rules import FlowState, aggregate
@@ -70,7 +71,7 @@ class Daemon:
         self._watch_jobs_dir = watch_jobs_dir
         self._handle_signals = handle_signals
         self.instance = str(config.journal_path.resolve())
-        self._python = os.path.realpath(sys.executable)  # a shim on PATH costs 10x a spawn
+        self._python = daemon_python()  # absolute: a shim on PATH costs 10x a spawn
         self.jobset = JobSet(jobs={}, invalid={})
         self.paused: set[str] = set()
         self.cursors: dict[str, datetime] = {}
@@ -128,6 +129,7 @@ class Daemon:
                     tg.start_soon(self._dispatch_loop)
                     await self._catch_up()
                     await self._resume_flows()
+                    self._wake_dispatch()  # runs queued from before start now
                     await tg.start(self._timer_loop)
                     await self._start_watch()
                     if self._control:
@@ -194,7 +196,8 @@ class Daemon:
         for run in await self.journal.unfinished_runs():
             job = self.jobset.jobs.get(run.job_id)
             if run.state is RunState.RUNNING:
-                pids = find_leftovers(run.run_id, run.pid, run.pid_start, marker=self.instance)
+                pids = await anyio.to_thread.run_sync(functools.partial(
+                    find_leftovers, run.run_id, run.pid, run.pid_start, marker=self.instance))
                 if pids:
                     log.warning("run %s: stopping %d leftover processes %s", run.run_id,
                                 len(pids), pids)

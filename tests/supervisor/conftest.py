@@ -26,14 +26,16 @@ def write_config(root: Path, jobs: str, daemon: str = "") -> Path:
     (root / "jobs.d").mkdir(parents=True, exist_ok=True)
     (root / "jobs.d" / "jobs.toml").write_text(textwrap.dedent(jobs))
     cfg = root / "jobd.toml"
+    extra = textwrap.dedent(daemon)
+    if "shutdown_grace" not in extra:
+        extra = 'shutdown_grace = "5s"\n' + extra
     cfg.write_text(textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
         socket = "var/jobd.sock"
         timezone = "UTC"
-        shutdown_grace = "5s"
-        """) + textwrap.dedent(daemon))
+        """) + extra)
     return cfg
 
 

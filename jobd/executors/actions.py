@@ -1,0 +1,123 @@
+"""Turning what a job runs (``command``, ``entrypoint``, ``script``) into an argv, and env files."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from jobd.config.model import CommandAction, EntrypointAction, ScriptAction
+
+SHELL = "/bin/sh"
+
+ENTRYPOINT_RUNNER = Path(__file__).with_name("_entrypoint.py").read_text(encoding="utf-8")
+"""Source of the child-side entrypoint runner, passed with ``python -c``: the job's
+interpreter may have no jobd installed, and running the file as a script would put
+``jobd/executors/`` (with its ``abc.py``) in front of the job's ``sys.path``."""
+
+
+def daemon_python() -> str:
+    """The interpreter running the daemon, as an absolute path: the default ``python``.
+
+    Symlinks are kept on purpose: a virtualenv's ``bin/python`` is a symlink, and its
+    target would start without the virtualenv's packages. It is never a PATH lookup (a
+    version-manager shim costs about ten times the start-up of the interpreter itself)."""
+    exe = sys.executable or shutil.which("python3") or "/usr/bin/python3"
+    return os.path.abspath(exe)
+
+
+def argv_for(action: CommandAction | EntrypointAction | ScriptAction, *,
+             default_python: str) -> tuple[str, ...]:
+    """The argv that runs ``action``.
+
+    - ``command = [...]``: itself, exec'd without a shell;
+    - ``command = "..."``: ``/bin/sh -c "..."``;
+    - ``entrypoint``: ``PYTHON -c RUNNER ENTRYPOINT [PATH...]`` (see ``_entrypoint.py``);
+    - ``script``: ``PYTHON SCRIPT ARGS...``.
+
+    PYTHON is the action's ``python`` or else ``default_python`` (use ``daemon_python()``)."""
+    match action:
+        case CommandAction(command=str() as line):
+            return (SHELL, "-c", line)
+        case CommandAction(command=tuple() as argv):
+            return argv
+        case EntrypointAction():
+            python = action.python or default_python
+            return (python, "-c", ENTRYPOINT_RUNNER, action.entrypoint,
+                    *(str(p) for p in action.path))
+        case ScriptAction():
+            return (action.python or default_python, str(action.script), *action.args)
+    raise TypeError(f"not a step action: {action!r}")
+
+
+_ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "$": "$"}
+
+
+def _unquote(value: str) -> str:
+    """One value as written after ``=``: raises ValueError with the reason."""
+    if value[:1] == "'":
+        end = value.find("'", 1)
+        if end < 0:
+            raise ValueError("unterminated single quote")
+        rest, value = value[end + 1:], value[1:end]
+    elif value[:1] == '"':
+        out: list[str] = []
+        i = 1
+        while i < len(value) and value[i] != '"':
+            if value[i] == "\\" and i + 1 < len(value):
+                i += 1
+                out.append(_ESCAPES.get(value[i], "\\" + value[i]))
+            else:
+                out.append(value[i])
+            i += 1
+        if i >= len(value):
+            raise ValueError("unterminated double quote")
+        rest, value = value[i + 1:], "".join(out)
+    else:
+        # unquoted: a '#' after whitespace starts a comment
+        return re.split(r"\s+#", value, maxsplit=1)[0].rstrip()
+    if rest.strip() and not rest.strip().startswith("#"):
+        raise ValueError(f"unexpected text after the closing quote: {rest.strip()!r}")
+    return value
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read an ``env_file``: ``KEY=VALUE`` lines; later keys win.
+
+    Blank lines and ``#`` comments are skipped; a line may start with ``export``. Values may
+    be single-quoted (taken literally) or double-quoted (``\\n \\t \\r \\\\ \\" \\$`` escapes);
+    in an unquoted value, `` #`` starts a comment and surrounding whitespace is dropped. No
+    variable expansion. Raises ValueError ``"PATH:LINE: reason"``."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read env file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}:{_line_of(exc.object, exc.start)}: not valid UTF-8") from None
+    env: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ENV_LINE.fullmatch(line)
+        if match is None:
+            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
+        key, value = match.groups()
+        try:
+            env[key] = _unquote(value)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {key}: {exc}") from None
+        if "\0" in env[key]:
+            raise ValueError(f"{path}:{number}: {key}: value holds a NUL character")
+    return env
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    """1-based line number of byte ``offset`` in ``data``."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+__all__ = ["ENTRYPOINT_RUNNER", "SHELL", "argv_for", "daemon_python", "read_env_file"]

@@ -1,0 +1,376 @@
+"""The local executor: one process per attempt, in its own process group, output to a capped log.
+
+How a run goes:
+
+1. ``Popen`` on the event loop thread (vfork + exec; measured faster than handing the spawn
+   to a worker thread) with a new session, the exact environment given, stdin from
+   ``/dev/null``, stdout and stderr into one pipe.
+2. A pidfd for the child: the exit is awaited as the pidfd becoming readable, in the event
+   loop's selector, with no thread per child; the child is reaped after it.
+3. A reader callback on the event loop copies the pipe into the log up to the cap, then keeps
+   draining and drops the rest, so a flooding job neither blocks nor fills the disk.
+4. On timeout, cancel or the caller's cancellation: SIGTERM to the group, SIGKILL after the
+   grace (``process.stop_process_group``). After the leader has exited, whatever is left
+   in its group is SIGKILLed while the unreaped leader still pins the group id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import math
+import os
+import pwd
+import shlex
+import signal
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import anyio
+
+from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
+from jobd.executors.process import process_start_ticks, signal_group, stop_process_group
+
+logger = logging.getLogger("jobd.executors")
+
+_CHUNK = 64 * 1024  # the default pipe capacity
+_READS_PER_WAKE = 16  # bounded work per wake-up, so one flooding job cannot hog the loop
+
+
+class _StartError(Exception):
+    """The process could not be started; the message becomes the result's ``error``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunAs:
+    """The user a run's process runs as."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+    switch: bool  # False when the daemon already runs as this user
+
+
+def plan_user(user: str | None, *, euid: int) -> RunAs | None:
+    """Who runs the process: None for the daemon's own user (``user`` unset).
+
+    ``user`` is a name or a numeric uid. Switching needs the daemon to run as root
+    (``euid == 0``); naming the daemon's own user is always fine. Raises ValueError with the
+    message for the run's ``error``."""
+    if user is None:
+        return None
+    try:
+        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"cannot run as user '{user}': no such user") from None
+    if pw.pw_uid != euid and euid != 0:
+        raise ValueError(f"cannot run as user '{user}': the daemon runs as uid {euid}, "
+                         "not root, and can only run jobs as itself")
+    return RunAs(name=pw.pw_name, uid=pw.pw_uid, gid=pw.pw_gid,
+                 groups=tuple(os.getgrouplist(pw.pw_name, pw.pw_gid)), home=pw.pw_dir,
+                 switch=pw.pw_uid != euid)
+
+
+def _env_for(env: Mapping[str, str], run_as: RunAs | None) -> dict[str, str]:
+    out = dict(env)
+    if run_as is not None:
+        out.update(HOME=run_as.home, USER=run_as.name, LOGNAME=run_as.name)
+    return out
+
+
+def _label(spec: ProcessSpec) -> str:
+    job, run = spec.env.get("JOBD_JOB_ID"), spec.env.get("JOBD_RUN_ID")
+    if job is not None and run is not None:
+        return f"job '{job}' run {run}"
+    return repr(spec.argv[0]) if spec.argv else "run"
+
+
+def _start_error(exc: Exception, spec: ProcessSpec, env: Mapping[str, str]) -> str:
+    """One clear line saying why ``spec`` could not be started."""
+    prog = spec.argv[0]
+    if not isinstance(exc, OSError):
+        return f"cannot start {prog!r} ({exc})"
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and os.fspath(exc.filename) == os.fspath(spec.cwd):
+        return f"cannot enter working directory '{spec.cwd}' ({reason})"
+    if exc.errno == errno.ENOENT:
+        if "/" not in prog:
+            return f"command not found: {prog!r} ({reason}; PATH={env.get('PATH', os.defpath)})"
+        if (spec.cwd / prog).exists():
+            return f"cannot run {prog!r}: the interpreter on its #! line is missing ({reason})"
+        return f"command not found: {prog!r} ({reason})"
+    if exc.errno == errno.EACCES:
+        return f"permission denied: cannot execute {prog!r} ({reason})"
+    if exc.errno == errno.ENOEXEC:
+        return f"cannot execute {prog!r}: neither a binary nor a #! script ({reason})"
+    return f"cannot start {prog!r} ({reason})"
+
+
+async def _plan_user(user: str | None) -> RunAs | None:
+    if user is None:
+        return None
+    try:
+        # user databases may live in LDAP and the like: look up off the event loop
+        return await anyio.to_thread.run_sync(partial(plan_user, user, euid=os.geteuid()))
+    except ValueError as exc:
+        raise _StartError(str(exc)) from None
+
+
+def _spawn(spec: ProcessSpec, run_as: RunAs | None) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start the process: (Popen, read end of its output pipe, its pidfd)."""
+    if not spec.argv:
+        raise _StartError("empty command")
+    env = _env_for(spec.env, run_as)
+    switch = run_as if run_as is not None and run_as.switch else None
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            spec.argv, stdin=subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
+            cwd=spec.cwd, env=env, start_new_session=True, close_fds=True,
+            user=switch.uid if switch else None, group=switch.gid if switch else None,
+            extra_groups=list(switch.groups) if switch else None)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        os.close(read_fd)
+        raise _StartError(_start_error(exc, spec, env)) from None
+    finally:
+        os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError as exc:  # out of file descriptors: do not leave it running unwatched
+        signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        os.close(read_fd)
+        raise _StartError(f"cannot watch {spec.argv[0]!r}: {exc.strerror}") from None
+    return proc, read_fd, pidfd
+
+
+def _open_log(path: Path) -> int:
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        return os.open(path, flags, 0o640)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o640)
+
+
+class _LogSink:
+    """The run's log: the job's bytes up to the cap, then one marker line; jobd's own notes."""
+
+    def __init__(self, fd: int, cap: int, label: str) -> None:
+        self.fd = fd
+        self.cap = cap
+        self.label = label
+        size = os.fstat(fd).st_size
+        self.left = max(0, cap - size)  # the cap is on the file: earlier stages count
+        self.at_line_start = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+        self.truncated = False
+        self.failed = False
+
+    def feed(self, data: memoryview) -> None:
+        if self.left > 0:
+            head = data[: self.left]
+            self._write(head)
+            self.left -= len(head)
+            self.at_line_start = head[-1] == 0x0A
+            data = data[len(head):]
+        if len(data) and not self.truncated:
+            self.truncated = True
+            self.note(f"output truncated after {self.cap} bytes")
+
+    def note(self, text: str) -> None:
+        """Append one ``[jobd: ...]`` line (on a line of its own)."""
+        line = f"[jobd: {text}]\n"
+        self._write((line if self.at_line_start else "\n" + line).encode())
+        self.at_line_start = True
+
+    def _write(self, data: bytes | memoryview) -> None:
+        if self.failed:
+            return
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError as exc:  # disk full, say: keep draining, stop writing
+            self.failed = True
+            logger.error("%s: cannot write its log: %s; dropping its output", self.label,
+                         exc.strerror)
+
+
+class _Pump:
+    """Copies the output pipe into the log from the event loop's reader callback, until EOF.
+
+    A callback rather than a task: it measured about 200us less loop CPU per run, and it
+    keeps draining, untouched by cancellation, until ``close()``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_fd: int, sink: _LogSink) -> None:
+        self.loop = loop
+        self.fd = read_fd
+        self.sink = sink
+        self.buf = bytearray(_CHUNK)
+        self.eof = anyio.Event()
+        loop.add_reader(read_fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            for _ in range(_READS_PER_WAKE):
+                n = os.readv(self.fd, [self.buf])
+                if n == 0:
+                    break
+                self.sink.feed(memoryview(self.buf)[:n])
+            else:
+                return  # more to read: called again on the loop's next turn
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            logger.error("%s: cannot read its output: %s", self.sink.label, exc.strerror)
+        self.loop.remove_reader(self.fd)
+        self.eof.set()
+
+    def held_open(self) -> None:
+        """No EOF although the process group is gone: a process that left it (``setsid``)
+        holds the pipe. Say so; ``close()`` then stops reading."""
+        logger.warning("%s: its output is still held open by a process that left its process "
+                       "group (setsid?); no longer reading it", self.sink.label)
+        self.sink.note("output still held open by a process that left the run's process group; "
+                       "no longer reading it")
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.fd)
+        os.close(self.fd)
+
+
+def _exited(pidfd: int) -> bool:
+    return os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+async def _wait_exit(pidfd: int, cancel: anyio.Event | None) -> bool:
+    """Wait for the exit or for ``cancel``; True when cancel came first."""
+    if cancel is None:
+        await anyio.wait_readable(pidfd)
+        return False
+    cancelled = False
+
+    async def watch_cancel(scope: anyio.CancelScope) -> None:
+        nonlocal cancelled
+        await cancel.wait()
+        cancelled = True
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_cancel, tg.cancel_scope)
+        await anyio.wait_readable(pidfd)
+        tg.cancel_scope.cancel()
+    return cancelled
+
+
+class LocalExecutor(Executor):
+    """Runs each attempt as a local process; see the module docstring and docs/executors.md.
+
+    ``drain_timeout``: after the run's process group is gone, how long to wait for the end
+    of its output; only a process that left the group (``setsid``) keeps it open longer."""
+
+    def __init__(self, *, drain_timeout: float = 2.0) -> None:
+        self.drain_timeout = drain_timeout
+
+    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
+                  cancel: anyio.Event | None = None) -> ProcessResult:
+        label = _label(spec)
+        loop = asyncio.get_running_loop()  # asyncio's reader callbacks drain the output
+        try:
+            log_fd = _open_log(spec.log_path)
+        except OSError as exc:
+            error = f"cannot open log file '{spec.log_path}' ({exc.strerror})"
+            logger.error("%s: %s", label, error)
+            return ProcessResult(exit_code=None, error=error)
+        try:
+            sink = _LogSink(log_fd, spec.log_max_bytes, label)
+            if cancel is not None and cancel.is_set():
+                sink.note("cancelled before it started")
+                return ProcessResult(exit_code=None, cancelled=True)
+            try:
+                proc, read_fd, pidfd = _spawn(spec, await _plan_user(spec.user))
+            except _StartError as exc:
+                logger.error("%s: %s", label, exc)
+                sink.note(str(exc))
+                return ProcessResult(exit_code=None, error=str(exc))
+            try:
+                pump = _Pump(loop, read_fd, sink)
+                return await self._supervise(spec, proc, pidfd, pump, f"{label} (pid {proc.pid})",
+                                             on_started, cancel)
+            finally:
+                os.close(pidfd)
+        finally:
+            os.close(log_fd)
+
+    async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
+                         pump: _Pump, label: str,
+                         on_started: StartedCallback | None,
+                         cancel: anyio.Event | None) -> ProcessResult:
+        pid = proc.pid  # also the process group id: it started a new session
+        # the timeout counts from the start, on_started included
+        deadline = math.inf if spec.timeout is None else anyio.current_time() + spec.timeout
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: started %.200s", label, shlex.join(spec.argv))
+        outcome: str | None = None
+        returncode: int | None = None
+        error: Exception | None = None
+
+        async def stop(why: str) -> None:
+            # shielded: once begun, a stop runs to its end (bounded by the grace + KILL_WAIT)
+            with anyio.CancelScope(shield=True):
+                pump.sink.note(f"{why}: SIGTERM to the process group, "
+                          f"SIGKILL after {spec.kill_grace:g}s")
+                logger.info("%s: %s", label, why)
+                if await stop_process_group(pid, spec.kill_grace, pidfd=pidfd, label=label):
+                    pump.sink.note(f"still running {spec.kill_grace:g}s after SIGTERM: "
+                                   "SIGKILL sent")
+
+        try:
+            if on_started is not None:
+                await on_started(pid, process_start_ticks(pid))
+            with anyio.CancelScope(deadline=deadline) as timer:
+                outcome = "cancel" if await _wait_exit(pidfd, cancel) else None
+            if timer.cancelled_caught:
+                outcome = "timeout"
+            if outcome is not None and _exited(pidfd):
+                outcome = None  # it ended as the timeout or cancel came
+            if outcome == "timeout":
+                await stop(f"timed out after {spec.timeout:g}s")
+            elif outcome == "cancel":
+                await stop("cancelled")
+        except Exception as exc:  # from on_started: stop the process, then re-raise
+            error = exc
+            await stop(f"stopped: {type(exc).__name__} in the daemon")
+        except BaseException:  # the caller's scope was cancelled (daemon shutdown)
+            await stop("stopped: the daemon cancelled the run (shutting down?)")
+            raise
+        finally:
+            # SIGKILL what is left of the group (children of a job that exited) while the
+            # unreaped leader still pins the group id, so it cannot name a stranger's group
+            signal_group(pid, signal.SIGKILL)
+            returncode = proc.poll()
+            try:
+                if not pump.eof.is_set():
+                    with anyio.move_on_after(self.drain_timeout, shield=True) as draining:
+                        await pump.eof.wait()
+                    if draining.cancelled_caught:
+                        pump.held_open()
+            finally:
+                pump.close()
+        if error is not None:
+            raise error
+        logger.debug("%s: exited with %s", label, returncode)
+        return ProcessResult(
+            exit_code=returncode if returncode is not None and returncode >= 0 else None,
+            signal=-returncode if returncode is not None and returncode < 0 else None,
+            timed_out=outcome == "timeout", cancelled=outcome == "cancel",
+            error="the process did not exit after SIGKILL" if returncode is None else None)
+
+
+__all__ = ["LocalExecutor", "RunAs", "plan_user"]
