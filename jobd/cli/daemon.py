@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from jobd._exceptions import ConfigError, JournalError
+    from jobd._exceptions import ConfigError
     from jobd.config.loader import default_config_path, load_config
     path = args.config or default_config_path()
     try:
@@ -53,22 +53,29 @@ def main(argv: list[str] | None = None) -> int:
     from jobd.supervisor.daemon import Daemon
     try:
         anyio.run(Daemon(config).run)
-    except* JournalError as group:
-        for exc in group.exceptions:
-            print(f"jobd: {exc}", file=sys.stderr)
-        return 3
-    except* ConfigError as group:
-        for exc in group.exceptions:
-            print(f"jobd: {exc}", file=sys.stderr)
-        return 1
-    except* OSError as group:  # the socket is taken, or its path is not a socket
-        for exc in group.exceptions:
-            print(f"jobd: cannot serve the control socket {config.socket}: {exc}",
-                  file=sys.stderr)
-        return 1
-    except* KeyboardInterrupt:
+    except KeyboardInterrupt:
         return 0
+    except BaseException as exc:  # errors of the task group arrive grouped
+        return _exit_code(exc, config.socket)
     return 0
+
+
+def _exit_code(exc: BaseException, socket: Path) -> int:
+    """Print what stopped the daemon at start-up; its exit code, or re-raise a bug."""
+    from jobd._exceptions import ConfigError, JournalError
+    leaves = list(_leaves(exc))
+    if leaves and all(isinstance(e, JournalError | ConfigError | OSError) for e in leaves):
+        for e in leaves:
+            where = f"control socket {socket}: " if isinstance(e, OSError) else ""
+            print(f"jobd: {where}{e}", file=sys.stderr)
+        return 3 if any(isinstance(e, JournalError) for e in leaves) else 1
+    raise exc
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
 
 
 if __name__ == "__main__":
