@@ -103,7 +103,8 @@ class Journal(ABC):
         """A fresh run id, never handed out before by this journal (no I/O)."""
 
     @abstractmethod
-    async def put_runs(self, runs: list[RunRecord], *, cursors: Mapping[str, datetime] | None = None,
+    async def put_runs(self, runs: list[RunRecord], *,
+                       cursors: Mapping[str, datetime] | None = None,
                        durable: bool = True) -> None:
         """Insert or replace these runs (by ``run_id``) and, in the same transaction, set
         time-slot cursors (job id -> last slot taken). Returns once durable; with
@@ -114,8 +115,10 @@ class Journal(ABC):
         """The run, or None."""
 
     @abstractmethod
-    async def list_runs(self, *, job_id: str | None = None, states: frozenset[RunState] | None = None,
-                        flow_id: str | None = None, limit: int | None = 50) -> list[RunRecord]:
+    async def list_runs(self, *, job_id: str | None = None,
+                        states: frozenset[RunState] | None = None,
+                        flow_id: str | None = None,
+                        limit: int | None = 50) -> list[RunRecord]:
         """Runs newest first (by run id), filtered."""
 
     @abstractmethod

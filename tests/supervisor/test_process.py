@@ -50,7 +50,7 @@ def notify_socket(tmp_path: Path) -> tuple[socket.socket, str]:
 def test_invalid_config_exits_1_with_one_line_per_problem(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, '[jobs.a]\ncommand = "true"\n', 'max_parallel = "eight"\n')
     p = start(cfg)
-    out, err = p.communicate(timeout=30)
+    _, err = p.communicate(timeout=30)
     assert p.returncode == 1
     assert "max_parallel" in err and "Traceback" not in err
 
