@@ -37,7 +37,7 @@ from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
 from jobd.supervisor.notify import Notifier
 from jobd.supervisor.policy import Admit, Busy, Candidate, admit, select
-from jobd.supervisor.runner import Runner, RunnerDeps, log_path
+from jobd.supervisor.runner import Runner, RunnerDeps, iso, log_path, result_word
 from jobd.triggers.catchup import DuePlan, next_due, next_fire_times, plan_due
 
 log = logging.getLogger("jobd")
@@ -650,10 +650,10 @@ class Daemon:
             merged: dict[str, str] = {}
             for r in runs:
                 merged.update(r.outputs)
-            out[need] = {"result": _result_word(state) if state else None, "outputs": merged}
+            out[need] = {"result": result_word(state) if state else None, "outputs": merged}
             if any(r.matrix is not None for r in runs):
                 out[need]["cells"] = [{"matrix": dict(r.matrix or {}),
-                                       "result": _result_word(r.state),
+                                       "result": result_word(r.state),
                                        "outputs": dict(r.outputs)} for r in runs]
         return out
 
@@ -726,7 +726,7 @@ class Daemon:
                 "triggers": _trigger_texts(job),
                 "next_run": nxt.isoformat() if nxt else None,
                 "last_run": ({"run_id": last.run_id, "state": str(last.state),
-                              "finished_at": _iso(last.finished_at)} if last else None),
+                              "finished_at": iso(last.finished_at)} if last else None),
                 "paused": job_id in self.paused, "enabled": job.enabled,
             })
         return out
@@ -905,15 +905,6 @@ def _fields(t: Trigger) -> dict[str, Any]:
 
 def _slot(t: Trigger) -> str:
     return f"for {t.scheduled_for.isoformat()} " if t.scheduled_for else ""
-
-
-def _iso(d: datetime | None) -> str | None:
-    return d.isoformat() if d is not None else None
-
-
-def _result_word(state: RunState) -> str:
-    return {RunState.SUCCEEDED: "success", RunState.SKIPPED: "skipped",
-            RunState.CANCELLED: "cancelled"}.get(state, "failure")
 
 
 def _trigger_texts(job: JobDef) -> list[str]:

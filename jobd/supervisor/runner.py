@@ -80,7 +80,7 @@ def read_outputs(path: Path) -> dict[str, str]:
     return out
 
 
-def _iso(d: datetime | None) -> str | None:
+def iso(d: datetime | None) -> str | None:
     return d.isoformat() if d is not None else None
 
 
@@ -94,7 +94,7 @@ def expression_context(job: JobDef, run: RunRecord, now: datetime, env: Mapping[
         "env": env,
         "job": {"id": job.id, "timezone": job.timezone, "file": str(job.source.file)},
         "run": {"id": run.run_id, "attempt": run.attempt, "trigger": str(run.trigger),
-                "scheduled_for": _iso(run.scheduled_for), "flow_id": run.flow_id},
+                "scheduled_for": iso(run.scheduled_for), "flow_id": run.flow_id},
         "now": {"iso": now.isoformat(), "timestamp": now.timestamp(),
                 "date": now.date().isoformat(),
                 "year": now.year, "month": now.month, "day": now.day, "hour": now.hour,
@@ -283,7 +283,7 @@ class Runner:
             state, code, msg = await self._stage_attempts(stage.name, stage.retry,
                                                           render_step(stage.action, sctx),
                                                           env, timeout)
-            stages_ctx[stage.name] = {"result": _result_word(state), "exit_code": code}
+            stages_ctx[stage.name] = {"result": result_word(state), "exit_code": code}
             if state is RunState.CANCELLED:
                 return state, code, f"stage {stage.name}: {msg}"
             if state is not RunState.SUCCEEDED:
@@ -312,6 +312,7 @@ class Runner:
                 return RunState.CANCELLED, None, "cancelled while waiting to retry"
 
 
-def _result_word(state: RunState) -> str:
+def result_word(state: RunState) -> str:
+    """A run state in the words of ``needs.<id>.result`` (GitHub's)."""
     return {RunState.SUCCEEDED: "success", RunState.SKIPPED: "skipped",
             RunState.CANCELLED: "cancelled"}.get(state, "failure")

@@ -1,0 +1,79 @@
+"""The manifest: what exists now, and what changed while the daemon was down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jobd.journal.abc import ManifestEntry
+from jobd.triggers.manifest import diff, refresh, scan
+
+
+def _tree(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+
+
+def test_scan_lists_matching_files_only(tmp_path: Path) -> None:
+    _tree(tmp_path, "in/a.csv", "in/b.txt", "in/sub/c.csv", "tree/x", "tree/d/y", "one.yaml")
+    (tmp_path / "in" / "dir.csv").mkdir()  # a directory is not listed
+    (tmp_path / "in" / "broken.csv").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "in" / "link.csv").symlink_to(tmp_path / "in" / "b.txt")
+    t = str(tmp_path)
+    got = scan([f"{t}/in/*.csv", f"{t}/tree", f"{t}/one.yaml", f"{t}/missing/*.csv"])
+    assert sorted(got) == [f"{t}/in/a.csv", f"{t}/in/link.csv", f"{t}/one.yaml",
+                           f"{t}/tree/d/y", f"{t}/tree/x"]
+    st = os.stat(tmp_path / "in" / "a.csv")
+    assert got[f"{t}/in/a.csv"] == ManifestEntry(path=f"{t}/in/a.csv", mtime_ns=st.st_mtime_ns,
+                                                 size=st.st_size)
+    assert sorted(scan([f"{t}/in/**/*.csv"])) == [f"{t}/in/a.csv", f"{t}/in/link.csv",
+                                                  f"{t}/in/sub/c.csv"]
+    assert sorted(scan([f"{t}/*/*.csv"])) == [f"{t}/in/a.csv", f"{t}/in/link.csv"]
+
+
+def test_scan_follows_symlinked_directories_once(tmp_path: Path) -> None:
+    """As the watcher does; a link back up is no loop."""
+    _tree(tmp_path, "target/f", "root/g")
+    (tmp_path / "root" / "link").symlink_to(tmp_path / "target")
+    (tmp_path / "target" / "up").symlink_to(tmp_path / "root")
+    t = str(tmp_path)
+    assert sorted(scan([f"{t}/root"])) == [f"{t}/root/g", f"{t}/root/link/f"]
+
+
+def test_scan_is_bounded(tmp_path: Path) -> None:
+    _tree(tmp_path, *(f"d/{i:03}" for i in range(50)))
+    got = scan([str(tmp_path / "d")], limit=10)
+    assert len(got) == 10
+    assert sorted(got) == [str(tmp_path / f"d/{i:03}") for i in range(10)]  # a stable choice
+
+
+def test_changes_while_down(tmp_path: Path) -> None:
+    """Saved manifest, then files added, changed (size, or mtime alone) and removed while the
+    daemon is "down": diff names exactly those."""
+    _tree(tmp_path, "w/keep", "w/grow", "w/touch", "w/gone", "w/sub/deep")
+    patterns = [str(tmp_path / "w")]
+    saved = scan(patterns)
+    (tmp_path / "w" / "grow").write_text("longer than before")
+    st = os.stat(tmp_path / "w" / "touch")
+    os.utime(tmp_path / "w" / "touch", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    (tmp_path / "w" / "gone").unlink()
+    _tree(tmp_path, "w/new", "w/sub/newer")
+    now = scan(patterns)
+    w = str(tmp_path / "w")
+    assert diff(saved, now) == [f"{w}/gone", f"{w}/grow", f"{w}/new", f"{w}/sub/newer",
+                                f"{w}/touch"]
+    assert diff(now, now) == []
+    assert diff({}, now) == sorted(now)
+
+
+def test_refresh_restats_given_paths(tmp_path: Path) -> None:
+    _tree(tmp_path, "a", "b")
+    t = str(tmp_path)
+    before = scan([t])
+    (tmp_path / "a").write_text("changed!")
+    (tmp_path / "b").unlink()
+    _tree(tmp_path, "c")
+    after = refresh(before, [f"{t}/a", f"{t}/b", f"{t}/c"])
+    assert after == scan([t])
