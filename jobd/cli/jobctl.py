@@ -387,9 +387,10 @@ def cmd_runs(s: Session, a: argparse.Namespace, out: Out) -> int:
         code = r.get("exit_code")
         rows.append([str(r.get("run_id")), str(r.get("job_id")), str(r.get("trigger")),
                      out.run_state(r), "-" if code is None else str(code),
-                     str(r.get("attempt")), out.when(started), _run_duration(r, out.now)])
-    out.print(fmt.table(["RUN", "JOB", "TRIGGER", "STATE", "EXIT", "TRY", "STARTED", "TOOK"],
-                        rows, out.style))
+                     str(r.get("attempt")), str(r.get("flow_id") or "-"), out.when(started),
+                     _run_duration(r, out.now)])
+    out.print(fmt.table(["RUN", "JOB", "TRIGGER", "STATE", "EXIT", "TRY", "FLOW", "STARTED",
+                         "TOOK"], rows, out.style))
     return EXIT_OK
 
 

@@ -11,7 +11,8 @@ import anyio
 from jobd._enums import TriggerKind
 from jobd.config.model import WatchSpec
 from jobd.supervisor.events import Trigger
-from jobd.triggers.manifest import diff, scan
+from jobd.journal.abc import ManifestEntry
+from jobd.triggers.manifest import diff, refresh, scan
 from jobd.triggers.watch import WatchFired, WatchSource
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class WatchService:
         self.daemon = daemon
         self.source: WatchSource | None = None
         self._known: dict[str, WatchSpec] = {}
+        self._seen: dict[str, dict[str, ManifestEntry]] = {}  # the journaled manifests
 
     def _specs(self) -> dict[str, WatchSpec]:
         d = self.daemon
@@ -64,6 +66,7 @@ class WatchService:
                     await self.daemon.submit(Trigger(job_id=job_id, kind=TriggerKind.WATCH,
                                                      changed_paths=tuple(changed)))
             await journal.set_manifest(job_id, seen)
+            self._seen[job_id] = seen
             if key not in cursors:
                 now = self.daemon.clock.now()
                 cursors[key] = now
@@ -76,5 +79,8 @@ class WatchService:
             return
         await d.submit(Trigger(job_id=event.job_id, kind=TriggerKind.WATCH,
                                changed_paths=event.paths))
-        seen = await anyio.to_thread.run_sync(scan, job.watch.patterns)
+        # The trigger is journaled: only now may the manifest say these changes were seen.
+        old = self._seen.get(event.job_id, {})
+        seen = await anyio.to_thread.run_sync(refresh, old, event.paths)
+        self._seen[event.job_id] = seen
         await d.journal.set_manifest(event.job_id, seen)

@@ -94,8 +94,8 @@ def test_runs_and_logs(harness: Harness) -> None:
     finish(harness, second)
     r = harness.jobctl("runs")
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "JOB", "TRIGGER", "STATE", "EXIT", "TRY", "STARTED",
-                                "TOOK"]
+    assert lines[0].split() == ["RUN", "JOB", "TRIGGER", "STATE", "EXIT", "TRY", "FLOW",
+                                "STARTED", "TOOK"]
     assert lines[1].split()[:5] == [str(second), "fails", "manual", "failed", "3"]  # newest first
     assert lines[2].split()[:5] == [str(first), "hello", "manual", "succeeded", "0"]
     runs = json.loads(harness.jobctl("--json", "runs", "hello", "--limit", "5").stdout)
