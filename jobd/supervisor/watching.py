@@ -10,8 +10,8 @@ import anyio
 
 from jobd._enums import TriggerKind
 from jobd.config.model import WatchSpec
-from jobd.supervisor.events import Trigger
 from jobd.journal.abc import ManifestEntry
+from jobd.supervisor.events import Trigger
 from jobd.triggers.manifest import diff, refresh, scan
 from jobd.triggers.watch import WatchFired, WatchSource
 
