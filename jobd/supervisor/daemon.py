@@ -226,14 +226,18 @@ class Daemon:
     async def _catch_up(self) -> None:
         """Plan the time slots missed while the daemon was down (``catchup``)."""
         now = self.clock.now()
+        fresh: dict[str, datetime] = {}
         for job in self._timed_jobs():
             plan = plan_due(job.time_triggers, cursor=self.cursors.get(job.id), now=now,
                             catchup=job.catchup, start_deadline=job.start_deadline,
                             at_start=True)
-            await self._post_plan(job, plan)
+            await self._post_plan(job, plan, cursor_writes=fresh)
             self._next_at[job.id] = plan.next_at
+        if fresh:  # one commit for every job seen the first time, not one each
+            await self.journal.put_runs([], cursors=fresh)
 
-    async def _post_plan(self, job: JobDef, plan: DuePlan) -> None:
+    async def _post_plan(self, job: JobDef, plan: DuePlan, *,
+                         cursor_writes: dict[str, datetime] | None = None) -> None:
         for d in plan.dropped:
             n = d.count if d.count is not None else "many"
             self._decide(job.id, f"{n} slots from {d.first.isoformat()} to "
@@ -244,7 +248,10 @@ class Daemon:
         last_run = plan.runs[-1].scheduled_for if plan.runs else None
         if plan.cursor != self.cursors.get(job.id) and plan.cursor != last_run:
             # Nothing carries this cursor into the journal: write it on its own.
-            await self.journal.put_runs([], cursors={job.id: plan.cursor})
+            if cursor_writes is not None:
+                cursor_writes[job.id] = plan.cursor
+            else:
+                await self.journal.put_runs([], cursors={job.id: plan.cursor})
         self.cursors[job.id] = plan.cursor
 
     def _timed_jobs(self) -> list[JobDef]:

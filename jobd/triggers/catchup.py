@@ -192,6 +192,9 @@ def plan_due(
     _aware("cursor", cursor)
     if cursor >= now:  # nothing new (or the clock went back): wait for what follows cursor
         return DuePlan(runs=(), dropped=(), cursor=cursor, next_at=next_due(trigs, cursor))
+    first = next_due(trigs, cursor)
+    if first is None or first > now:  # nothing fell due since the cursor: the common case
+        return DuePlan(runs=(), dropped=(), cursor=cursor, next_at=first)
 
     dropped: list[DroppedSlots] = []
     lo = cursor

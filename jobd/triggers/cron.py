@@ -13,6 +13,7 @@ Matching is on the local wall clock, mapped to instants exactly across UTC-offse
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -137,6 +138,7 @@ def _field(text: str, f: _Field) -> set[int]:
     return values
 
 
+@functools.lru_cache(maxsize=4096)  # job sets repeat expressions; patterns are immutable
 def _compile(expression: str) -> tuple[WallPattern, bool]:
     """The wall pattern of ``expression`` and whether it runs in a fold's second pass."""
     text = expression.strip()
