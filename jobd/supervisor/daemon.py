@@ -346,15 +346,18 @@ class Daemon:
                 writes[cell.run_id] = cell
             if t.reply:
                 replies.append((t.reply, run.run_id))
-        if writes or cursors:
-            await self.journal.put_runs(list(writes.values()), cursors=cursors)
         for run in writes.values():
             self._publish(run)
-        for reply, rid in replies:
-            reply.resolve(writes[rid])
         for rid in cancels:
             self._cancel_active(rid, "replaced by a newer trigger (overlap = replace)")
+        # Dispatch may start these runs while the batch commits: a run's own "running"
+        # write is queued behind this one and awaited before its process starts, so both
+        # are durable by then, often in one shared commit.
         self._wake_dispatch()
+        if writes or cursors:
+            await self.journal.put_runs(list(writes.values()), cursors=cursors)
+        for reply, rid in replies:  # accepted: journaled
+            reply.resolve(writes[rid])
 
     def _enqueue(self, run: RunRecord) -> None:
         self.queued[run.run_id] = run
