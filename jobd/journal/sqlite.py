@@ -92,6 +92,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+GATHER_TICKS = 4
 
 _COLS = ", ".join(RUN_COLUMNS)
 _UPSERT_RUN = (
@@ -345,6 +346,10 @@ class SQLiteJournal(Journal):
             try:
                 while True:
                     await self._wake.wait()
+                    # A few loop ticks let writes that follow from this one join its commit
+                    # (a trigger's run starting right away writes "running" next).
+                    for _ in range(GATHER_TICKS):
+                        await anyio.lowlevel.checkpoint()
                     if not self._urgent.is_set():
                         # Only lazy writes: give a durable one a while to come and share a commit.
                         with anyio.move_on_after(self.flush_interval):

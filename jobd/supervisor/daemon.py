@@ -352,7 +352,7 @@ class Daemon:
             self._cancel_active(rid, "replaced by a newer trigger (overlap = replace)")
         # Dispatch may start these runs while the batch commits: a run's own "running"
         # write is queued behind this one and awaited before its process starts, so both
-        # are durable by then, often in one shared commit.
+        # are durable by then, usually in one shared commit (see the journal's writer).
         self._wake_dispatch()
         if writes or cursors:
             await self.journal.put_runs(list(writes.values()), cursors=cursors)
