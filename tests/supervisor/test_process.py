@@ -80,8 +80,8 @@ def test_sigterm_drains_and_the_next_start_recovers(tmp_path: Path) -> None:
         kill_grace = "200ms"
         """, 'shutdown_grace = "300ms"\n')
     sock, path = notify_socket(tmp_path)
+    daemon = start(cfg, path)
     try:
-        daemon = start(cfg, path)
         wait_ready(sock, daemon)
         from jobd.control.protocol import Client
         with Client(tmp_path / "var" / "jobd.sock") as client:
@@ -112,4 +112,7 @@ def test_sigterm_drains_and_the_next_start_recovers(tmp_path: Path) -> None:
         _, err = daemon.communicate(timeout=30)
         assert marker.read_text().splitlines() == ["1 manual", f"2 {TriggerKind.RECOVERY}"], err
     finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=30)
         sock.close()
