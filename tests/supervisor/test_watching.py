@@ -52,13 +52,13 @@ async def test_burst_straddling_a_running_job_loses_no_path(make_config: MakeCon
         watch = ["{inbox}"]
         command = "sleep 0.3"
         """)
-    names = [inbox / f"f{i:04}" for i in range(300)]
+    names = [inbox / f"f{i:04}" for i in range(1000)]
     async with running(config) as d:
         for i, p in enumerate(names):
             p.write_text(str(i))
-            if i % 100 == 99:
+            if i % 250 == 249:
                 await anyio.sleep(0.35)  # the job is running between parts of the burst
-        with anyio.fail_after(20):
+        with anyio.fail_after(30):
             while True:
                 await settle(d)
                 runs = await d.journal.list_runs(job_id="slow", limit=None)
@@ -66,7 +66,7 @@ async def test_burst_straddling_a_running_job_loses_no_path(make_config: MakeCon
                 if seen >= {str(p) for p in names}:
                     break
                 await anyio.sleep(0.05)
-    assert 2 <= len(runs) < 300  # coalesced, yet every path reached a run
+    assert 2 <= len(runs) < 100  # coalesced, yet every path reached a run
 
 
 async def test_changes_while_down_trigger_at_start(make_config: MakeConfig,
