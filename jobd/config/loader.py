@@ -303,6 +303,9 @@ DAEMON_KEYS: Final[tuple[Key, ...]] = (
         "Size cap of each run's log.", "10MiB"),
     Key("retention_runs", INTEGER, "Finished runs kept per job.", 1000, minimum=1),
     Key("retention_days", DURATION, "Finished runs older than this are pruned.", "30d"),
+    Key("docker_host", STRING, "Docker Engine API for container jobs; default: $DOCKER_HOST, "
+        "else unix:///var/run/docker.sock."),
+    Key("docker_network", STRING, "Network for container jobs; default: the engine's."),
 )
 POOL_KEYS: Final[tuple[Key, ...]] = (
     Key("max_parallel", INTEGER, "Runs of this pool's jobs at once.", minimum=1),
@@ -684,6 +687,8 @@ def load_config(path: Path) -> DaemonConfig:
         socket_group=t.get("socket_group"),
         retention_runs=t.get("retention_runs", 1000),
         retention_days=30.0 if days is None else days / 86400.0,
+        docker_host=t.get("docker_host"),
+        docker_network=t.get("docker_network"),
         **kwargs,
     )
 

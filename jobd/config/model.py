@@ -37,6 +37,8 @@ class DaemonConfig:
     log_max_bytes: int = 10 * 1024 * 1024  # per run log; the tail beyond is dropped
     retention_runs: int = 1000  # finished runs kept per job (with their logs)
     retention_days: float = 30.0  # finished runs older than this are pruned
+    docker_host: str | None = None  # container jobs: the Engine API; None: $DOCKER_HOST
+    docker_network: str | None = None  # container jobs: network mode; None: the engine's
 
     @property
     def journal_path(self) -> Path:

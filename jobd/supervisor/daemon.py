@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -24,7 +24,7 @@ from jobd import __version__
 from jobd._enums import Overlap, RunState, TriggerKind
 from jobd._exceptions import ConfigError, JobNotFound, RunNotFound
 from jobd.config.loader import load_config, load_jobs
-from jobd.config.model import DaemonConfig, JobDef, JobSet
+from jobd.config.model import ContainerAction, DaemonConfig, JobDef, JobSet
 from jobd.executors.abc import Executor
 from jobd.executors.actions import daemon_python
 from jobd.executors.local import LocalExecutor
@@ -39,6 +39,9 @@ from jobd.supervisor.notify import Notifier
 from jobd.supervisor.policy import Admit, Busy, Candidate, admit, select
 from jobd.supervisor.runner import Runner, RunnerDeps, iso, log_path, result_word
 from jobd.triggers.catchup import DuePlan, next_due, next_fire_times, plan_due
+
+if TYPE_CHECKING:
+    from jobd.executors.docker import DockerExecutor
 
 log = logging.getLogger("jobd")
 
@@ -98,6 +101,7 @@ class Daemon:
         self._tg: anyio.abc.TaskGroup | None = None
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
+        self._docker_executor: DockerExecutor | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -111,7 +115,7 @@ class Daemon:
                 config=self.config, journal=self.journal, executor=self.executor,
                 clock=self.clock, publish=self._publish, instance=self.instance,
                 python=self._python, needs_context=self._needs_context,
-                rng=random.Random())
+                rng=random.Random(), docker=self._docker)
             self.paused = await self.journal.paused()
             self.cursors = await self.journal.cursors()
             self.jobset = load_jobs(self.config)
@@ -188,6 +192,27 @@ class Daemon:
                     log.info("%s: draining", signal.Signals(signum).name)
                     self.stop()
 
+    def _docker(self) -> DockerExecutor:
+        """The container executor, made (and aiodocker imported) on first use."""
+        if self._docker_executor is None:
+            from jobd.executors.docker import DockerExecutor
+            self._docker_executor = DockerExecutor(url=self.config.docker_host,
+                                                   network=self.config.docker_network,
+                                                   instance=self.instance)
+        return self._docker_executor
+
+    async def _stop_containers(self, run: RunRecord, grace: float) -> None:
+        """Remove the containers left from an interrupted container run."""
+        from jobd.executors.docker import find_container_leftovers, remove_containers
+        url = self.config.docker_host
+        try:
+            ids = await find_container_leftovers(self.instance, run.run_id, url=url)
+            if ids:
+                log.warning("run %s: removing %d leftover containers", run.run_id, len(ids))
+                await remove_containers(ids, grace, url=url)
+        except Exception as exc:  # the engine may be down: the re-run goes ahead regardless
+            log.warning("run %s: cannot look for leftover containers: %s", run.run_id, exc)
+
     # --- recovery, catch-up ---------------------------------------------------------------
 
     async def _recover(self) -> None:
@@ -202,6 +227,8 @@ class Daemon:
                     log.warning("run %s: stopping %d leftover processes %s", run.run_id,
                                 len(pids), pids)
                     await stop_leftovers(pids, job.kill_grace if job else 10.0)
+                if job is not None and isinstance(job.action, ContainerAction):
+                    await self._stop_containers(run, job.kill_grace)
                 if job is None:
                     updates.append(run.evolve(state=RunState.CANCELLED,
                                               finished_at=self.clock.now(),

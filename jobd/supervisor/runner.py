@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -38,6 +38,9 @@ from jobd.journal.abc import Journal, RunRecord
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.policy import outcome, retry_delay, retryable
 
+if TYPE_CHECKING:
+    from jobd.executors.docker import DockerExecutor
+
 log = logging.getLogger("jobd.runner")
 
 
@@ -52,6 +55,7 @@ class RunnerDeps:
     python: str  # absolute interpreter for entrypoints and scripts
     needs_context: Callable[[RunRecord], Awaitable[dict[str, Any]]]
     rng: random.Random
+    docker: Callable[[], DockerExecutor]  # created on first use: most daemons run no containers
 
 
 class RunFailedToRender(Exception):
@@ -234,11 +238,34 @@ class Runner:
         ctx = expression_context(job, self.run, deps.clock.now(), os.environ, needs)
         action: Action = job.action
         if isinstance(action, ContainerAction):
-            return RunState.FAILED, None, "container jobs ('image') need the docker executor"
+            return await self._container(action, ctx)
         if isinstance(action, StagesAction):
             return await self._stages(action, ctx)
         env = base_env(deps.config, job, self.run, deps.instance, {}, ctx)
         return await self._process(render_step(action, ctx), env, job.timeout)
+
+    async def _container(self, action: ContainerAction,
+                         ctx: Mapping[str, Any]) -> tuple[RunState, int | None, str | None]:
+        job, deps = self.job, self.deps
+        env = base_env(deps.config, job, self.run, deps.instance, {}, ctx)
+        cmd = action.command
+        rendered = ContainerAction(image=render(action.image, ctx), command=(
+            None if cmd is None else render(cmd, ctx) if isinstance(cmd, str)
+            else tuple(render(a, ctx) for a in cmd)))
+        spec = ProcessSpec(argv=(), env=env, cwd=job.workdir, log_path=self.log,
+                           log_max_bytes=deps.config.log_max_bytes, timeout=job.timeout,
+                           kill_grace=job.kill_grace, user=job.user)
+        passthrough = set(job.env)
+        if job.env_file is not None:
+            passthrough |= set(read_env_file(job.env_file))
+
+        async def started(pid: int, ticks: int | None) -> None:
+            await self._save(self.run.evolve(pid=pid or None, pid_start=ticks), durable=False)
+
+        result = await deps.docker().run(rendered, spec, on_started=started, cancel=self.cancel,
+                                         passthrough=passthrough)
+        state, message = outcome(result)
+        return state, result.exit_code, message
 
     async def _process(self, action: StepAction, env: dict[str, str],
                        time_limit: float | None) -> tuple[RunState, int | None, str | None]:
