@@ -161,19 +161,42 @@ def _open_log(path: Path) -> int:
 
 
 class _LogSink:
-    """The run's log: the job's bytes up to the cap, then one marker line; jobd's own notes."""
+    """The run's log: the job's bytes up to the cap, then one marker line; jobd's own notes.
 
-    def __init__(self, fd: int, cap: int, label: str) -> None:
-        self.fd = fd
+    The file is opened (and created) on the first byte to write: creating a file costs about
+    a millisecond on common disks, and a quiet run that succeeds then leaves no log at all."""
+
+    def __init__(self, path: Path, cap: int, label: str) -> None:
+        self.path = path
+        self.fd: int | None = None
         self.cap = cap
         self.label = label
-        size = os.fstat(fd).st_size
-        self.left = max(0, cap - size)  # the cap is on the file: earlier stages count
-        self.at_line_start = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+        self.left = cap
+        self.at_line_start = True
         self.truncated = False
         self.failed = False
 
+    def _open(self) -> None:
+        if self.fd is not None or self.failed:
+            return
+        try:
+            self.fd = _open_log(self.path)
+            size = os.fstat(self.fd).st_size
+        except OSError as exc:
+            self.failed = True
+            logger.error("%s: cannot open its log %s: %s; dropping its output", self.label,
+                         self.path, exc.strerror)
+            return
+        self.left = max(0, self.cap - size)  # the cap is on the file: earlier stages count
+        self.at_line_start = size == 0 or os.pread(self.fd, 1, size - 1) == b"\n"
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def feed(self, data: memoryview) -> None:
+        self._open()
         if self.left > 0:
             head = data[: self.left]
             self._write(head)
@@ -187,11 +210,12 @@ class _LogSink:
     def note(self, text: str) -> None:
         """Append one ``[jobd: ...]`` line (on a line of its own)."""
         line = f"[jobd: {text}]\n"
+        self._open()
         self._write((line if self.at_line_start else "\n" + line).encode())
         self.at_line_start = True
 
     def _write(self, data: bytes | memoryview) -> None:
-        if self.failed:
+        if self.failed or self.fd is None:
             return
         try:
             while data:
@@ -282,14 +306,8 @@ class LocalExecutor(Executor):
                   cancel: anyio.Event | None = None) -> ProcessResult:
         label = _label(spec)
         loop = asyncio.get_running_loop()  # asyncio's reader callbacks drain the output
+        sink = _LogSink(spec.log_path, spec.log_max_bytes, label)
         try:
-            log_fd = _open_log(spec.log_path)
-        except OSError as exc:
-            error = f"cannot open log file '{spec.log_path}' ({exc.strerror})"
-            logger.error("%s: %s", label, error)
-            return ProcessResult(exit_code=None, error=error)
-        try:
-            sink = _LogSink(log_fd, spec.log_max_bytes, label)
             if cancel is not None and cancel.is_set():
                 sink.note("cancelled before it started")
                 return ProcessResult(exit_code=None, cancelled=True)
@@ -306,7 +324,7 @@ class LocalExecutor(Executor):
             finally:
                 os.close(pidfd)
         finally:
-            os.close(log_fd)
+            sink.close()
 
     async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
                          pump: _Pump, label: str,

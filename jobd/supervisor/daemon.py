@@ -115,7 +115,8 @@ class Daemon:
                 config=self.config, journal=self.journal, executor=self.executor,
                 clock=self.clock, publish=self._publish, instance=self.instance,
                 python=self._python, needs_context=self._needs_context,
-                rng=random.Random(), docker=self._docker)
+                rng=random.Random(), docker=self._docker,
+                environ=dict(os.environ))
             self.paused = await self.journal.paused()
             self.cursors = await self.journal.cursors()
             self.jobset = load_jobs(self.config)

@@ -8,7 +8,6 @@ as ``recovery`` at the next start."""
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from jobd._enums import RunState
+from jobd._enums import RunState, TriggerKind
 from jobd.config.model import (
     Action,
     CommandAction,
@@ -56,6 +55,7 @@ class RunnerDeps:
     needs_context: Callable[[RunRecord], Awaitable[dict[str, Any]]]
     rng: random.Random
     docker: Callable[[], DockerExecutor]  # created on first use: most daemons run no containers
+    environ: Mapping[str, str]  # the daemon's environment, read once (os.environ decodes per key)
 
 
 class RunFailedToRender(Exception):
@@ -125,10 +125,11 @@ def render_step(action: StepAction, ctx: Mapping[str, Any]) -> StepAction:
     return action
 
 
-def base_env(config: DaemonConfig, job: JobDef, run: RunRecord, instance: str,
+def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
              extra: Mapping[str, str], ctx: Mapping[str, Any]) -> dict[str, str]:
     """The daemon's environment, then ``env_file``, then ``env``, then the ``JOBD_*`` names."""
-    env = dict(os.environ)
+    config, instance = deps.config, deps.instance
+    env = dict(deps.environ)
     if job.env_file is not None:
         env.update(read_env_file(job.env_file))
     for k, v in {**job.env, **extra}.items():
@@ -184,7 +185,7 @@ class Runner:
             needs = await deps.needs_context(self.run)
             if job.condition is not None and not evaluate_condition(
                     job.condition,
-                    expression_context(job, self.run, deps.clock.now(), os.environ, needs)):
+                    expression_context(job, self.run, deps.clock.now(), deps.environ, needs)):
                 return await self._finish(RunState.SKIPPED, None,
                                           f"condition is false: {job.condition}")
         except Exception as exc:
@@ -196,7 +197,10 @@ class Runner:
             await self._save(self.run.evolve(state=RunState.RUNNING, started_at=now,
                                              finished_at=None, exit_code=None, message=None,
                                              log_path=str(self.log)))
-            self.note(f"attempt {self.run.attempt} ({self.run.trigger}) started")
+            if self.run.attempt > 1 or self.run.trigger is TriggerKind.RECOVERY:
+                # A first attempt needs no note: creating a log file costs ~1 ms here, and a
+                # quiet job that succeeds then leaves none.
+                self.note(f"attempt {self.run.attempt} ({self.run.trigger}) started")
             output_path(deps.config, self.run).unlink(missing_ok=True)
             try:
                 state, code, message = await self._attempt(needs)
@@ -235,19 +239,19 @@ class Runner:
 
     async def _attempt(self, needs: dict[str, Any]) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
-        ctx = expression_context(job, self.run, deps.clock.now(), os.environ, needs)
+        ctx = expression_context(job, self.run, deps.clock.now(), deps.environ, needs)
         action: Action = job.action
         if isinstance(action, ContainerAction):
             return await self._container(action, ctx)
         if isinstance(action, StagesAction):
             return await self._stages(action, ctx)
-        env = base_env(deps.config, job, self.run, deps.instance, {}, ctx)
+        env = base_env(deps, job, self.run, {}, ctx)
         return await self._process(render_step(action, ctx), env, job.timeout)
 
     async def _container(self, action: ContainerAction,
                          ctx: Mapping[str, Any]) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
-        env = base_env(deps.config, job, self.run, deps.instance, {}, ctx)
+        env = base_env(deps, job, self.run, {}, ctx)
         cmd = action.command
         rendered = ContainerAction(image=render(action.image, ctx), command=(
             None if cmd is None else render(cmd, ctx) if isinstance(cmd, str)
@@ -305,7 +309,7 @@ class Runner:
                 if left <= 0:
                     return RunState.TIMED_OUT, None, f"timed out before stage {stage.name}"
                 timeout = left if timeout is None else min(timeout, left)
-            env = base_env(deps.config, job, self.run, deps.instance, stage.env, sctx)
+            env = base_env(deps, job, self.run, stage.env, sctx)
             env["JOBD_STAGE"] = stage.name
             state, code, msg = await self._stage_attempts(stage.name, stage.retry,
                                                           render_step(stage.action, sctx),

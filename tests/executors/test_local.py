@@ -321,13 +321,21 @@ async def test_missing_workdir(executor: LocalExecutor, make_spec: SpecFactory,
                             "(No such file or directory)")
 
 
-async def test_unwritable_log_is_an_error_not_an_exception(executor: LocalExecutor,
-                                                           make_spec: SpecFactory,
-                                                           tmp_path: Path) -> None:
+async def test_unwritable_log_drops_output_but_the_run_goes_on(
+        executor: LocalExecutor, make_spec: SpecFactory, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(10):
-        result = await executor.run(make_spec(["true"], log_path=tmp_path))
-    assert result.exit_code is None
-    assert result.error == f"cannot open log file '{tmp_path}' (Is a directory)"
+        result = await executor.run(make_spec(["echo", "hi"], log_path=tmp_path))
+    assert result.exit_code == 0 and result.error is None
+    assert f"cannot open its log {tmp_path}: Is a directory" in caplog.text
+
+
+async def test_a_quiet_run_leaves_no_log_file(executor: LocalExecutor, make_spec: SpecFactory,
+                                             tmp_path: Path) -> None:
+    log = tmp_path / "quiet.log"
+    with anyio.fail_after(10):
+        result = await executor.run(make_spec(["true"], log_path=log))
+    assert result.exit_code == 0 and not log.exists()
 
 
 # --- users ----------------------------------------------------------------------------------
