@@ -29,15 +29,15 @@ from jobd.executors.abc import Executor
 from jobd.executors.actions import daemon_python
 from jobd.executors.local import LocalExecutor
 from jobd.executors.process import find_leftovers, stop_leftovers
-from jobd.flows.rules import FlowState, aggregate
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.matrix import expand
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
+from jobd.supervisor.flowing import FlowEngine
 from jobd.supervisor.notify import Notifier
 from jobd.supervisor.policy import Admit, Busy, Candidate, admit, select
-from jobd.supervisor.runner import Runner, RunnerDeps, iso, log_path, result_word
+from jobd.supervisor.runner import Runner, RunnerDeps, iso, log_path
 from jobd.triggers.catchup import DuePlan, next_due, next_fire_times, plan_due
 
 if TYPE_CHECKING:
@@ -95,9 +95,7 @@ class Daemon:
         self._draining = False
         self._pending_triggers = 0
         self._reload_lock = anyio.Lock()
-        self._flow_lock = anyio.Lock()
-        self._needed_for: object = None
-        self._needed_cache: frozenset[str] = frozenset()
+        self.flows = FlowEngine(self)
         self._tg: anyio.abc.TaskGroup | None = None
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
@@ -114,7 +112,7 @@ class Daemon:
             self._deps = RunnerDeps(
                 config=self.config, journal=self.journal, executor=self.executor,
                 clock=self.clock, publish=self._publish, instance=self.instance,
-                python=self._python, needs_context=self._needs_context,
+                python=self._python, needs_context=self.flows.needs_context,
                 rng=random.Random(), docker=self._docker,
                 environ=dict(os.environ))
             self.paused = await self.journal.paused()
@@ -133,7 +131,7 @@ class Daemon:
                     tg.start_soon(self._intake, receive)
                     tg.start_soon(self._dispatch_loop)
                     await self._catch_up()
-                    await self._resume_flows()
+                    await self.flows.resume()
                     self._wake_dispatch()  # runs queued from before start now
                     await tg.start(self._timer_loop)
                     await self._start_watch()
@@ -353,7 +351,7 @@ class Daemon:
                 continue
             run_id = self.journal.new_run_id()
             flow_id = t.flow_id
-            if flow_id is None and (job.id in self._needed or job.matrix is not None):
+            if flow_id is None and (job.id in self.flows.needed or job.matrix is not None):
                 flow_id = str(run_id)  # a job that others need starts a flow
             run = RunRecord(run_id=run_id, job_id=job.id, trigger=t.kind,
                             state=RunState.QUEUED, queued_at=now, scheduled_for=t.scheduled_for,
@@ -513,63 +511,7 @@ class Daemon:
                 if _group(a.runner.run) == group:
                     self._cancel_active(rid, f"fail_fast: cell {run.run_id} {run.state}")
         if run.flow_id is not None:
-            await self._advance_flow(run.flow_id)
-
-    @property
-    def _needed(self) -> frozenset[str]:
-        """Ids of jobs that other jobs need: a trigger of one of them starts a flow."""
-        if self._needed_for is not self.jobset:
-            self._needed_cache = frozenset(n for j in self.jobset.jobs.values() for n in j.needs)
-            self._needed_for = self.jobset
-        return self._needed_cache
-
-    async def _advance_flow(self, flow_id: str) -> None:
-        """Start or skip the flow's downstream jobs whose needs have finished. Decided from
-        the journal alone, under one lock, so it holds after a restart and never starts a
-        job twice in one flow."""
-        async with self._flow_lock:
-            runs = await self.journal.list_runs(flow_id=flow_id, limit=None)
-            root = next((r for r in runs if str(r.run_id) == flow_id), None)
-            if root is None or root.job_id not in self.jobset.jobs:
-                return
-            jobs = self.jobset.jobs
-            members = {r.job_id for r in runs}
-            outside: dict[str, RunState | None] = {}
-            for job in jobs.values():
-                for need in job.needs:
-                    if need not in members and need not in outside:
-                        last = await self.journal.latest_finished(need)
-                        outside[need] = last.state if last else None
-            try:
-                state = FlowState.from_jobs(jobs, root.job_id,
-                                            runs=[(r.job_id, r.state) for r in
-                                                  sorted(runs, key=lambda r: r.run_id)],
-                                            outside=outside)
-            except ValueError as exc:  # the needs graph changed under the flow
-                log.error("flow %s: %s", flow_id, exc)
-                return
-            decision = state.decide()
-            now = self.clock.now()
-            skipped = [RunRecord(run_id=self.journal.new_run_id(), job_id=j,
-                                 trigger=TriggerKind.NEEDS, state=RunState.SKIPPED,
-                                 queued_at=now, finished_at=now, flow_id=flow_id,
-                                 message=f"trigger rule {jobs[j].trigger_rule}: "
-                                         f"{decision.reasons.get(j, '')}")
-                       for j in decision.skip]
-            if skipped:
-                await self.journal.put_runs(skipped)
-                for r in skipped:
-                    self._publish(r)
-                    self._decide(r.job_id, f"flow {flow_id}: skipped ({r.message})")
-            for j in decision.run:
-                self._decide(j, f"flow {flow_id}: needs met ({decision.reasons.get(j, '')})")
-                await self.submit(Trigger(job_id=j, kind=TriggerKind.NEEDS, flow_id=flow_id))
-
-    async def _resume_flows(self) -> None:
-        """After a restart, move on every recent flow that was cut off mid-way."""
-        recent = await self.journal.list_runs(limit=2000)
-        for flow_id in dict.fromkeys(r.flow_id for r in recent if r.flow_id is not None):
-            await self._advance_flow(flow_id)
+            await self.flows.advance(run.flow_id)
 
     def _cancel_active(self, run_id: int, why: str) -> bool:
         a = self.active.get(run_id)
@@ -664,36 +606,6 @@ class Daemon:
                                      rust_timeout=1000, yield_on_timeout=False):
             log.info("job files changed: reloading")
             await self.reload()
-
-    # --- flows ----------------------------------------------------------------------------
-
-    async def _needs_context(self, run: RunRecord) -> dict[str, Any]:
-        """``needs.<id>``: ``result`` and ``outputs`` of each need's run in this flow (else its
-        latest finished run); for a matrix need, ``outputs`` merges its cells in run order
-        and ``cells`` keeps every cell's own."""
-        job = self.jobset.jobs.get(run.job_id)
-        if job is None or not job.needs:
-            return {}
-        out: dict[str, Any] = {}
-        for need in job.needs:
-            runs: list[RunRecord] = []
-            if run.flow_id is not None:
-                runs = await self.journal.list_runs(job_id=need, flow_id=run.flow_id,
-                                                    limit=None)
-            if not runs:
-                last = await self.journal.latest_finished(need)
-                runs = [last] if last else []
-            runs.sort(key=lambda r: r.run_id)
-            state = aggregate(r.state for r in runs) if runs else None
-            merged: dict[str, str] = {}
-            for r in runs:
-                merged.update(r.outputs)
-            out[need] = {"result": result_word(state) if state else None, "outputs": merged}
-            if any(r.matrix is not None for r in runs):
-                out[need]["cells"] = [{"matrix": dict(r.matrix or {}),
-                                       "result": result_word(r.state),
-                                       "outputs": dict(r.outputs)} for r in runs]
-        return out
 
     # --- bookkeeping ----------------------------------------------------------------------
 

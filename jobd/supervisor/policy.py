@@ -77,8 +77,7 @@ class Busy:
 def select(queued: Iterable[Candidate], running: Sequence[Busy], *, max_parallel: int,
            pools: Mapping[str, int]) -> list[int]:
     """The queued runs to start now. ``queued`` comes in start order: higher priority first,
-    then queue order (see ``start_order``); it is consumed only until the free slots are
-    filled. A run blocked by its pool, its job or its matrix group does not block others
+    then queue order; it is consumed only until the free slots are filled. A run blocked by its pool, its job or its matrix group does not block others
     behind it."""
     free = max_parallel - len(running)
     if free <= 0:
@@ -107,11 +106,6 @@ def select(queued: Iterable[Candidate], running: Sequence[Busy], *, max_parallel
         if len(chosen) == free:
             break
     return chosen
-
-
-def start_order(queued: Sequence[Candidate]) -> list[Candidate]:
-    """Higher priority first, then queue order (``queued`` is oldest first); stable."""
-    return sorted(queued, key=lambda c: -c.priority)
 
 
 def retry_delay(policy: RetryPolicy, failed_attempt: int, rng: random.Random) -> float:

@@ -80,16 +80,16 @@ async def test_flow_cut_off_by_a_stop_completes_after_restart(make_config: MakeC
         """)
     async with running(config) as d:
         # Stop the daemon at the moment extract has finished, before load is triggered.
-        orig = d._advance_flow
+        orig = d.flows.advance
 
         async def cut(flow_id: str) -> None:
             d.stop()
 
-        d._advance_flow = cut  # type: ignore[method-assign]
+        d.flows.advance = cut  # type: ignore[method-assign]
         root = await d.run_job("extract", {})
         await settle(d)
         assert await d.journal.list_runs(job_id="load", limit=None) == []
-        d._advance_flow = orig  # type: ignore[method-assign]
+        d.flows.advance = orig  # type: ignore[method-assign]
     async with running(config) as d:
         await settle(d)
         [load] = await d.journal.list_runs(job_id="load", limit=None)

@@ -17,7 +17,6 @@ from jobd.supervisor.policy import (
     outcome,
     retry_delay,
     select,
-    start_order,
 )
 
 
@@ -62,7 +61,8 @@ def test_select_respects_max_parallel_and_order() -> None:
 
 def test_select_priority_first_then_queue_order() -> None:
     queued = [cand(1, "a"), cand(2, "b", prio=5), cand(3, "c"), cand(4, "d", prio=5)]
-    assert select(start_order(queued), [], max_parallel=3, pools={}) == [2, 4, 1]
+    assert select(sorted(queued, key=lambda c: -c.priority), [], max_parallel=3,
+                  pools={}) == [2, 4, 1]
 
 
 def test_pool_blocked_run_does_not_block_others() -> None:
