@@ -77,8 +77,8 @@ class Busy:
 def select(queued: Iterable[Candidate], running: Sequence[Busy], *, max_parallel: int,
            pools: Mapping[str, int]) -> list[int]:
     """The queued runs to start now. ``queued`` comes in start order: higher priority first,
-    then queue order; it is consumed only until the free slots are filled. A run blocked by its pool, its job or its matrix group does not block others
-    behind it."""
+    then queue order; it is consumed only until the free slots are filled. A run blocked by
+    its pool, its job or its matrix group does not block others behind it."""
     free = max_parallel - len(running)
     if free <= 0:
         return []
