@@ -24,7 +24,6 @@ import logging
 import math
 import os
 from collections.abc import Collection, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -35,6 +34,7 @@ from aiodocker.exceptions import DockerError
 from aiodocker.stream import Stream
 
 from jobd.config.model import ContainerAction
+from jobd.executors._logsink import LogSink
 from jobd.executors.abc import ProcessResult, ProcessSpec, StartedCallback
 
 logger = logging.getLogger("jobd.executors")
@@ -138,61 +138,6 @@ def create_error(exc: BaseException, image: str, url: str) -> str:
     return f"cannot create a container from image '{image}' ({_describe(exc)})"
 
 
-# --- the run's log (the local executor's semantics) --------------------------------------
-
-
-def _open_log(path: Path) -> int:
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
-    try:
-        return os.open(path, flags, 0o640)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, flags, 0o640)
-
-
-class _LogSink:
-    """The run's log: the job's bytes up to the cap, then one marker line; jobd's own notes."""
-
-    def __init__(self, fd: int, cap: int, label: str) -> None:
-        self.fd = fd
-        self.cap = cap
-        self.label = label
-        size = os.fstat(fd).st_size
-        self.left = max(0, cap - size)  # the cap is on the file: earlier stages count
-        self.at_line_start = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
-        self.truncated = False
-        self.failed = False
-
-    def feed(self, data: bytes) -> None:
-        if self.left > 0 and data:
-            head = data[: self.left]
-            self._write(head)
-            self.left -= len(head)
-            self.at_line_start = head[-1] == 0x0A
-            data = data[len(head):]
-        if data and not self.truncated:
-            self.truncated = True
-            self.note(f"output truncated after {self.cap} bytes")
-
-    def note(self, text: str) -> None:
-        """Append one ``[jobd: ...]`` line (on a line of its own)."""
-        line = f"[jobd: {text}]\n"
-        self._write((line if self.at_line_start else "\n" + line).encode())
-        self.at_line_start = True
-
-    def _write(self, data: bytes) -> None:
-        if self.failed:
-            return
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view):]
-        except OSError as exc:  # disk full, say: keep draining, stop writing
-            self.failed = True
-            logger.error("%s: cannot write its log: %s; dropping its output", self.label,
-                         exc.strerror)
-
-
 def _label(spec: ProcessSpec, image: str) -> str:
     job, run = spec.env.get("JOBD_JOB_ID"), spec.env.get("JOBD_RUN_ID")
     if job is not None and run is not None:
@@ -203,7 +148,7 @@ def _label(spec: ProcessSpec, image: str) -> str:
 # --- Docker calls -------------------------------------------------------------------------
 
 
-async def _pump(stream: Stream, sink: _LogSink, eof: anyio.Event) -> None:
+async def _pump(stream: Stream, sink: LogSink, eof: anyio.Event) -> None:
     """Copy the attached stdout+stderr into the log until the stream ends."""
     try:
         while (message := await stream.read_out()) is not None:
@@ -274,14 +219,8 @@ class DockerExecutor:
         stopped in a shielded scope before the cancellation propagates. The container is
         always removed. Docker errors come back as ``error``, never raised."""
         label = _label(spec, action.image)
+        sink = LogSink(spec.log_path, spec.log_max_bytes, label)
         try:
-            log_fd = _open_log(spec.log_path)
-        except OSError as exc:
-            error = f"cannot open log file '{spec.log_path}' ({exc.strerror})"
-            logger.error("%s: %s", label, error)
-            return ProcessResult(exit_code=None, error=error)
-        try:
-            sink = _LogSink(log_fd, spec.log_max_bytes, label)
             if cancel is not None and cancel.is_set():
                 sink.note("cancelled before it started")
                 return ProcessResult(exit_code=None, cancelled=True)
@@ -295,10 +234,10 @@ class DockerExecutor:
                 with anyio.CancelScope(shield=True):
                     await docker.close()
         finally:
-            os.close(log_fd)
+            sink.close()
 
     async def _run(self, docker: aiodocker.Docker, action: ContainerAction,
-                   config: dict[str, Any], spec: ProcessSpec, sink: _LogSink,
+                   config: dict[str, Any], spec: ProcessSpec, sink: LogSink,
                    on_started: StartedCallback | None,
                    cancel: anyio.Event | None) -> ProcessResult:
         # the timeout counts from the start, creating the container included
@@ -321,7 +260,7 @@ class DockerExecutor:
                         logger.warning("%s: cannot remove container %.12s: %s", sink.label,
                                        container.id, _describe(exc))
 
-    async def _supervise(self, container: DockerContainer, spec: ProcessSpec, sink: _LogSink,
+    async def _supervise(self, container: DockerContainer, spec: ProcessSpec, sink: LogSink,
                          deadline: float, on_started: StartedCallback | None,
                          cancel: anyio.Event | None) -> ProcessResult:
         label = f"{sink.label} (container {container.id:.12})"
@@ -418,7 +357,7 @@ class DockerExecutor:
             error="the container's exit status is unknown" if status < 0 else None)
 
     @staticmethod
-    def _fail(sink: _LogSink, label: str, error: str) -> ProcessResult:
+    def _fail(sink: LogSink, label: str, error: str) -> ProcessResult:
         logger.error("%s: %s", label, error)
         sink.note(error)
         return ProcessResult(exit_code=None, error=error)

@@ -28,10 +28,10 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import anyio
 
+from jobd.executors._logsink import LogSink
 from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
 from jobd.executors.process import process_start_ticks, signal_group, stop_process_group
 
@@ -151,88 +151,13 @@ def _spawn(spec: ProcessSpec, run_as: RunAs | None) -> tuple[subprocess.Popen[by
     return proc, read_fd, pidfd
 
 
-def _open_log(path: Path) -> int:
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
-    try:
-        return os.open(path, flags, 0o640)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, flags, 0o640)
-
-
-class _LogSink:
-    """The run's log: the job's bytes up to the cap, then one marker line; jobd's own notes.
-
-    The file is opened (and created) on the first byte to write: creating a file costs about
-    a millisecond on common disks, and a quiet run that succeeds then leaves no log at all."""
-
-    def __init__(self, path: Path, cap: int, label: str) -> None:
-        self.path = path
-        self.fd: int | None = None
-        self.cap = cap
-        self.label = label
-        self.left = cap
-        self.at_line_start = True
-        self.truncated = False
-        self.failed = False
-
-    def _open(self) -> None:
-        if self.fd is not None or self.failed:
-            return
-        try:
-            self.fd = _open_log(self.path)
-            size = os.fstat(self.fd).st_size
-        except OSError as exc:
-            self.failed = True
-            logger.error("%s: cannot open its log %s: %s; dropping its output", self.label,
-                         self.path, exc.strerror)
-            return
-        self.left = max(0, self.cap - size)  # the cap is on the file: earlier stages count
-        self.at_line_start = size == 0 or os.pread(self.fd, 1, size - 1) == b"\n"
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def feed(self, data: memoryview) -> None:
-        self._open()
-        if self.left > 0:
-            head = data[: self.left]
-            self._write(head)
-            self.left -= len(head)
-            self.at_line_start = head[-1] == 0x0A
-            data = data[len(head):]
-        if len(data) and not self.truncated:
-            self.truncated = True
-            self.note(f"output truncated after {self.cap} bytes")
-
-    def note(self, text: str) -> None:
-        """Append one ``[jobd: ...]`` line (on a line of its own)."""
-        line = f"[jobd: {text}]\n"
-        self._open()
-        self._write((line if self.at_line_start else "\n" + line).encode())
-        self.at_line_start = True
-
-    def _write(self, data: bytes | memoryview) -> None:
-        if self.failed or self.fd is None:
-            return
-        try:
-            while data:
-                data = data[os.write(self.fd, data):]
-        except OSError as exc:  # disk full, say: keep draining, stop writing
-            self.failed = True
-            logger.error("%s: cannot write its log: %s; dropping its output", self.label,
-                         exc.strerror)
-
-
 class _Pump:
     """Copies the output pipe into the log from the event loop's reader callback, until EOF.
 
     A callback rather than a task: it measured about 200us less loop CPU per run, and it
     keeps draining, untouched by cancellation, until ``close()``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_fd: int, sink: _LogSink) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_fd: int, sink: LogSink) -> None:
         self.loop = loop
         self.fd = read_fd
         self.sink = sink
@@ -306,7 +231,7 @@ class LocalExecutor(Executor):
                   cancel: anyio.Event | None = None) -> ProcessResult:
         label = _label(spec)
         loop = asyncio.get_running_loop()  # asyncio's reader callbacks drain the output
-        sink = _LogSink(spec.log_path, spec.log_max_bytes, label)
+        sink = LogSink(spec.log_path, spec.log_max_bytes, label)
         try:
             if cancel is not None and cancel.is_set():
                 sink.note("cancelled before it started")

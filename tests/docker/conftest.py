@@ -32,8 +32,8 @@ def blockbuster() -> Iterator[BlockBuster]:
     executor makes on purpose (the same as the local executor's)."""
     with blockbuster_ctx("jobd") as bb:
         # log writes land in the page cache; a thread hop per chunk would cost more than they do
-        bb.functions["os.write"].can_block_in("jobd/executors/docker.py", "_write")
-        bb.functions["os.mkdir"].can_block_in("jobd/executors/docker.py", "_open_log")
+        bb.functions["os.write"].can_block_in("jobd/executors/_logsink.py", "_write")
+        bb.functions["os.mkdir"].can_block_in("jobd/executors/_logsink.py", "open_log")
         yield bb
 
 
