@@ -44,6 +44,7 @@ class TriggerKind(StrEnum):
     MANUAL = "manual"
     CATCHUP = "catchup"
     RECOVERY = "recovery"
+    HOOK = "hook"  # on_failure / on_success / on_retry of another run, or a stale job
 
 
 class RunState(StrEnum):

@@ -252,7 +252,19 @@ JOB_KEYS: Final[tuple[Key, ...]] = (
     Key("max_parallel", INTEGER, "At most this many runs of the matrix at once.", minimum=1),
     Key("fail_fast", BOOLEAN, "Cancel the matrix's other runs when one fails.", True),
     Key("enabled", BOOLEAN, "A disabled job is loaded but never triggered.", True),
+    # people and alerting
+    Key("description", STRING, "What the job is for, shown by jobctl list --wide and show."),
+    Key("on_failure", ID_LIST, "Hook jobs run when a run fails (failed, timed_out, "
+        "upstream_failed) or the job goes stale, with JOBD_FAILED_* in their environment.",
+        []),
+    Key("on_success", ID_LIST, "Hook jobs run when a run succeeds, with JOBD_SUCCEEDED_*.",
+        []),
+    Key("on_retry", ID_LIST, "Hook jobs run when a failed attempt is retried, with "
+        "JOBD_RETRIED_*.", []),
+    Key("stale_after", DURATION, "The job is stale when it has not succeeded for this long; "
+        "it then fires on_failure once."),
 )
+HOOK_KEYS: Final = ("on_failure", "on_success", "on_retry")
 
 STAGE_KEYS: Final[tuple[Key, ...]] = (
     Key("name", STRING, "The stage's name, unique in the job; default: stage-<n> (1-based)."),
@@ -994,6 +1006,20 @@ def _needs(t: _Table, job_id: str) -> tuple[str, ...]:
     return tuple(needs)
 
 
+def _hooks(t: _Table, job_id: str, key: str) -> tuple[str, ...]:
+    hooks: list[str] = []
+    for i, name in enumerate(t.get(key, [])):
+        if not JOB_ID.fullmatch(name):
+            t.problem(key, f"{show(name)} is not a valid job id", i)
+        elif name == job_id:
+            t.problem(key, "a job cannot be its own hook", i)
+        elif name in hooks:
+            t.problem(key, f"{show(name)} is named twice", i)
+        else:
+            hooks.append(name)
+    return tuple(hooks)
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
@@ -1078,6 +1104,8 @@ def _build_job(job_id: str, t: _Table, source: JobSource, base: Path,
     start_deadline = t.duration("start_deadline", positive=True)
     retry = _retry(t)
     matrix = _matrix(t)
+    hooks = {key: _hooks(t, job_id, key) for key in HOOK_KEYS}
+    stale_after = t.duration("stale_after", positive=True)
     if action is None or timezone is None or not t.ok:
         return None
     return JobDef(
@@ -1105,6 +1133,11 @@ def _build_job(job_id: str, t: _Table, source: JobSource, base: Path,
         params=params,
         matrix=matrix,
         enabled=t.get("enabled", True),
+        description=t.get("description"),
+        on_failure=hooks["on_failure"],
+        on_success=hooks["on_success"],
+        on_retry=hooks["on_retry"],
+        stale_after=stale_after,
     )
 
 
@@ -1185,11 +1218,13 @@ def load_job_files(paths: Sequence[Path], config: DaemonConfig, *,
         return {j.id: j for j in previous.jobs.values()
                 if j.source.file in rejected and j.id not in ids and j.id not in dropped}
 
-    def reject(r: FileResult, job: JobDef, need: str, message: str) -> None:
+    def reject(r: FileResult, job: JobDef, need: str, message: str, key: str = "needs"
+               ) -> None:
         report = _Report(r.path)
         report.locs = r.locations
-        report.add(message, at=(*r.tables.get(job.id, ()), "needs", job.needs.index(need)),
-                   job=job.id, key="needs")
+        names: tuple[str, ...] = getattr(job, key)
+        report.add(message, at=(*r.tables.get(job.id, ()), key, names.index(need)),
+                   job=job.id, key=key)
         rejected.setdefault(r.path, []).extend(report.problems)
 
     # Reject files (and drop kept jobs) until what is left is closed under needs and has no
@@ -1200,14 +1235,17 @@ def load_job_files(paths: Sequence[Path], config: DaemonConfig, *,
         rejected_now = False
         for r in list(accepted.values()):
             for j in r.jobs:
-                for need in j.needs:
-                    if need not in effective:
-                        rejected_now = True
-                        accepted.pop(r.path, None)
-                        reject(r, j, need, f"unknown job {show(need)}" + hint(need, effective))
+                for key, names in (("needs", j.needs), *((k, getattr(j, k)) for k in HOOK_KEYS)):
+                    for need in names:
+                        if need not in effective:
+                            rejected_now = True
+                            accepted.pop(r.path, None)
+                            reject(r, j, need, f"unknown job {show(need)}"
+                                   + hint(need, effective), key)
         if rejected_now:
             continue
-        missing = {j.id: n for j in kept_now.values() for n in j.needs if n not in effective}
+        missing = {j.id: n for j in kept_now.values() for n in (*j.needs, *j.hooks)
+                   if n not in effective}
         if missing:
             dropped.update((i, f"needs unknown job {show(n)}") for i, n in missing.items())
             continue

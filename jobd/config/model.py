@@ -178,6 +178,16 @@ class JobDef:
     params: Mapping[str, str] = field(default_factory=dict)
     matrix: MatrixSpec | None = None
     enabled: bool = True
+    description: str | None = None
+    on_failure: tuple[str, ...] = ()  # hook jobs: run with the triggering run's facts
+    on_success: tuple[str, ...] = ()
+    on_retry: tuple[str, ...] = ()
+    stale_after: float | None = None  # seconds without a success before the job is stale
+
+    @property
+    def hooks(self) -> tuple[str, ...]:
+        """Every job this one names as a hook, once each."""
+        return tuple(dict.fromkeys((*self.on_failure, *self.on_success, *self.on_retry)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

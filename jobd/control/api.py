@@ -77,6 +77,10 @@ class DaemonAPI(Protocol):
         it runs next) and ``facts`` (the same as data)."""
         ...
 
+    async def metrics_text(self) -> str:
+        """The daemon's metrics in Prometheus text format."""
+        ...
+
     def subscribe(self) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[RunRecord]]:
         """A stream of every run as it changes state (queued, running, finished), from now on.
         A subscriber too slow to keep up is dropped (its stream closes), never the daemon."""

@@ -42,7 +42,7 @@ ERROR_NAMES: Mapping[int, str] = {
 }
 
 READ_METHODS = frozenset({"status", "list", "show", "runs", "logs", "why", "subscribe",
-                          "unsubscribe"})
+                          "unsubscribe", "metrics"})
 CHANGE_METHODS = frozenset({"run", "cancel", "pause", "resume", "reload"})
 METHODS = READ_METHODS | CHANGE_METHODS
 
@@ -219,7 +219,7 @@ _RUN_ID = _P("int", low=1)
 _SUB_ID = _P("int", low=1)
 
 PARAMS: Mapping[str, Mapping[str, _P]] = {
-    "status": {}, "list": {}, "reload": {},
+    "status": {}, "list": {}, "reload": {}, "metrics": {},
     "show": {"job_id": _JOB}, "why": {"job_id": _JOB},
     "pause": {"job_id": _JOB}, "resume": {"job_id": _JOB},
     "run": {"job_id": _JOB, "params": _P("strmap", default={})},

@@ -325,6 +325,7 @@ class _Connection:
             "cancel": self._cancel, "runs": self._runs, "logs": self._logs,
             "pause": self._pause, "resume": self._resume, "reload": self._reload,
             "why": self._why, "subscribe": self._subscribe, "unsubscribe": self._unsubscribe,
+            "metrics": self._metrics,
         }
 
     async def run(self) -> None:
@@ -506,6 +507,10 @@ class _Connection:
 
     async def _why(self, req: p.Request, a: dict[str, Any]) -> Any:
         return await self.api.why(a["job_id"])
+
+    async def _metrics(self, req: p.Request, a: dict[str, Any]) -> Any:
+        return {"content_type": "text/plain; version=0.0.4; charset=utf-8",
+                "text": await self.api.metrics_text()}
 
     async def _unsubscribe(self, req: p.Request, a: dict[str, Any]) -> Any:
         scope = self._subs.pop(a["subscription"], None)

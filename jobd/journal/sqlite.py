@@ -14,7 +14,8 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -172,6 +173,8 @@ class SQLiteJournal(Journal):
         self._writer_running = False
         self._writer_done = anyio.Event()
         self._stats = JournalStats()
+        # Told after each commit: its seconds and whether it succeeded (the daemon's metrics).
+        self.on_commit: Callable[[float, bool], None] | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r}, open={self._open})"
@@ -359,7 +362,11 @@ class SQLiteJournal(Journal):
                     committed, self._committed = self._committed, anyio.Event()
                     try:
                         if batch:
+                            began, errors = time.perf_counter(), self._stats.write_errors
                             await self._commit(batch)
+                            if self.on_commit is not None:
+                                self.on_commit(time.perf_counter() - began,
+                                               self._stats.write_errors == errors)
                     except BaseException as exc:  # a bug: fail the waiters, then surface it
                         self._fail(batch, exc)
                         raise

@@ -32,9 +32,12 @@ from jobd.executors.process import find_leftovers, stop_leftovers
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.matrix import expand
+from jobd.metrics import Metrics
+from jobd.supervisor.alerting import Alerts
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
 from jobd.supervisor.flowing import FlowEngine
+from jobd.supervisor.hooks import event_for
 from jobd.supervisor.notify import Notifier
 from jobd.supervisor.policy import Admit, Busy, Candidate, admit, select
 from jobd.supervisor.runner import Runner, RunnerDeps, iso, log_path
@@ -96,6 +99,8 @@ class Daemon:
         self._pending_triggers = 0
         self._reload_lock = anyio.Lock()
         self.flows = FlowEngine(self)
+        self.metrics = Metrics()
+        self.alerts = Alerts(self)
         self._tg: anyio.abc.TaskGroup | None = None
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
@@ -114,7 +119,9 @@ class Daemon:
                 clock=self.clock, publish=self._publish, instance=self.instance,
                 python=self._python, needs_context=self.flows.needs_context,
                 rng=random.Random(), docker=self._docker,
-                environ=dict(os.environ))
+                environ=dict(os.environ), follow_ups=self.alerts.follow_ups,
+                admit=self.alerts.admit)
+            self._bind_metrics()
             self.paused = await self.journal.paused()
             self.cursors = await self.journal.cursors()
             self.jobset = load_jobs(self.config)
@@ -128,6 +135,7 @@ class Daemon:
             with send:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    tg.start_soon(self.metrics.loop_monitor)
                     tg.start_soon(self._intake, receive)
                     tg.start_soon(self._dispatch_loop)
                     await self._catch_up()
@@ -143,6 +151,7 @@ class Daemon:
                     if self._watch_jobs_dir:
                         await tg.start(self._jobs_dir_loop)
                     tg.start_soon(self._prune_loop)
+                    tg.start_soon(self.alerts.stale_loop)
                     interval = Notifier.watchdog_interval()
                     if interval:
                         tg.start_soon(self.notifier.watchdog_loop, interval)
@@ -190,6 +199,15 @@ class Daemon:
                 else:
                     log.info("%s: draining", signal.Signals(signum).name)
                     self.stop()
+
+    def _bind_metrics(self) -> None:
+        self.metrics.bind(
+            queue_depth=lambda: len(self.queued), running=lambda: len(self.active),
+            bus_depth=lambda: self._bus.statistics().current_buffer_used if self._bus else 0,
+            jobs_loaded=lambda: len(self.jobset.jobs),
+            invalid_files=lambda: len(self.jobset.invalid))
+        if isinstance(self.journal, SQLiteJournal):
+            self.journal.on_commit = self.metrics.commit_observed
 
     def _docker(self) -> DockerExecutor:
         """The container executor, made (and aiodocker imported) on first use."""
@@ -266,6 +284,10 @@ class Daemon:
                          cursor_writes: dict[str, datetime] | None = None) -> None:
         for d in plan.dropped:
             n = d.count if d.count is not None else "many"
+            counter = (self.metrics.slots_folded.labels(job=job.id)
+                       if d.reason == "catchup_latest" else
+                       self.metrics.slots_missed.labels(job=job.id, reason=str(d.reason)))
+            counter.inc(d.count if d.count is not None else 1)
             self._decide(job.id, f"{n} slots from {d.first.isoformat()} to "
                                  f"{d.last.isoformat()} not run ({d.reason})")
         for slot in plan.runs:
@@ -344,6 +366,8 @@ class Daemon:
                     merged = into.evolve(changed_paths=paths)
                     writes[rid] = self.queued[rid] = merged
                 cancels.extend(decision.cancel)
+                if t.scheduled_for is not None:
+                    self.metrics.slots_folded.labels(job=job.id).inc()
                 self._decide(job.id, f"{t.kind} trigger {_slot(t)}folded into queued run "
                                      f"{decision.into} (overlap = {job.overlap})")
                 if t.reply:
@@ -486,8 +510,10 @@ class Daemon:
                 final = active.runner.run.evolve(
                     state=RunState.FAILED, finished_at=self.clock.now(),
                     message="internal error in jobd; see the daemon's log")
-                await self.journal.put_runs([final])
+                extra = self.alerts.follow_ups(final, event_for(final.state), None)
+                await self.journal.put_runs([final, *extra])
                 self._publish(final)
+                self.alerts.admit(extra)
             return final
         finally:
             rid, job_id = active.runner.run.run_id, active.job.id
@@ -610,6 +636,9 @@ class Daemon:
     # --- bookkeeping ----------------------------------------------------------------------
 
     def _publish(self, run: RunRecord) -> None:
+        self.metrics.observe_run(run)
+        if run.state is RunState.SUCCEEDED:
+            self.alerts.succeeded(run)
         for s in list(self._subscribers):
             try:
                 s.send_nowait(run)
@@ -655,6 +684,8 @@ class Daemon:
             "runs_running": len(self.active),
             "runs_queued": len(self.queued),
             "paused": sorted(self.paused),
+            "stale": sorted(j for j, s in self.alerts.staleness.items()
+                            if s.stale and j in self.jobset.jobs),
             "invalid_files": [{"file": str(f), "errors": list(e)}
                               for f, e in sorted(self.jobset.invalid.items())],
         }
@@ -678,15 +709,29 @@ class Daemon:
                 "last_run": ({"run_id": last.run_id, "state": str(last.state),
                               "finished_at": iso(last.finished_at)} if last else None),
                 "paused": job_id in self.paused, "enabled": job.enabled,
+                "description": job.description, "timezone": job.timezone,
+                **self._stale_json(job_id),
             })
         return out
+
+    def _stale_json(self, job_id: str) -> dict[str, Any]:
+        s = self.alerts.staleness.get(job_id)
+        if s is None:
+            return {"stale": False}
+        return {"stale": s.stale, "stale_since": s.since.isoformat(),
+                "stale_at": s.due_at.isoformat()}
+
+    async def metrics_text(self) -> str:
+        """The Prometheus text of ``render_metrics``."""
+        return self.metrics.render_metrics().decode()
 
     async def show_job(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id)
         times = next_fire_times(job.time_triggers, self.clock.now(), 5) if job.enabled else []
         return {"job_id": job_id, "file": str(job.source.file), "line": job.source.line,
+                "description": job.description, "timezone": job.timezone,
                 "definition": _definition(job), "paused": job_id in self.paused,
-                "next_fire_times": [t.isoformat() for t in times]}
+                "next_fire_times": [t.isoformat() for t in times], **self._stale_json(job_id)}
 
     async def run_job(self, job_id: str, params: Mapping[str, str]) -> RunRecord:
         job = self._job(job_id)
@@ -792,6 +837,7 @@ class Daemon:
                 log.info("reloaded: %d jobs (%d changed, %d removed), %d invalid files",
                          len(jobset.jobs), len(changed), len(gone), len(jobset.invalid))
             self._timer_wake.set()
+            self.alerts.wake()
             if self._watch is not None:
                 await self._watch.update()
             else:

@@ -12,6 +12,7 @@ from jobd._enums import RunState, TriggerKind
 from jobd.flows.rules import FlowState, aggregate
 from jobd.journal.abc import RunRecord
 from jobd.supervisor.events import Trigger
+from jobd.supervisor.hooks import event_for
 from jobd.supervisor.runner import result_word
 
 if TYPE_CHECKING:
@@ -71,10 +72,14 @@ class FlowEngine:
                                          f"{decision.reasons.get(j, '')}")
                        for j in decision.skip]
             if skipped:
-                await d.journal.put_runs(skipped)
+                # upstream_failed counts as a failure: its on_failure hooks share the commit
+                extra = [h for r in skipped
+                         for h in d.alerts.follow_ups(r, event_for(r.state), None)]
+                await d.journal.put_runs([*skipped, *extra])
                 for r in skipped:
                     d._publish(r)
                     d._decide(r.job_id, f"flow {flow_id}: skipped ({r.message})")
+                d.alerts.admit(extra)
             for j in decision.run:
                 d._decide(j, f"flow {flow_id}: needs met ({decision.reasons.get(j, '')})")
                 await d.submit(Trigger(job_id=j, kind=TriggerKind.NEEDS, flow_id=flow_id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,12 +35,16 @@ from jobd.executors.actions import argv_for, read_env_file
 from jobd.expressions import evaluate_condition, parse_template
 from jobd.journal.abc import Journal, RunRecord
 from jobd.supervisor.clock import Clock
+from jobd.supervisor.hooks import HookEvent, event_for, facts, hook_env
 from jobd.supervisor.policy import outcome, retry_delay, retryable
 
 if TYPE_CHECKING:
     from jobd.executors.docker import DockerExecutor
 
 log = logging.getLogger("jobd.runner")
+
+
+FollowUps = Callable[[RunRecord, HookEvent | None, Mapping[str, str] | None], list[RunRecord]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +60,9 @@ class RunnerDeps:
     rng: random.Random
     docker: Callable[[], DockerExecutor]  # created on first use: most daemons run no containers
     environ: Mapping[str, str]  # the daemon's environment, read once (os.environ decodes per key)
+    # Hook runs a result sets off, journaled with it, then handed to ``admit`` to queue.
+    follow_ups: FollowUps = field(default=lambda run, event, facts: [])
+    admit: Callable[[list[RunRecord]], None] = field(default=lambda runs: None)
 
 
 class RunFailedToRender(Exception):
@@ -134,6 +141,7 @@ def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
         env.update(read_env_file(job.env_file))
     for k, v in {**job.env, **extra}.items():
         env[k] = render(v, ctx)
+    env.update(hook_env(run))
     env.update({
         "JOBD_JOB_ID": job.id,
         "JOBD_RUN_ID": str(run.run_id),
@@ -192,9 +200,11 @@ class Runner:
             return await self._finish(RunState.FAILED, None, f"condition: {exc}")
         retry = job.retry
         state, code, message = RunState.FAILED, None, None
+        first_start: datetime | None = None  # the run's time spans its retries
         while True:
             now = deps.clock.now()
-            await self._save(self.run.evolve(state=RunState.RUNNING, started_at=now,
+            first_start = first_start or now
+            await self._save(self.run.evolve(state=RunState.RUNNING, started_at=first_start,
                                              finished_at=None, exit_code=None, message=None,
                                              log_path=str(self.log)))
             if self.run.attempt > 1 or self.run.trigger is TriggerKind.RECOVERY:
@@ -215,6 +225,7 @@ class Runner:
                 break
             delay = retry_delay(retry, self._retries_used(done_attempts) + 1, deps.rng)
             self.note(f"retrying in {delay:.2f}s")
+            await self._retry_hooks(state, code, message)
             with anyio.move_on_after(delay):
                 await self.cancel.wait()
             if self.cancel.is_set():
@@ -232,10 +243,27 @@ class Runner:
         outputs = read_outputs(out)
         final = self.run.evolve(state=state, exit_code=code, message=message, outputs=outputs,
                                 finished_at=self.deps.clock.now(), log_path=str(self.log))
+        extra = self.deps.follow_ups(final, event_for(state), None)
         with anyio.CancelScope(shield=True):
-            await self._save(final)
+            self.run = final
+            # The hook runs share the result's commit: a crash keeps both or neither.
+            await self.deps.journal.put_runs([final, *extra])
+            self.deps.publish(final)
+            self.deps.admit(extra)
         out.unlink(missing_ok=True)  # the journal holds the outputs now
         return final
+
+    async def _retry_hooks(self, state: RunState, code: int | None, message: str | None
+                           ) -> None:
+        """``on_retry``: the failed attempt's facts, journaled before the retry waits."""
+        failed = self.run.evolve(state=state, exit_code=code, message=message,
+                                 log_path=str(self.log))
+        extra = self.deps.follow_ups(failed, HookEvent.RETRIED,
+                                     facts(HookEvent.RETRIED, failed))
+        if extra:
+            with anyio.CancelScope(shield=True):
+                await self.deps.journal.put_runs(extra)
+                self.deps.admit(extra)
 
     async def _attempt(self, needs: dict[str, Any]) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps

@@ -219,6 +219,9 @@ class FakeDaemon:
         return {"job_id": job_id, "lines": lines,
                 "facts": {"last_run": last.run_id if last else None}}
 
+    async def metrics_text(self) -> str:
+        return "# HELP fake_up A fake metric.\n# TYPE fake_up gauge\nfake_up 1.0\n"
+
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[RunRecord]]:
         send, receive = anyio.create_memory_object_stream[RunRecord](64)

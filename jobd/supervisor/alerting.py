@@ -1,0 +1,162 @@
+"""Hook runs and stale jobs in the daemon: the I/O around the pure ``hooks`` and ``stale``.
+
+Hook runs are built here and journaled by the caller in the same transaction as the result that
+sets them off (a run's final state, a retried attempt, a stale episode's marker), then queued.
+After a crash they are ordinary queued runs, which recovery re-queues.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import anyio
+
+from jobd._enums import RunState, TriggerKind
+from jobd.config.model import JobDef
+from jobd.journal.abc import RunRecord
+from jobd.supervisor.hooks import HookEvent, plan_hooks, stale_facts
+from jobd.supervisor.stale import FIRED_KEY, SEEN_KEY, Staleness, judge
+
+if TYPE_CHECKING:
+    from jobd.supervisor.daemon import Daemon
+
+log = logging.getLogger("jobd.alerting")
+
+RECHECK = 60.0  # seconds: the stale check also looks again this often (clock jumps)
+
+
+class Alerts:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.last_success: dict[str, datetime] = {}
+        self.staleness: dict[str, Staleness] = {}
+        self._loaded: set[str] = set()
+        self._wake = anyio.Event()
+
+    # --- hooks ----------------------------------------------------------------------------
+
+    def follow_ups(self, run: RunRecord, event: HookEvent | None,
+                   facts: Mapping[str, str] | None) -> list[RunRecord]:
+        """The queued hook runs ``run`` sets off (not yet journaled)."""
+        d = self.daemon
+        out: list[RunRecord] = []
+        for call in plan_hooks(d.jobset.jobs.get(run.job_id), run, event, facts):
+            out += self._hook_runs(call.job_id, call.facts, f"{event} of run {run.run_id}")
+        return out
+
+    def _hook_runs(self, job_id: str, facts: Mapping[str, str], why: str) -> list[RunRecord]:
+        d = self.daemon
+        job = d.jobset.jobs.get(job_id)
+        if job is None or not job.enabled or job_id in d.paused:
+            state = "gone" if job is None else "disabled" if not job.enabled else "paused"
+            log.warning("hook %s (%s) not run: the job is %s", job_id, why, state)
+            d._decide(job_id, f"hook for {why} not run: the job is {state}")
+            return []
+        run_id = d.journal.new_run_id()
+        flow_id = str(run_id) if job_id in d.flows.needed or job.matrix is not None else None
+        run = RunRecord(run_id=run_id, job_id=job_id, trigger=TriggerKind.HOOK,
+                        state=RunState.QUEUED, queued_at=d.clock.now(), flow_id=flow_id,
+                        params=dict(facts))
+        d._decide(job_id, f"hook run {run_id} queued for {why}")
+        event = next((k.split("_")[1] for k in facts if k.endswith("_JOB")), "?")
+        d.metrics.hook_runs.labels(job=job_id, event=event.lower()).inc()
+        return d._cells(job, run)
+
+    def admit(self, runs: list[RunRecord]) -> None:
+        """Queue hook runs that are journaled."""
+        d = self.daemon
+        for run in runs:
+            if run.state is RunState.QUEUED:
+                d._enqueue(run)
+            d._publish(run)
+        if runs:
+            d._wake_dispatch()
+            d._changed()
+
+    # --- stale jobs -----------------------------------------------------------------------
+
+    def succeeded(self, run: RunRecord) -> None:
+        if run.finished_at is not None:
+            self.last_success[run.job_id] = run.finished_at
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Job definitions changed: look again."""
+        self._wake.set()
+
+    async def _load(self, jobs: list[JobDef]) -> None:
+        """Last successes from the journal, and a first-seen time for new stale-watched jobs."""
+        d = self.daemon
+        fresh: dict[str, datetime] = {}
+        for job in jobs:
+            if job.id in self._loaded:
+                continue
+            self._loaded.add(job.id)
+            if job.id not in self.last_success:
+                runs = await d.journal.list_runs(job_id=job.id,
+                                                 states=frozenset({RunState.SUCCEEDED}), limit=1)
+                if runs and runs[0].finished_at is not None:
+                    self.last_success[job.id] = runs[0].finished_at
+                    d.metrics.set_last_success(job.id, runs[0].finished_at)
+            key = SEEN_KEY.format(job.id)
+            if job.stale_after is not None and key not in d.cursors:
+                fresh[key] = d.cursors[key] = d.clock.now()
+        if fresh:
+            await d.journal.put_runs([], cursors=fresh)
+
+    async def check(self) -> datetime | None:
+        """Judge every job with ``stale_after``; fire ``on_failure`` for new episodes. Returns
+        when the next job would go stale."""
+        d = self.daemon
+        jobs = list(d.jobset.jobs.values())
+        await self._load(jobs)
+        now = d.clock.now()
+        soonest: datetime | None = None
+        for job in jobs:
+            if job.stale_after is None:
+                continue
+            fired_key = FIRED_KEY.format(job.id)
+            s = judge(stale_after=job.stale_after, last_success=self.last_success.get(job.id),
+                      first_seen=d.cursors.get(SEEN_KEY.format(job.id), now), now=now,
+                      fired_for=d.cursors.get(fired_key))
+            was = self.staleness.get(job.id)
+            self.staleness[job.id] = s
+            d.metrics.stale.labels(job=job.id).set(1 if s.stale else 0)
+            if s.stale and (was is None or not was.stale):
+                log.warning("job %s is stale: no success since %s", job.id, s.since.isoformat())
+            if s.fire:
+                facts = stale_facts(job.id, since=s.since,
+                                    last_success=self.last_success.get(job.id),
+                                    stale_after=job.stale_after)
+                runs = [r for h in job.on_failure
+                        for r in self._hook_runs(h, facts, f"{job.id} going stale")]
+                d._decide(job.id, f"stale: no success since {s.since.isoformat()}; "
+                                  f"on_failure fired ({', '.join(job.on_failure) or 'none'})")
+                # The marker and the hook runs in one commit: fired once, across restarts.
+                await d.journal.put_runs(runs, cursors={fired_key: s.since})
+                d.cursors[fired_key] = s.since
+                self.admit(runs)
+            if not s.stale and (soonest is None or s.due_at < soonest):
+                soonest = s.due_at
+        for job_id in set(self.staleness) - {j.id for j in jobs if j.stale_after is not None}:
+            del self.staleness[job_id]
+            d.metrics.stale.remove(job_id)
+        return soonest
+
+    async def stale_loop(self) -> None:
+        from jobd.supervisor.daemon import _sleep_or_wake
+        d = self.daemon
+        while True:
+            wake = self._wake = anyio.Event()
+            try:
+                soonest = await self.check()
+            except Exception:  # alerting must never stop the daemon
+                log.exception("stale check failed; trying again in a minute")
+                soonest = None
+            limit = d.clock.now().timestamp() + RECHECK
+            when = soonest if soonest is not None and soonest.timestamp() < limit else \
+                datetime.fromtimestamp(limit, d.clock.now().tzinfo)
+            await _sleep_or_wake(d.clock, when, wake)
