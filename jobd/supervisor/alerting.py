@@ -123,8 +123,6 @@ class Alerts:
                       first_seen=d.cursors.get(SEEN_KEY.format(job.id), now), now=now,
                       fired_for=d.cursors.get(fired_key))
             was = self.staleness.get(job.id)
-            self.staleness[job.id] = s
-            d.metrics.stale.labels(job=job.id).set(1 if s.stale else 0)
             if s.stale and (was is None or not was.stale):
                 log.warning("job %s is stale: no success since %s", job.id, s.since.isoformat())
             if s.fire:
@@ -139,6 +137,8 @@ class Alerts:
                 await d.journal.put_runs(runs, cursors={fired_key: s.since})
                 d.cursors[fired_key] = s.since
                 self.admit(runs)
+            self.staleness[job.id] = s  # after firing: a reader sees the hook runs queued
+            d.metrics.stale.labels(job=job.id).set(1 if s.stale else 0)
             if not s.stale and (soonest is None or s.due_at < soonest):
                 soonest = s.due_at
         for job_id in set(self.staleness) - {j.id for j in jobs if j.stale_after is not None}:

@@ -261,6 +261,23 @@ CASES = [
          ("jobs.d/a.toml:3: job 'a': cron: 'bad' is not a valid cron expression (1 field; "
           "expected 5 (minute hour day-of-month month day-of-week) or 6 with seconds first)",
           "jobs.d/b.toml:3: job 'b': needs: unknown job 'a'")),
+    # --- hooks and stale_after -------------------------------------------------------------
+    case("hook of an unknown job", '[jobs.notify]\ncommand = "x"\n\n[jobs.etl]\n'
+         'command = "x"\non_failure = ["notfy"]\n',
+         f"{F}:6: job 'etl': on_failure: unknown job 'notfy'; did you mean 'notify'?"),
+    Case("hook in another file, unknown",
+         {"a.toml": '[jobs.a]\ncommand = "x"\non_success = ["ok", "gone"]\n', "b.toml": OK},
+         ("jobs.d/a.toml:3: job 'a': on_success: unknown job 'gone'",)),
+    case("own hook", '[jobs.a]\ncommand = "x"\non_retry = ["a"]\n',
+         f"{F}:3: job 'a': on_retry: a job cannot be its own hook"),
+    case("hook named twice", '[jobs.a]\ncommand = "x"\non_failure = ["b", "b"]\n[jobs.b]\n'
+         'command = "x"\n',
+         f"{F}:3: job 'a': on_failure: 'b' is named twice"),
+    case("stale_after not a duration", '[jobs.a]\ncommand = "x"\nstale_after = "26"\n',
+         f"{F}:3: job 'a': stale_after: '26' is not a duration; write a number and a unit "
+         '(ms, s, m, h, d, w), e.g. "250ms", "30s", "1h30m"'),
+    case("description not a string", '[jobs.a]\ncommand = "x"\ndescription = 1\n',
+         f"{F}:3: job 'a': description: expected a string, got an integer (1)"),
     # --- line numbers of other forms ------------------------------------------------------
     case("dotted keys", '[jobs]\na.command = "x"\na.retries = true\n',
          f"{F}:3: job 'a': retries: expected an integer, got a boolean (true)"),
