@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +45,13 @@ class ConfigError(JobdError, ValueError):
 
 
 class JobNotFound(JobdError, LookupError):
-    def __init__(self, job_id: str) -> None:
+    """No job has this id; ``near`` holds the ids close to it ("did you mean")."""
+
+    def __init__(self, job_id: str, near: Sequence[str] = ()) -> None:
         self.job_id = job_id
-        super().__init__(f"no job '{job_id}'")
+        self.near = tuple(near)
+        hint = f"; did you mean {' or '.join(repr(n) for n in self.near)}?" if near else ""
+        super().__init__(f"no job '{job_id}'{hint}")
 
 
 class RunNotFound(JobdError, LookupError):

@@ -168,3 +168,64 @@ def clock(when: datetime | None) -> str:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def spec(seconds: float) -> str:
+    """A duration as a job file writes it: ``250ms``, ``10s``, ``1h30m``, ``1d2h``."""
+    if seconds < 0:
+        return f"-{spec(-seconds)}"
+    ms = round(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
+                       ("ms", 1)):
+        if ms >= size:
+            out.append(f"{ms // size}{unit}")
+            ms %= size
+    return "".join(out)
+
+
+def span(seconds: float) -> str:
+    """A distance in time as ``systemctl list-timers`` shows it: ``45s``, ``21min``,
+    ``1h 21min``, ``2 days 3h``."""
+    s = int(abs(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}min"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}min" if s % 3600 >= 60 else f"{s // 3600}h"
+    days = s // 86400
+    word = "day" if days == 1 else "days"
+    return f"{days} {word} {s % 86400 // 3600}h" if s % 86400 >= 3600 else f"{days} {word}"
+
+
+def zoned(when: datetime, zone: str | None) -> datetime:
+    """``when`` in the IANA ``zone`` (unchanged when the zone is unknown here)."""
+    if not zone:
+        return when
+    try:
+        from zoneinfo import ZoneInfo  # only when a time is shown
+
+        return when.astimezone(ZoneInfo(zone))
+    except (ValueError, KeyError, OSError):
+        return when
+
+
+def stamp(when: datetime, zone: str | None) -> str:
+    """``Sat 2026-12-05 08:00:00 CET``: the instant in the job's zone, as systemd shows it."""
+    local = zoned(when, zone)
+    name = local.tzname() or ""
+    if name and (name[0] in "+-"):
+        name = f"UTC{name}"
+    return f"{local.strftime('%a %Y-%m-%d %H:%M:%S')} {name}".rstrip()
+
+
+def when_text(when: datetime | None, now: datetime, zone: str | None) -> str:
+    """``Sat 2026-12-05 08:00:00 CET (in 21min)`` / ``(... ago)``; ``-`` for None."""
+    if when is None:
+        return "-"
+    delta = (when - now).total_seconds()
+    rel = "now" if abs(delta) < 1 else f"in {span(delta)}" if delta > 0 else f"{span(delta)} ago"
+    return f"{stamp(when, zone)} ({rel})"

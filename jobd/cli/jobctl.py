@@ -20,7 +20,7 @@ from jobd.control import protocol as p
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
-    from typing import Any
+    from typing import Any, NoReturn
 
 DEFAULT_SOCKET = "/run/jobd/jobd.sock"
 DEFAULT_CONFIG = "/etc/jobd/jobd.toml"
@@ -194,6 +194,9 @@ def _summary(run: Mapping[str, Any], out: Out) -> str:
         text += f" (exit {run['exit_code']})"
     if run.get("started_at"):
         text += f" after {_run_duration(run, fmt.utcnow())}"
+        attempts = run.get("attempt")
+        if isinstance(attempts, int) and attempts > 1:
+            text += f" ({attempts} attempts)"
     message = run.get("message")
     if message and message != f"exit code {run.get('exit_code')}":
         text += f": {message}"
@@ -204,10 +207,12 @@ def _summary(run: Mapping[str, Any], out: Out) -> str:
 
 
 def cmd_status(s: Session, a: argparse.Namespace, out: Out) -> int:
+    """Exit 1 when some job files are invalid (rejected), so scripts and checks notice."""
     st = s.call("status")
+    code = EXIT_FAILED if st.get("invalid_files") else EXIT_OK
     if out.json:
         out.dump(st)
-        return EXIT_OK
+        return code
     started = fmt.parse_time(st.get("started_at"))
     uptime = fmt.duration(float(st.get("uptime_seconds") or 0))
     out.print(f"{out.style.bold('jobd ' + str(st.get('version', '?')))}  pid {st.get('pid')}  "
@@ -220,12 +225,15 @@ def cmd_status(s: Session, a: argparse.Namespace, out: Out) -> int:
     rows = [["jobs", jobs],
             ["runs", f"{st.get('runs_running', 0)} running, {st.get('runs_queued', 0)} queued"],
             ["socket", s.path]]
+    stale = list(st.get("stale") or [])
+    if stale:
+        rows.append(["stale", out.style.state(", ".join(stale), "stale")])
     if invalid:
         rows.append(["invalid", out.style.state(fmt.plural(len(invalid), "file"), "invalid")])
     for k, v in rows:
         out.print(f"{k:<9}{v}")
     _invalid_files(out, invalid)
-    return EXIT_OK
+    return code
 
 
 def cmd_list(s: Session, a: argparse.Namespace, out: Out) -> int:
@@ -245,10 +253,18 @@ def cmd_list(s: Session, a: argparse.Namespace, out: Out) -> int:
             flags.append(out.style.state("paused"))
         if job.get("enabled") is False:
             flags.append(out.style.dim("disabled"))
-        rows.append([str(job.get("job_id")), "; ".join(job.get("triggers") or []) or "manual",
-                     out.when(job.get("next_run")), last_text, " ".join(flags)])
+        if job.get("stale"):
+            flags.append(out.style.state("stale"))
+        row = [str(job.get("job_id")), "; ".join(job.get("triggers") or []) or "manual",
+               out.when(job.get("next_run")), last_text, " ".join(flags)]
+        if a.wide:
+            row.insert(1, str(job.get("description") or "-"))
+        rows.append(row)
     if rows:
-        out.print(fmt.table(["JOB", "TRIGGERS", "NEXT", "LAST RUN", ""], rows, out.style))
+        headers = ["JOB", "TRIGGERS", "NEXT", "LAST RUN", ""]
+        if a.wide:
+            headers.insert(1, "DESCRIPTION")
+        out.print(fmt.table(headers, rows, out.style))
     else:
         out.print("no jobs loaded")
     _invalid_files(out, list(res.get("invalid_files") or []))
@@ -259,6 +275,21 @@ def _value(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
+DURATION_KEYS = frozenset({"timeout", "kill_grace", "start_deadline", "stale_after", "delay",
+                           "max_delay", "debounce"})
+
+
+def durations(value: Any, key: str | None = None) -> Any:
+    """The definition with durations in seconds written as a job file does (``10s``)."""
+    if isinstance(value, dict):
+        return {k: durations(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [durations(v) for v in value]
+    if key in DURATION_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+        return fmt.spec(float(value))
+    return value
+
+
 def cmd_show(s: Session, a: argparse.Namespace, out: Out) -> int:
     job = s.call("show", job_id=a.job)
     if out.json:
@@ -267,20 +298,28 @@ def cmd_show(s: Session, a: argparse.Namespace, out: Out) -> int:
     where = str(job.get("file"))
     if job.get("line"):
         where += f":{job['line']}"
+    zone = job.get("timezone")
     out.print(f"{'job':<10}{out.style.bold(str(job.get('job_id')))}")
+    if job.get("description"):
+        out.print(f"{'about':<10}{job['description']}")
     out.print(f"{'file':<10}{where}")
     out.print(f"{'paused':<10}{'yes' if job.get('paused') else 'no'}")
-    definition = job.get("definition") or {}
+    if job.get("stale"):
+        since = fmt.parse_time(job.get("stale_since"))
+        out.print(f"{'stale':<10}{out.style.state('yes', 'stale')}: no success since "
+                  f"{fmt.when_text(since, out.now, zone)}")
+    definition = durations(job.get("definition") or {})
     if isinstance(definition, dict) and definition:
         out.print("definition")
         width = max(len(str(k)) for k in definition) + 2
         for k, v in definition.items():
             out.print(f"  {k:<{width}}{_value(v)}")
     times = job.get("next_fire_times") or []
-    out.print("next runs" if times else "next runs  none (no time trigger, or disabled)")
+    out.print(f"next runs ({zone})" if times and zone else "next runs" if times
+              else "next runs  none (no time trigger, or disabled)")
     for t in times:
         when = fmt.parse_time(t)
-        out.print(f"  {fmt.clock(when):<27}{fmt.relative(when, out.now)}")
+        out.print(f"  {fmt.when_text(when, out.now, zone)}")
     return EXIT_OK
 
 
@@ -462,6 +501,15 @@ def cmd_why(s: Session, a: argparse.Namespace, out: Out) -> int:
     return EXIT_OK
 
 
+def cmd_metrics(s: Session, a: argparse.Namespace, out: Out) -> int:
+    res = s.call("metrics")
+    if out.json:
+        out.dump(res)
+    else:
+        sys.stdout.write(str(res.get("text") or ""))
+    return EXIT_OK
+
+
 # --- arguments -----------------------------------------------------------------------------
 
 
@@ -489,11 +537,29 @@ HELP: dict[str, str] = {
     "resume": "restart a job's triggers",
     "reload": "re-read the config and job files now",
     "why": "why a job did or did not run, and when it runs next",
+    "metrics": "the daemon's metrics in Prometheus text format",
 }
 _EPILOG = ("commands:\n" + "\n".join(f"  {c:<8}{h}" for c, h in HELP.items())
            + "\n\n'jobctl COMMAND --help' tells more.\nexit codes: 0 ok (with --wait: the run "
            "succeeded); 1 the run did not succeed;\n  2 bad usage or refused by the daemon; "
            "3 the daemon cannot be reached")
+
+
+class _ParseError(SystemExit):
+    """Bad usage (exit 2); ``main`` prints it, as JSON under ``--json``."""
+
+    def __init__(self, usage: str, message: str) -> None:
+        super().__init__(EXIT_USAGE)
+        self.usage = usage
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises ``_ParseError`` instead of printing and exiting, so ``main`` can answer in JSON
+    under ``--json``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _ParseError(self.format_usage(), f"{self.prog}: error: {message}")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -516,18 +582,20 @@ def _global_options(ap: argparse.ArgumentParser, default: Any) -> None:
 def parser() -> argparse.ArgumentParser:
     """``jobctl [--socket PATH] [--json] COMMAND ...``; the command's own arguments are parsed
     by ``command_parser``."""
-    ap = argparse.ArgumentParser(prog="jobctl", description="Control the jobd daemon.",
-                                 usage="jobctl [-h] [--socket PATH] [--json] COMMAND ...",
+    ap = _Parser(prog="jobctl", description="Control the jobd daemon.",
+                                 usage="jobctl [-h] [--version] [--socket PATH] [--json] "
+                                       "COMMAND ...",
                                  epilog=_EPILOG,
                                  formatter_class=_Formatter)
     _global_options(ap, None)
-    ap.add_argument("command", metavar="COMMAND", choices=list(HELP), nargs="?")
+    ap.add_argument("--version", action="store_true", help="print jobctl's version and exit")
+    ap.add_argument("command", metavar="COMMAND", nargs="?")
     ap.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return ap
 
 
 def command_parser(command: str) -> argparse.ArgumentParser:
-    c = argparse.ArgumentParser(prog=f"jobctl {command}", description=HELP[command],
+    c = _Parser(prog=f"jobctl {command}", description=HELP[command],
                                 formatter_class=_Formatter)
     _global_options(c, argparse.SUPPRESS)  # also accepted after the command
     if command in ("show", "run", "pause", "resume", "why"):
@@ -543,6 +611,9 @@ def command_parser(command: str) -> argparse.ArgumentParser:
         if command == "logs":
             c.add_argument("-f", "--follow", action="store_true",
                            help="follow until the run ends")
+    elif command == "list":
+        c.add_argument("-w", "--wide", action="store_true",
+                       help="also show each job's description")
     elif command == "runs":
         c.add_argument("job", metavar="JOB", nargs="?")
         c.add_argument("--limit", type=_limit, default=20, metavar="N", help="at most N (20)")
@@ -554,25 +625,43 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Raises ``SystemExit`` as argparse does: 0 after --help, 2 for bad usage."""
     ap = parser()
     top = ap.parse_args(argv)
+    if top.version:
+        return argparse.Namespace(command=None, version=True, json=bool(top.json))
     if top.command is None:
         ap.error("a COMMAND is required (jobctl --help lists them)")
+    if top.command not in HELP:
+        import difflib
+
+        near = difflib.get_close_matches(top.command, list(HELP), n=1)
+        ap.error(f"unknown command {top.command!r}"
+                 + (f"; did you mean {near[0]!r}?" if near else "; jobctl --help lists them"))
     args = command_parser(top.command).parse_args(top.args)
     args.command = top.command
     args.socket = getattr(args, "socket", None) or top.socket
     args.json = bool(getattr(args, "json", False) or top.json)
+    args.version = False
     return args
 
 
 COMMANDS = {
     "status": cmd_status, "list": cmd_list, "show": cmd_show, "run": cmd_run,
     "cancel": cmd_cancel, "runs": cmd_runs, "logs": cmd_logs, "pause": cmd_pause,
-    "resume": cmd_resume, "reload": cmd_reload, "why": cmd_why,
+    "resume": cmd_resume, "reload": cmd_reload, "why": cmd_why, "metrics": cmd_metrics,
 }
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: int, *, as_json: bool = False, rpc_code: int | None = None,
+          data: Any = None) -> int:
+    """Report an error: a line on stderr, or under ``--json`` a JSON object on stdout
+    (``{"error": {"message", "exit_code", "code", "data"}}``); the exit code is the same."""
     sys.stdout.flush()
-    sys.stderr.write(f"jobctl: {message}\n")
+    if as_json:
+        error: dict[str, Any] = {"message": message, "exit_code": code, "code": rpc_code}
+        if data is not None:
+            error["data"] = data
+        sys.stdout.write(json.dumps({"error": error}, indent=2) + "\n")
+    else:
+        sys.stderr.write(f"jobctl: {message}\n")
     return code
 
 
@@ -584,10 +673,25 @@ def _broken_pipe() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in argv[:argv.index("--")] if "--" in argv else "--json" in argv
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # --help (0) or bad usage (2)
+        args = parse_args(argv)
+    except _ParseError as exc:
+        if as_json:
+            return _fail(exc.message, EXIT_USAGE, as_json=True)
+        sys.stderr.write(exc.usage + exc.message + "\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help (0)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.version:
+        from jobd import __version__
+
+        if args.json:
+            sys.stdout.write(json.dumps({"version": __version__}) + "\n")
+        else:
+            sys.stdout.write(f"jobctl {__version__}\n")
+        return EXIT_OK
     out = Out(args.json)
     session: Session | None = None
     try:
@@ -595,12 +699,12 @@ def main(argv: list[str] | None = None) -> int:
         session = Session(path, source, timeout=120.0)
         return COMMANDS[args.command](session, args, out)
     except Usage as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(str(exc), EXIT_USAGE, as_json=args.json)
     except Unreachable as exc:
-        return _fail(str(exc), EXIT_UNREACHABLE)
+        return _fail(str(exc), EXIT_UNREACHABLE, as_json=args.json)
     except p.RPCError as exc:
         code = EXIT_USAGE if exc.code in _REFUSALS else EXIT_FAILED
-        return _fail(exc.message, code)
+        return _fail(exc.message, code, as_json=args.json, rpc_code=exc.code, data=exc.data)
     except KeyboardInterrupt:
         if args.command in ("run", "logs"):
             sys.stderr.write("\njobctl: interrupted; the run goes on (jobctl cancel stops it)\n")

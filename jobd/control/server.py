@@ -92,7 +92,10 @@ def error_for(exc: Exception) -> p.RPCError:
     if isinstance(exc, p.RPCError):
         return exc
     if isinstance(exc, JobNotFound):
-        return p.RPCError(p.NOT_FOUND, str(exc), {"job_id": exc.job_id})
+        data: dict[str, Any] = {"job_id": exc.job_id}
+        if exc.near:
+            data["did_you_mean"] = list(exc.near)
+        return p.RPCError(p.NOT_FOUND, str(exc), data)
     if isinstance(exc, RunNotFound):
         rid = exc.run_id
         return p.RPCError(p.NOT_FOUND, str(exc),

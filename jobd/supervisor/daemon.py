@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import heapq
 import logging
@@ -670,7 +671,8 @@ class Daemon:
     def _job(self, job_id: str) -> JobDef:
         job = self.jobset.jobs.get(job_id)
         if job is None:
-            raise JobNotFound(job_id)
+            raise JobNotFound(job_id, near=difflib.get_close_matches(job_id, self.jobset.jobs,
+                                                                      n=3, cutoff=0.6))
         return job
 
     async def status(self) -> dict[str, Any]:
@@ -784,7 +786,7 @@ class Daemon:
                    state: RunState | None) -> list[RunRecord]:
         if job_id is not None and job_id not in self.jobset.jobs \
                 and not await self.journal.list_runs(job_id=job_id, limit=1):
-            raise JobNotFound(job_id)
+            self._job(job_id)  # raises, with the close ids
         return await self.journal.list_runs(
             job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
 
@@ -860,10 +862,13 @@ class Daemon:
         from jobd.supervisor.explain import explain
         job = self._job(job_id)
         last = await self.latest_run(job_id)
+        stale = self.alerts.staleness.get(job_id)
         return explain(job, last=last, decisions=list(self.decisions.get(job_id, ())),
                        paused=job_id in self.paused, next_run=self._next_run(job),
                        active=[rid for rid, a in self.active.items() if a.job.id == job_id],
-                       queued=list(self._queued_by_job.get(job_id, ())))
+                       queued=list(self._queued_by_job.get(job_id, ())),
+                       now=self.clock.now(), stale_since=stale.since if stale and stale.stale
+                       else None)
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[RunRecord]]:

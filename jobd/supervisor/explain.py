@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jobd._enums import RunState
+from jobd.cli._format import spec, when_text
 from jobd.config.model import JobDef
 from jobd.journal.abc import RunRecord
 
@@ -44,22 +45,27 @@ def definition_json(job: JobDef) -> dict[str, Any]:
 
 
 def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], paused: bool,
-            next_run: datetime | None, active: Sequence[int], queued: Sequence[int]
-            ) -> dict[str, Any]:
-    """Why the job did or did not run last time, and when it runs next."""
+            next_run: datetime | None, active: Sequence[int], queued: Sequence[int],
+            now: datetime, stale_since: datetime | None = None) -> dict[str, Any]:
+    """Why the job did or did not run last time, and when it runs next. Times are shown in
+    the job's zone with their distance from ``now``, as ``systemctl list-timers`` does."""
     lines: list[str] = []
+
+    def at(when: datetime) -> str:
+        return when_text(when, now, job.timezone)
+
     if last is None:
         lines.append(f"'{job.id}' has not run yet.")
     else:
         when = last.finished_at or last.started_at or last.queued_at
         what = f"run {last.run_id} ({last.trigger}"
         if last.scheduled_for is not None:
-            what += f" for {last.scheduled_for.isoformat()}"
+            what += f" for {at(last.scheduled_for)}"
         what += f", attempt {last.attempt})"
         if last.state is RunState.SKIPPED:
-            lines.append(f"Last: {what} was skipped at {when.isoformat()}: {last.message}.")
+            lines.append(f"Last: {what} was skipped at {at(when)}: {last.message}.")
         elif last.state.finished:
-            lines.append(f"Last: {what} {last.state} at {when.isoformat()}"
+            lines.append(f"Last: {what} {last.state} at {at(when)}"
                          + (f": {last.message}." if last.message else "."))
         else:
             lines.append(f"Last: {what} is {last.state}.")
@@ -77,7 +83,7 @@ def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], pa
         lines.append("Next: never by itself: the job is paused (jobctl resume to restart it).")
     elif next_run is not None:
         how = ", ".join(t.describe() for t in job.time_triggers)
-        lines.append(f"Next: {next_run.isoformat()} ({how}).")
+        lines.append(f"Next: {at(next_run)}, by {how}.")
     triggers = []
     if job.watch is not None:
         triggers.append(f"a change in {', '.join(job.watch.patterns)}")
@@ -87,6 +93,9 @@ def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], pa
         lines.append("Also runs on " + " or ".join(triggers) + ".")
     if not job.time_triggers and not triggers:
         lines.append("It has no triggers: it runs only when asked (jobctl run).")
+    if stale_since is not None and job.stale_after is not None:
+        lines.append(f"Stale: no success since {at(stale_since)} (stale_after "
+                     f"{spec(job.stale_after)}); on_failure was told.")
     if job.condition is not None:
         lines.append(f"Each run first checks its condition: ${{{{ {job.condition} }}}}.")
     return {
@@ -98,6 +107,8 @@ def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], pa
             "paused": paused,
             "enabled": job.enabled,
             "next_run": next_run.isoformat() if next_run else None,
+            "timezone": job.timezone,
+            "stale_since": stale_since.isoformat() if stale_since else None,
             "running": list(active),
             "queued": list(queued),
         },

@@ -29,7 +29,7 @@ def test_status_and_list_show_invalid_files(harness: Harness) -> None:
         "jobs.d/bad.toml:12: job 'load': cron: '61 * * * *' is not a valid cron expression"]}]
     harness.api.paused.add("slow")
     r = harness.jobctl("status")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # invalid job files: status says so by its exit code
     assert "jobd 0.0-test" in r.stdout and "5 loaded, 1 paused (slow)" in r.stdout
     assert "0 running, 0 queued" in r.stdout
     assert "jobs.d/bad.toml:12: job 'load': cron:" in r.stdout
