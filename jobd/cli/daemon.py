@@ -11,9 +11,20 @@ import os
 import sys
 from pathlib import Path
 
+SUBCOMMANDS = {
+    "check": "jobd check [--config PATH] [FILE...]: validate the config and job files",
+    "import": "jobd import crontab FILE | timer UNIT.timer [-o OUT]: job files from cron or "
+              "systemd timers",
+}
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jobd", description="jobd, the job daemon")
+    p = argparse.ArgumentParser(
+        prog="jobd", description="jobd, the job daemon: runs in the foreground until SIGTERM.",
+        usage="jobd [--config PATH] [--log-level LEVEL] | jobd check ... | jobd import ...",
+        epilog="commands:\n" + "\n".join(f"  {c:<8}{h}" for c, h in SUBCOMMANDS.items())
+        + "\n\n'jobd COMMAND --help' tells more.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, default=None,
                    help="daemon config (default: $JOBD_CONFIG, else /etc/jobd/jobd.toml)")
     p.add_argument("--log-level", default=os.environ.get("JOBD_LOG_LEVEL", "INFO"),
@@ -32,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         cargs = cp.parse_args(args_in[1:])
         from jobd.cli.check import run_check
         return run_check(cargs.config, cargs.files)
+    if args_in[:1] == ["import"]:
+        from jobd.cli.importer import run_import
+        try:
+            return run_import(args_in[1:])
+        except SystemExit as exc:  # --help (0) or bad usage (2)
+            return exc.code if isinstance(exc.code, int) else 2
     args = _parser().parse_args(args_in)
     if args.version:
         from jobd import __version__
