@@ -139,6 +139,7 @@ def _entry(result: Result, n: int, line: str, comments: list[str], env: dict[str
     if comments:
         keys["description"] = " ".join(comments)
     keys["cron"] = cron
+    job_id = job_id_for(command, taken, f"cron-{n}")
     if stdin is not None:
         result.note(n, "'%' in the command: cron sends the text after it to the command's "
                        "standard input; carried over as a here-document")
@@ -153,5 +154,4 @@ def _entry(result: Result, n: int, line: str, comments: list[str], env: dict[str
         keys["user"] = user
     if env:
         keys["env"] = dict(env)
-    job_id = job_id_for(command, taken, f"cron-{n}")
     result.jobs.append(Converted(job_id=job_id, keys=keys, origin=f"line {n}: {line}"))
