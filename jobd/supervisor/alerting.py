@@ -144,6 +144,7 @@ class Alerts:
         for job_id in set(self.staleness) - {j.id for j in jobs if j.stale_after is not None}:
             del self.staleness[job_id]
             d.metrics.stale.remove(job_id)
+        d._changed()  # wake waiters (tests, drain) on the new judgement
         return soonest
 
     async def stale_loop(self) -> None:

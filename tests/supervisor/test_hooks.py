@@ -70,11 +70,13 @@ DUMP = ('env | grep -E "^JOBD_(FAILED|SUCCEEDED|RETRIED)_|^JOBD_TRIGGER=" | sort
         '> {out}/$JOBD_RUN_ID.env')
 
 
-async def _facts(out: Path) -> list[dict[str, str]]:
-    found = []
-    for f in sorted(out.glob("*.env"), key=lambda p: int(p.stem)):
-        found.append(dict(line.split("=", 1) for line in f.read_text().splitlines()))
-    return found
+def _facts(out: Path) -> list[dict[str, str]]:
+    return [dict(line.split("=", 1) for line in f.read_text().splitlines())
+            for f in sorted(out.glob("*.env"), key=lambda p: int(p.stem))]
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text()
 
 
 async def test_on_failure_runs_the_hook_with_the_facts(make_config: MakeConfig,
@@ -96,14 +98,14 @@ async def test_on_failure_runs_the_hook_with_the_facts(make_config: MakeConfig,
     async with running(config) as d:
         run = await d.run_job("broken", {})
         await settle(d)
-        [facts] = await _facts(out)
+        [facts] = _facts(out)
         failed = await d.get_run(run.run_id)
         assert facts == {
             "JOBD_TRIGGER": "hook", "JOBD_FAILED_JOB": "broken",
             "JOBD_FAILED_RUN_ID": str(run.run_id), "JOBD_FAILED_STATE": "failed",
             "JOBD_FAILED_EXIT_CODE": "3", "JOBD_FAILED_LOG": str(d.log_path(failed)),
             "JOBD_FAILED_ATTEMPT": "1", "JOBD_FAILED_MESSAGE": "exit code 3"}
-        assert "oops" in Path(facts["JOBD_FAILED_LOG"]).read_text()
+        assert "oops" in _read(facts["JOBD_FAILED_LOG"])
         [hook] = await d.journal.list_runs(job_id="notify")
         assert hook.trigger is TriggerKind.HOOK and hook.state is RunState.SUCCEEDED
         assert await d.journal.list_runs(job_id="cheer") == []
@@ -128,7 +130,7 @@ async def test_on_success_and_on_retry(make_config: MakeConfig, tmp_path: Path) 
     async with running(config) as d:
         run = await d.run_job("flaky", {})
         await settle(d)
-        retried, succeeded = await _facts(out)
+        retried, succeeded = _facts(out)
         assert retried["JOBD_RETRIED_JOB"] == "flaky"
         assert retried["JOBD_RETRIED_RUN_ID"] == str(run.run_id)
         assert retried["JOBD_RETRIED_STATE"] == "failed"
@@ -155,10 +157,10 @@ async def test_a_failing_hook_does_not_notify_itself_and_paused_hooks_do_not_run
     async with running(config) as d:
         await d.run_job("a", {})
         await settle(d)
-        assert len(await _facts(out)) == 1  # b ran once, and its failure set off nothing
+        assert len(_facts(out)) == 1  # b ran once, and its failure set off nothing
         assert len(await d.journal.list_runs(job_id="a")) == 1
         await d.pause("b")
         await d.run_job("a", {})
         await settle(d)
-        assert len(await _facts(out)) == 1
+        assert len(_facts(out)) == 1
         assert any("not run: the job is paused" in line for line in d.decisions["b"])

@@ -12,6 +12,7 @@ import anyio
 from jobd._enums import RunState, TriggerKind
 from jobd.config.model import DaemonConfig
 from jobd.supervisor.clock import FakeClock
+from jobd.supervisor.daemon import Daemon
 from jobd.supervisor.stale import judge
 
 from .conftest import T0, running, settle
@@ -49,10 +50,10 @@ def test_a_job_that_never_succeeded_counts_from_first_seen() -> None:
     assert s.stale and s.fire and s.since == NOON
 
 
-async def _wait_for(predicate: Callable[[], object], within: float = 10) -> None:
+async def _wait_for(d: Daemon, predicate: Callable[[], object], within: float = 10) -> None:
     with anyio.fail_after(within):
         while not predicate():
-            await anyio.sleep(0.01)
+            await d._wait_change()
 
 
 async def test_a_stale_job_fires_once_across_restarts(make_config: MakeConfig,
@@ -72,14 +73,14 @@ async def test_a_stale_job_fires_once_across_restarts(make_config: MakeConfig,
     async with running(config, clock=clock) as d:
         await d.run_job("backup", {})
         await settle(d)
-        await _wait_for(lambda: "backup" in d.alerts.staleness)
+        await _wait_for(d, lambda: "backup" in d.alerts.staleness)
         assert not d.alerts.staleness["backup"].stale
         clock.advance(25 * H)
         await anyio.sleep(0.05)
         await settle(d)
         assert not ledger.exists()
         clock.advance(1 * H + 1)
-        await _wait_for(lambda: ledger.exists())
+        await _wait_for(d, lambda: ledger.exists())
         await settle(d)
         assert (await d.status())["stale"] == ["backup"]
         [listed] = [j for j in await d.list_jobs() if j["job_id"] == "backup"]
@@ -94,16 +95,16 @@ async def test_a_stale_job_fires_once_across_restarts(make_config: MakeConfig,
     # A second life, later still: the episode already fired, so nothing fires.
     clock = FakeClock(T0 + timedelta(hours=40))
     async with running(config, clock=clock) as d:
-        await _wait_for(lambda: "backup" in d.alerts.staleness)
+        await _wait_for(d, lambda: "backup" in d.alerts.staleness)
         assert d.alerts.staleness["backup"].stale
         await settle(d)
         assert ledger.read_text() == "backup stale\n"
         # A success ends the episode; going stale again fires again, once.
         await d.run_job("backup", {})
         await settle(d)
-        await _wait_for(lambda: not d.alerts.staleness["backup"].stale)
+        await _wait_for(d, lambda: not d.alerts.staleness["backup"].stale)
         clock.advance(27 * H)
-        await _wait_for(lambda: ledger.read_text().count("\n") == 2)
+        await _wait_for(d, lambda: ledger.read_text().count("\n") == 2)
         await settle(d)
         hooks = await d.journal.list_runs(job_id="notify", limit=None)
         assert [r.trigger for r in hooks] == [TriggerKind.HOOK] * 2
