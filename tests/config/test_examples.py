@@ -21,15 +21,16 @@ def test_example_config_passes_check() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert run_check(CONFIG, [], out=out, err=err) == 0
     assert err.getvalue() == ""
-    assert out.getvalue() == "ok: 5 jobs in 4 files\n"
+    assert out.getvalue() == "ok: 6 jobs in 5 files\n"
 
 
 def test_example_config_stays_inside_the_checkout() -> None:
     config = load_config(CONFIG)
     assert config.state_dir == ROOT / "var" and config.socket == ROOT / "var" / "jobd.sock"
     jobs = load_jobs(config).jobs
-    assert sorted(jobs) == ["app-report", "heartbeat", "nightly-cleanup", "report",
+    assert sorted(jobs) == ["app-report", "heartbeat", "nightly-cleanup", "notify", "report",
                             "transform"]
+    assert jobs["nightly-cleanup"].on_failure == ("notify",)
     for job in jobs.values():
         assert job.workdir.is_relative_to(ROOT)
     assert jobs["transform"].watch is not None
@@ -95,6 +96,61 @@ def test_transform_summarises_changed_csvs(tmp_path: Path) -> None:
         "veg.csv: 1 rows; columns: name, qty\n"
         "gone.csv: gone\n")
     assert output.read_text() == "rows=3\n"
+
+
+FAILED_FACTS = {"JOBD_FAILED_JOB": "nightly-cleanup", "JOBD_FAILED_RUN_ID": "41",
+                "JOBD_FAILED_STATE": "failed", "JOBD_FAILED_EXIT_CODE": "2",
+                "JOBD_FAILED_LOG": "/var/lib/jobd/logs/nightly-cleanup/41.log",
+                "JOBD_FAILED_MESSAGE": "exit code 2", "JOBD_TRIGGER": "hook"}
+
+
+def _notify(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    job = load_jobs(load_config(CONFIG)).jobs["notify"]
+    assert isinstance(job.action, ScriptAction)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
+    return subprocess.run([sys.executable, str(job.action.script)], capture_output=True,
+                          text=True, timeout=30, check=True, env={**env, **FAILED_FACTS,
+                                                                  **extra})
+
+
+def test_notifier_unconfigured_only_logs() -> None:
+    out = _notify({})
+    assert "job nightly-cleanup run 41 failed (exit 2): exit code 2" in out.stdout
+    assert "/var/lib/jobd/logs/nightly-cleanup/41.log" in out.stdout
+    assert "only logged" in out.stderr
+
+
+def test_notifier_posts_to_a_webhook() -> None:
+    import http.server
+    import json
+    import threading
+
+    got: list[dict[str, object]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        _notify({"NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/hook"})
+        thread.join(10)
+    finally:
+        server.server_close()
+    [body] = got
+    assert body["event"] == "failed"
+    assert body["facts"] == {"job": "nightly-cleanup", "run_id": "41", "state": "failed",
+                             "exit_code": "2", "message": "exit code 2",
+                             "log": "/var/lib/jobd/logs/nightly-cleanup/41.log"}
+    assert str(body["text"]).splitlines()[0].endswith(
+        "job nightly-cleanup run 41 failed (exit 2): exit code 2")
 
 
 DOCS = ROOT / "docs" / "job-files.md"
