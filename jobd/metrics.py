@@ -13,7 +13,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 import anyio
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from jobd import __version__
 from jobd._enums import RunState
@@ -22,6 +29,9 @@ from jobd.journal.abc import RunRecord
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LOOP_TICK = 0.25  # seconds between the loop monitor's wake-ups
 UNRESPONSIVE_AFTER = 5.0  # the loop counts as stuck when the monitor has not ticked this long
+
+# The *_created series double the text and say only when the daemon started (process-wide).
+disable_created_metrics()
 
 _RUN_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
                 86400)
