@@ -31,7 +31,7 @@ LOOP_TICK = 0.25  # seconds between the loop monitor's wake-ups
 UNRESPONSIVE_AFTER = 5.0  # the loop counts as stuck when the monitor has not ticked this long
 
 # The *_created series double the text and say only when the daemon started (process-wide).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _RUN_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
                 86400)

@@ -727,6 +727,14 @@ class Daemon:
         """The Prometheus text of ``render_metrics``."""
         return self.metrics.render_metrics().decode()
 
+    def render_metrics(self) -> bytes:
+        """What ``/metrics`` serves (``jobd.metrics.CONTENT_TYPE``)."""
+        return self.metrics.render_metrics()
+
+    def healthy(self) -> bool:
+        """What ``/healthz`` answers: the loop is responsive and the journal writable."""
+        return self.metrics.healthy()
+
     async def show_job(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id)
         times = next_fire_times(job.time_triggers, self.clock.now(), 5) if job.enabled else []
