@@ -3,6 +3,9 @@ across two lives: on_failure fires once per episode, never again after a restart
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +17,7 @@ from jobd.config.model import DaemonConfig
 from jobd.supervisor.clock import FakeClock
 from jobd.supervisor.daemon import Daemon
 from jobd.supervisor.stale import judge
+from tests.control.conftest import REPO
 
 from .conftest import T0, running, settle
 
@@ -50,6 +54,13 @@ def test_a_job_that_never_succeeded_counts_from_first_seen() -> None:
     assert s.stale and s.fire and s.since == NOON
 
 
+async def _jobctl(d: Daemon, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = await anyio.run_process([sys.executable, "-m", "jobd.cli.jobctl", "--socket",
+                                    str(d.config.socket), *args], env=env)
+    return done.stdout.decode()
+
+
 async def _wait_for(d: Daemon, predicate: Callable[[], object], within: float = 10) -> None:
     with anyio.fail_after(within):
         while not predicate():
@@ -70,7 +81,7 @@ async def test_a_stale_job_fires_once_across_restarts(make_config: MakeConfig,
         command = 'echo "$JOBD_FAILED_JOB $JOBD_FAILED_STATE" >> {ledger}'
         """)
     clock = FakeClock(T0)
-    async with running(config, clock=clock) as d:
+    async with running(config, clock=clock, control=True) as d:
         await d.run_job("backup", {})
         await settle(d)
         await _wait_for(d, lambda: "backup" in d.alerts.staleness)
@@ -87,6 +98,10 @@ async def test_a_stale_job_fires_once_across_restarts(make_config: MakeConfig,
         assert listed["stale"] is True and listed["description"] == "Nightly backup"
         text = d.metrics.render_metrics().decode()
         assert 'jobd_job_stale{job="backup"} 1.0' in text
+        listed_text = await _jobctl(d, "list")
+        [row] = [line for line in listed_text.splitlines() if line.startswith("backup")]
+        assert row.endswith("stale")
+        assert re.search(r"^stale\s+backup$", await _jobctl(d, "status"), re.M)
         clock.advance(5 * H)  # still the same episode
         await anyio.sleep(0.05)
         await settle(d)
