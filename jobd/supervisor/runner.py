@@ -35,7 +35,7 @@ from jobd.executors.actions import argv_for, read_env_file
 from jobd.expressions import evaluate_condition, parse_template
 from jobd.journal.abc import Journal, RunRecord
 from jobd.supervisor.clock import Clock
-from jobd.supervisor.hooks import HookEvent, event_for, facts, hook_env
+from jobd.supervisor.hooks import HookEvent, event_for, hook_env
 from jobd.supervisor.policy import outcome, retry_delay, retryable
 
 if TYPE_CHECKING:
@@ -258,8 +258,7 @@ class Runner:
         """``on_retry``: the failed attempt's facts, journaled before the retry waits."""
         failed = self.run.evolve(state=state, exit_code=code, message=message,
                                  log_path=str(self.log))
-        extra = self.deps.follow_ups(failed, HookEvent.RETRIED,
-                                     facts(HookEvent.RETRIED, failed))
+        extra = self.deps.follow_ups(failed, HookEvent.RETRIED, None)
         if extra:
             with anyio.CancelScope(shield=True):
                 await self.deps.journal.put_runs(extra)
