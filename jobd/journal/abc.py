@@ -130,6 +130,10 @@ class Journal(ABC):
         """The job's newest run in a finished state."""
 
     @abstractmethod
+    async def last_successes(self) -> dict[str, datetime]:
+        """Job id -> when its newest ``succeeded`` run finished, for every job that has one."""
+
+    @abstractmethod
     async def cursors(self) -> dict[str, datetime]:
         """Job id -> the last time slot taken for it."""
 

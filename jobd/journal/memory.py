@@ -104,6 +104,15 @@ class MemoryJournal(Journal):
                 return run
         return None
 
+    async def last_successes(self) -> dict[str, datetime]:
+        self._check_open()
+        await anyio.lowlevel.checkpoint()
+        out: dict[str, datetime] = {}
+        for run in self._runs.values():
+            if run.state is RunState.SUCCEEDED and run.finished_at is not None:
+                out[run.job_id] = max(run.finished_at, out.get(run.job_id, run.finished_at))
+        return out
+
     async def cursors(self) -> dict[str, datetime]:
         self._check_open()
         await anyio.lowlevel.checkpoint()

@@ -547,6 +547,12 @@ class SQLiteJournal(Journal):
             " ORDER BY run_id DESC LIMIT 1", (job_id,))
         return decode_run(rows[0]) if rows else None
 
+    async def last_successes(self) -> dict[str, datetime]:
+        rows = await self._read(
+            "SELECT job_id, max(finished_at) FROM runs WHERE state = 'succeeded'"
+            " AND finished_at IS NOT NULL GROUP BY job_id")
+        return {job_id: from_micros(at) for job_id, at in rows}
+
     async def cursors(self) -> dict[str, datetime]:
         rows = await self._read("SELECT job_id, slot FROM cursors")
         return {job_id: from_micros(slot) for job_id, slot in rows}

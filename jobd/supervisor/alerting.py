@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import anyio
@@ -33,7 +33,7 @@ class Alerts:
         self.daemon = daemon
         self.last_success: dict[str, datetime] = {}
         self.staleness: dict[str, Staleness] = {}
-        self._loaded: set[str] = set()
+        self._loaded_successes = False
         self._wake = anyio.Event()
 
     # --- hooks ----------------------------------------------------------------------------
@@ -88,19 +88,18 @@ class Alerts:
         self._wake.set()
 
     async def _load(self, jobs: list[JobDef]) -> None:
-        """Last successes from the journal, and a first-seen time for new stale-watched jobs."""
+        """Last successes from the journal (once, in one query), and a first-seen time for
+        new stale-watched jobs."""
         d = self.daemon
+        if not self._loaded_successes:
+            self._loaded_successes = True
+            for job_id, at in (await d.journal.last_successes()).items():
+                if at > self.last_success.get(job_id, at - timedelta(seconds=1)):
+                    self.last_success[job_id] = at
+            for job_id, at in self.last_success.items():
+                d.metrics.set_last_success(job_id, at)
         fresh: dict[str, datetime] = {}
         for job in jobs:
-            if job.id in self._loaded:
-                continue
-            self._loaded.add(job.id)
-            if job.id not in self.last_success:
-                runs = await d.journal.list_runs(job_id=job.id,
-                                                 states=frozenset({RunState.SUCCEEDED}), limit=1)
-                if runs and runs[0].finished_at is not None:
-                    self.last_success[job.id] = runs[0].finished_at
-                    d.metrics.set_last_success(job.id, runs[0].finished_at)
             key = SEEN_KEY.format(job.id)
             if job.stale_after is not None and key not in d.cursors:
                 fresh[key] = d.cursors[key] = d.clock.now()

@@ -140,6 +140,26 @@ async def test_latest_finished(make_journal: JournalFactory) -> None:
         assert b is not None and b.run_id == 3
 
 
+async def test_last_successes(make_journal: JournalFactory) -> None:
+    def at(minutes: int) -> datetime:
+        return T0 + timedelta(minutes=minutes)
+
+    async with opened(make_journal()) as journal:
+        assert await journal.last_successes() == {}
+        await journal.put_runs([
+            make_run(1, "a", state=RunState.SUCCEEDED, finished_at=at(10)),
+            make_run(2, "a", state=RunState.SUCCEEDED, finished_at=at(30)),
+            make_run(3, "a", state=RunState.FAILED, finished_at=at(40)),
+            # a later run id that finished earlier: the newest finish counts
+            make_run(4, "a", state=RunState.SUCCEEDED, finished_at=at(20)),
+            make_run(5, "b", state=RunState.FAILED, finished_at=at(5)),
+            make_run(6, "c", state=RunState.SUCCEEDED,
+                     finished_at=datetime(2025, 3, 30, 3, 0, tzinfo=BERLIN_SUMMER)),
+        ])
+        assert await journal.last_successes() == {
+            "a": at(30), "c": datetime(2025, 3, 30, 1, 0, tzinfo=UTC)}
+
+
 async def test_cursors_are_set_with_runs(make_journal: JournalFactory) -> None:
     slot = datetime(2025, 3, 30, 2, 0, tzinfo=BERLIN_SUMMER)
     async with opened(make_journal()) as journal:
