@@ -114,9 +114,11 @@ class Alerts:
         await self._load(jobs)
         now = d.clock.now()
         soonest: datetime | None = None
+        judged: set[str] = set()
         for job in jobs:
-            if job.stale_after is None:
-                continue
+            if job.stale_after is None or not job.enabled or job.id in d.paused:
+                continue  # a paused or disabled job is expected not to succeed
+            judged.add(job.id)
             fired_key = FIRED_KEY.format(job.id)
             s = judge(stale_after=job.stale_after, last_success=self.last_success.get(job.id),
                       first_seen=d.cursors.get(SEEN_KEY.format(job.id), now), now=now,
@@ -140,7 +142,7 @@ class Alerts:
             d.metrics.stale.labels(job=job.id).set(1 if s.stale else 0)
             if not s.stale and (soonest is None or s.due_at < soonest):
                 soonest = s.due_at
-        for job_id in set(self.staleness) - {j.id for j in jobs if j.stale_after is not None}:
+        for job_id in set(self.staleness) - judged:
             del self.staleness[job_id]
             d.metrics.stale.remove(job_id)
         d._changed()  # wake waiters (tests, drain) on the new judgement

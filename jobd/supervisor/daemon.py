@@ -807,6 +807,7 @@ class Daemon:
         self.paused.add(job_id)
         self._decide(job_id, "paused")
         self._timer_wake.set()
+        self.alerts.wake()
 
     async def resume(self, job_id: str) -> None:
         self._job(job_id)
@@ -818,6 +819,7 @@ class Daemon:
         await self.journal.put_runs([], cursors={job_id: now})
         self._decide(job_id, "resumed")
         self._timer_wake.set()
+        self.alerts.wake()
 
     async def reload(self) -> dict[str, Any]:
         async with self._reload_lock:

@@ -124,3 +124,7 @@ async def test_a_stale_job_fires_once_across_restarts(make_config: MakeConfig,
         hooks = await d.journal.list_runs(job_id="notify", limit=None)
         assert [r.trigger for r in hooks] == [TriggerKind.HOOK] * 2
         assert all(r.state is RunState.SUCCEEDED for r in hooks)
+        # A paused job is expected not to succeed: it is not stale.
+        await d.pause("backup")
+        await _wait_for(d, lambda: "backup" not in d.alerts.staleness)
+        assert (await d.status())["stale"] == []
