@@ -27,7 +27,7 @@ from jobd._enums import RunState
 from jobd.journal.abc import RunRecord
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-LOOP_TICK = 0.25  # seconds between the loop monitor's wake-ups
+LOOP_TICK = 1.0  # seconds between the loop monitor's wake-ups (any stall delays the next one)
 UNRESPONSIVE_AFTER = 5.0  # the loop counts as stuck when the monitor has not ticked this long
 
 # The *_created series double the text and say only when the daemon started (process-wide).
