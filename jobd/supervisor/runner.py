@@ -344,6 +344,8 @@ class Runner:
 
 
 def result_word(state: RunState) -> str:
-    """A run state in the words of ``needs.<id>.result`` (GitHub's)."""
+    """A run state in the words of ``needs.<id>.result`` (GitHub's: a job not run because a
+    need failed is ``skipped`` there)."""
     return {RunState.SUCCEEDED: "success", RunState.SKIPPED: "skipped",
+            RunState.UPSTREAM_FAILED: "skipped",
             RunState.CANCELLED: "cancelled"}.get(state, "failure")
