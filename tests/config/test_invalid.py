@@ -180,7 +180,7 @@ CASES = [
     case("bad expression in env", '[jobs.a]\ncommand = "x"\n[jobs.a.env]\nOK = "1"\n'
          'BAD = "${{ lenght(params.x) }}"\n',
          f"{F}:5: job 'a': env: unknown function 'lenght' at column 5 in 'lenght(params.x)'; "
-         "functions: contains, startsWith, endsWith, format, join, fromJson, toJson"),
+         "functions: contains, startsWith, endsWith, format, join, fromJson, toJson, case"),
     case("bad expression in args", '[jobs.a]\nscript = "x.py"\nargs = ["${{ foo.x }}"]\n',
          f"{F}:3: job 'a': args: unknown context 'foo' at column 5 in 'foo.x'; expressions "
          "may read params, matrix, needs, env, job, run, now"),
