@@ -84,3 +84,29 @@ async def test_two_projects_with_the_same_job_name_run_side_by_side(
             assert d.log_path(run).read_text().startswith(f"cleanup of {job_id} for ")
         [own] = await d.journal.list_runs(job_id="cleanup", limit=None)
         assert d.log_path(own).read_text() == "own\n"
+
+
+async def test_an_id_of_the_spec_alphabet_runs_and_logs_inside_the_logs_dir(
+        make_config: MakeConfig, tmp_path: Path) -> None:
+    config = make_config("""
+        [jobs.other]
+        command = "true"
+        """)
+    root = project(tmp_path / "projects", "intl", config.jobs_dir, every="day")
+    long = "x" * 200
+    text = (root / "pyproject.toml").read_text()
+    for key in ('"../nettoyage été/.."', long):
+        text += f'\n[tool.scheduled.{key}]\nevery = "day"\nentrypoint = "app.jobs:cleanup"\n'
+    (root / "pyproject.toml").write_text(text)
+    async with running(config) as d:
+        assert d.jobset.invalid == {}
+        for job_id in ("intl:../nettoyage été/..", f"intl:{long}"):
+            await d.run_job(job_id, {})
+        await settle(d, within=30)
+        for job_id in ("intl:../nettoyage été/..", f"intl:{long}"):
+            [run] = await d.journal.list_runs(job_id=job_id, limit=None)
+            assert run.state is RunState.SUCCEEDED
+            log = d.log_path(run)
+            assert log.resolve().parent.parent == config.logs_dir.resolve()
+            assert len(log.parent.name.encode()) <= 255
+            assert log.read_text().startswith(f"cleanup of {job_id} for ")
