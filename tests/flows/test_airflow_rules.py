@@ -13,6 +13,10 @@ Two suites, both with expected values that do not come from jobd's code:
   04503ab6b110f6192021872e9e44cda173449b91; Apache License 2.0), without setups, mapping and
   past-depends, which jobd does not have.
 
+A third runs whole random flows (up to nine jobs, every rule, each job succeeding or failing)
+through jobd's FlowState and through a simulation of Airflow's scheduler loop built on
+``airflow_dep`` alone, finishing runs in the same order, and compares every job's final state.
+
 Airflow's scheduler evaluates with ``flag_upstream_failed=True``: the dependency both says
 whether the task may run and sets the task's state when it can no longer run. jobd's verdicts
 map onto that: RUN = the dep passed; UPSTREAM_FAILED / SKIP = the state it set; WAIT = not
@@ -25,6 +29,8 @@ import itertools
 from typing import NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobd._enums import RunState, TriggerRule
 from jobd.flows import FlowState, Verdict, judge
@@ -257,3 +263,106 @@ def test_the_issue_graph_ends_as_in_airflow() -> None:
     assert decision.upstream_failed == ("b", "c")
     assert decision.skip == ()
     assert decision.run == ("d", "e")
+
+
+# --- whole flows ------------------------------------------------------------------------------
+
+WORD = {SUCCESS: "success", FAILED: "failed", SKIPPED: "skipped",
+        UPSTREAM_FAILED: "upstream_failed"}
+
+
+def airflow_scheduler(needs: dict[str, tuple[str, ...]], rules: dict[str, TriggerRule],
+                      outcomes: dict[str, str], root: str) -> dict[str, str]:
+    """Final task states of a DAG run as Airflow's scheduler reaches them, built on
+    ``airflow_dep`` alone: after each task finishes, every task without a state is evaluated
+    (flag_upstream_failed) until nothing changes; then the running task that comes first by
+    name finishes with its outcome."""
+    states: dict[str, str | None] = dict.fromkeys(needs)
+    states[root] = "running"
+    order = sorted(needs, key=lambda j: (len(_ancestors(needs, j)), j))
+    while True:
+        changed = True
+        while changed:
+            changed = False
+            for job in order:
+                if states[job] is not None:
+                    continue
+                ups = [states[u] for u in needs[job]]
+                c = Counts(success=ups.count("success"), skipped=ups.count("skipped"),
+                           failed=ups.count("failed"),
+                           upstream_failed=ups.count("upstream_failed"),
+                           done=sum(u not in (None, "running") for u in ups), upstream=len(ups))
+                passed, new_state = airflow_dep(str(rules[job]), c)
+                if new_state is not None or passed:
+                    states[job] = new_state or "running"
+                    changed = True
+        running = sorted(j for j, s in states.items() if s == "running")
+        if not running:
+            return {j: str(s) for j, s in states.items()}
+        states[running[0]] = outcomes[running[0]]
+
+
+def _ancestors(needs: dict[str, tuple[str, ...]], job: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(needs[job])
+    while todo:
+        up = todo.pop()
+        if up not in seen:
+            seen.add(up)
+            todo.extend(needs[up])
+    return seen
+
+
+def jobd_flow(needs: dict[str, tuple[str, ...]], rules: dict[str, TriggerRule],
+              outcomes: dict[str, str], root: str) -> dict[str, str]:
+    """The same run through jobd's FlowState, finishing runs in the same order."""
+    state_of = {"success": SUCCESS, "failed": FAILED}
+    flow = FlowState.build(needs=needs, root=root, rules=rules,
+                           runs=[(root, RunState.RUNNING)])
+    running = {root}
+    while True:
+        decision = flow.decide()
+        flow = flow.apply(decision)
+        running |= set(decision.run)
+        if not running:
+            break
+        job = min(running)
+        running.remove(job)
+        flow = flow.finish(job, state_of[outcomes[job]])
+    assert flow.complete
+    return {j: WORD[s] for j in flow.order if (s := flow.result(j)) is not None}
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule],
+                                   dict[str, str]]:
+    n = draw(st.integers(2, 9))
+    names = [f"t{i}" for i in range(n)]
+    needs: dict[str, tuple[str, ...]] = {names[0]: ()}
+    for i in range(1, n):
+        needs[names[i]] = tuple(draw(st.lists(st.sampled_from(names[:i]), min_size=1,
+                                              max_size=3, unique=True)))
+    rules = {j: draw(st.sampled_from(list(TriggerRule))) for j in names}
+    outcomes = {j: draw(st.sampled_from(["success", "failed"])) for j in names}
+    return needs, rules, outcomes
+
+
+@settings(max_examples=200, deadline=None)
+@given(dags())
+def test_whole_flows_end_as_airflow_runs_them(
+        case: tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule], dict[str, str]],
+) -> None:
+    needs, rules, outcomes = case
+    assert jobd_flow(needs, rules, outcomes, "t0") == \
+        airflow_scheduler(needs, rules, outcomes, "t0")
+
+
+def test_the_issue_graph_through_the_airflow_simulation() -> None:
+    graph = {"a": (), "b": ("a",), "c": ("b",), "d": ("b",), "e": ("b",)}
+    rules = {"a": TR.ALL_SUCCESS, "b": TR.ALL_SUCCESS, "c": TR.NONE_FAILED,
+             "d": TR.ONE_FAILED, "e": TR.ALL_FAILED}
+    outcomes = dict.fromkeys(graph, "success") | {"a": "failed"}
+    expected = {"a": "failed", "b": "upstream_failed", "c": "upstream_failed",
+                "d": "success", "e": "success"}
+    assert airflow_scheduler(graph, rules, outcomes, "a") == expected
+    assert jobd_flow(graph, rules, outcomes, "a") == expected
