@@ -1,5 +1,6 @@
-"""Flows: which downstream jobs of a finished run start or are skipped, decided from the
-journal with the pure rules of ``jobd.flows.rules``, and what ``needs.*`` a run sees."""
+"""Flows: which downstream jobs of a finished run start, are skipped or upstream_failed,
+decided from the journal with the pure rules of ``jobd.flows.rules``, and what ``needs.*`` a
+run sees."""
 
 from __future__ import annotations
 
@@ -66,11 +67,10 @@ class FlowEngine:
             decision = state.decide()
             now = d.clock.now()
             skipped = [RunRecord(run_id=d.journal.new_run_id(), job_id=j,
-                                 trigger=TriggerKind.NEEDS, state=RunState.SKIPPED,
+                                 trigger=TriggerKind.NEEDS, state=state,
                                  queued_at=now, finished_at=now, flow_id=flow_id,
-                                 message=f"trigger rule {jobs[j].trigger_rule}: "
-                                         f"{decision.reasons.get(j, '')}")
-                       for j in decision.skip]
+                                 message=decision.reasons.get(j))
+                       for j, state in decision.not_run()]
             if skipped:
                 # upstream_failed counts as a failure: its on_failure hooks share the commit
                 extra = [h for r in skipped
@@ -78,7 +78,7 @@ class FlowEngine:
                 await d.journal.put_runs([*skipped, *extra])
                 for r in skipped:
                     d._publish(r)
-                    d._decide(r.job_id, f"flow {flow_id}: skipped ({r.message})")
+                    d._decide(r.job_id, f"flow {flow_id}: {r.state} ({r.message})")
                 d.alerts.admit(extra)
             for j in decision.run:
                 d._decide(j, f"flow {flow_id}: needs met ({decision.reasons.get(j, '')})")

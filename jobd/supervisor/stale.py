@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-FIRED_KEY = "{}:stale-fired"  # journal cursor: the reference of the episode that fired
-SEEN_KEY = "{}:stale-seen"  # journal cursor: when a job with stale_after was first seen
+# Journal cursor keys; a job id starts with a letter or digit, so "!" keeps them apart from
+# every job's own cursor.
+FIRED_KEY = "!stale-fired:{}"  # the reference of the episode whose on_failure fired
+SEEN_KEY = "!stale-seen:{}"  # when a job with stale_after was first seen
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

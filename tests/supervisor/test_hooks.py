@@ -164,3 +164,30 @@ async def test_a_failing_hook_does_not_notify_itself_and_paused_hooks_do_not_run
         await settle(d)
         assert len(_facts(out)) == 1
         assert any("not run: the job is paused" in line for line in d.decisions["b"])
+
+
+async def test_upstream_failed_fires_on_failure(make_config: MakeConfig, tmp_path: Path) -> None:
+    out = tmp_path / "facts"
+    out.mkdir()
+    config = make_config(f"""
+        [jobs.extract]
+        command = "exit 1"
+
+        [jobs.load]
+        needs = ["extract"]
+        command = "true"
+        on_failure = ["notify"]
+
+        [jobs.notify]
+        command = '{DUMP.format(out=out)}'
+        """)
+    async with running(config) as d:
+        await d.run_job("extract", {})
+        await settle(d)
+        [load] = await d.journal.list_runs(job_id="load")
+        assert str(load.state) == "upstream_failed"
+        [facts] = _facts(out)
+        assert facts["JOBD_FAILED_JOB"] == "load"
+        assert facts["JOBD_FAILED_RUN_ID"] == str(load.run_id)
+        assert facts["JOBD_FAILED_STATE"] == "upstream_failed"
+        assert facts["JOBD_FAILED_EXIT_CODE"] == ""
