@@ -34,6 +34,8 @@ class Alerts:
         self.last_success: dict[str, datetime] = {}
         self.staleness: dict[str, Staleness] = {}
         self._loaded_successes = False
+        self._watched_for: object = None
+        self._watched_cache: list[JobDef] = []
         self._wake = anyio.Event()
 
     # --- hooks ----------------------------------------------------------------------------
@@ -81,7 +83,17 @@ class Alerts:
     def succeeded(self, run: RunRecord) -> None:
         if run.finished_at is not None:
             self.last_success[run.job_id] = run.finished_at
-            self._wake.set()
+            job = self.daemon.jobset.jobs.get(run.job_id)
+            if job is not None and job.stale_after is not None:
+                self._wake.set()  # only a watched job's success changes a judgement
+
+    def _watched(self) -> list[JobDef]:
+        """Jobs with ``stale_after``, found once per job set (most jobs have none)."""
+        jobset = self.daemon.jobset
+        if self._watched_for is not jobset:
+            self._watched_cache = [j for j in jobset.jobs.values() if j.stale_after is not None]
+            self._watched_for = jobset
+        return self._watched_cache
 
     def wake(self) -> None:
         """Job definitions changed: look again."""
@@ -101,7 +113,7 @@ class Alerts:
         fresh: dict[str, datetime] = {}
         for job in jobs:
             key = SEEN_KEY.format(job.id)
-            if job.stale_after is not None and key not in d.cursors:
+            if key not in d.cursors:
                 fresh[key] = d.cursors[key] = d.clock.now()
         if fresh:
             await d.journal.put_runs([], cursors=fresh)
@@ -110,7 +122,7 @@ class Alerts:
         """Judge every job with ``stale_after``; fire ``on_failure`` for new episodes. Returns
         when the next job would go stale."""
         d = self.daemon
-        jobs = list(d.jobset.jobs.values())
+        jobs = self._watched()
         await self._load(jobs)
         now = d.clock.now()
         soonest: datetime | None = None
