@@ -118,8 +118,13 @@ class Journal(ABC):
     async def list_runs(self, *, job_id: str | None = None,
                         states: frozenset[RunState] | None = None,
                         flow_id: str | None = None,
-                        limit: int | None = 50) -> list[RunRecord]:
-        """Runs newest first (by run id), filtered."""
+                        limit: int | None = 50,
+                        trigger: TriggerKind | None = None,
+                        before: int | None = None,
+                        queued_since: datetime | None = None) -> list[RunRecord]:
+        """Runs newest first (by run id), filtered; ``before`` keeps run ids below it (keyset
+        paging: pass the last id of a page to get the next), ``queued_since`` runs queued at
+        or after it."""
 
     @abstractmethod
     async def unfinished_runs(self) -> list[RunRecord]:

@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskStatus
 
-from jobd._enums import RunState
+from jobd._enums import RunState, TriggerKind
 from jobd._exceptions import JournalError
 from jobd.journal._codec import (
     FINISHED_VALUES,
@@ -89,6 +89,14 @@ MIGRATIONS: tuple[str, ...] = (
         size     INTEGER NOT NULL,
         PRIMARY KEY (job_id, path)
     ) STRICT, WITHOUT ROWID;
+    """,
+    # The dashboard's filters (docs/dashboard.md): each index ends in the rowid (run_id), so
+    # "WHERE state = ? AND run_id < ? ORDER BY run_id DESC LIMIT n" walks one index range.
+    """
+    CREATE INDEX runs_by_state ON runs (state);
+    CREATE INDEX runs_by_trigger ON runs (trigger);
+    CREATE INDEX runs_by_job_state ON runs (job_id, state);
+    CREATE INDEX runs_by_queued ON runs (queued_at);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -506,7 +514,9 @@ class SQLiteJournal(Journal):
 
     async def list_runs(self, *, job_id: str | None = None,
                         states: frozenset[RunState] | None = None, flow_id: str | None = None,
-                        limit: int | None = 50) -> list[RunRecord]:
+                        limit: int | None = 50, trigger: TriggerKind | None = None,
+                        before: int | None = None,
+                        queued_since: datetime | None = None) -> list[RunRecord]:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         where: list[str] = []
@@ -520,6 +530,15 @@ class SQLiteJournal(Journal):
         if flow_id is not None:
             where.append("flow_id = ?")
             params.append(flow_id)
+        if trigger is not None:
+            where.append("trigger = ?")
+            params.append(str(trigger))
+        if before is not None:
+            where.append("run_id < ?")
+            params.append(before)
+        if queued_since is not None:
+            where.append("queued_at >= ?")
+            params.append(to_micros(queued_since, "queued_since"))
         sql = f"SELECT {_COLS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -138,6 +138,9 @@ class Daemon:
                     if self._control:
                         from jobd.control.server import ControlServer
                         await tg.start(ControlServer(self, self.config).serve)
+                    if self.config.http is not None:  # else no port, no web import
+                        from jobd.web import serve_http
+                        await tg.start(serve_http, self, self.config)
                     if self._handle_signals:
                         await tg.start(self._signal_loop)
                     if self._watch_jobs_dir:
@@ -735,13 +738,26 @@ class Daemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         if job_id is not None and job_id not in self.jobset.jobs \
                 and not await self.journal.list_runs(job_id=job_id, limit=1):
             raise JobNotFound(job_id)
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        from jobd.triggers.catchup import slots_between
+        job = self._job(job_id)
+        return slots_between(job.time_triggers, start, end, limit=limit)
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {j.id: {"needs": list(j.needs), "trigger_rule": str(j.trigger_rule)}
+                for j in self.jobset.jobs.values()}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else log_path(self.config, run)

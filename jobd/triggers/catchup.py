@@ -21,6 +21,7 @@ forward from the cursor with ``next_after``; dropped slots are counted up to ``C
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -254,3 +255,19 @@ def next_due(triggers: Sequence[TimeTrigger], after: datetime) -> datetime | Non
     """The first fire time of any of ``triggers`` strictly after ``after``; None if none."""
     times = next_fire_times(triggers, after, 1)
     return times[0] if times else None
+
+
+def slots_between(triggers: Sequence[TimeTrigger], start: datetime, end: datetime, *,
+                  limit: int, scan: int = 100_000) -> list[datetime]:
+    """The fire times of ``triggers`` in ``[start, end)``, oldest first; the newest ``limit``
+    of them, looking at no more than ``scan`` slots (the dashboard's timeline)."""
+    _aware("start", start)
+    _aware("end", end)
+    kept: deque[datetime] = deque(maxlen=max(0, limit))
+    if limit <= 0 or not triggers:
+        return []
+    for n, slot in enumerate(_slots(list(triggers), start - timedelta(microseconds=1))):
+        if slot.scheduled_for >= end or n >= scan:
+            break
+        kept.append(slot.scheduled_for)
+    return list(kept)
