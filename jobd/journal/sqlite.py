@@ -540,6 +540,9 @@ class SQLiteJournal(Journal):
             where.append("queued_at >= ?")
             params.append(to_micros(queued_since, "queued_since"))
         sql = f"SELECT {_COLS} FROM runs"
+        if queued_since is not None:
+            # Else SQLite walks every run newest first to skip the sort; a window is few.
+            sql += " INDEXED BY runs_by_queued"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY run_id DESC"

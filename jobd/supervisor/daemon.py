@@ -100,6 +100,7 @@ class Daemon:
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
         self._docker_executor: DockerExecutor | None = None
+        self.http_url: str | None = None  # the dashboard's address, once it listens
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class Daemon:
                         await tg.start(ControlServer(self, self.config).serve)
                     if self.config.http is not None:  # else no port, no web import
                         from jobd.web import serve_http
-                        await tg.start(serve_http, self, self.config)
+                        self.http_url = await tg.start(serve_http, self, self.config)
                     if self._handle_signals:
                         await tg.start(self._signal_loop)
                     if self._watch_jobs_dir:

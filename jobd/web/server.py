@@ -37,9 +37,10 @@ class _Server(uvicorn.Server):
 
 
 async def serve_http(api: DaemonAPI, config: DaemonConfig, *,
-                     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Serve the dashboard on ``config.http`` until cancelled; then close the listener, end
-    every live stream and give open requests ``SHUTDOWN_GRACE`` seconds."""
+                     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Serve the dashboard on ``config.http`` until cancelled (started with its URL); then
+    close the listener, end every live stream and give open requests ``SHUTDOWN_GRACE``
+    seconds."""
     http = config.http
     assert http is not None
     token = await anyio.to_thread.run_sync(read_token, http.token_file) \
@@ -55,8 +56,9 @@ async def serve_http(api: DaemonAPI, config: DaemonConfig, *,
     server.lifespan = server.config.lifespan_class(server.config)
     try:
         await server.startup(sockets=[sock])
-        log.info("dashboard at %s", url_of(http, sock))
-        task_status.started()
+        url = url_of(http, sock)
+        log.info("dashboard at %s", url)
+        task_status.started(url)
         await anyio.sleep_forever()
     finally:
         with anyio.CancelScope(shield=True):
