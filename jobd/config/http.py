@@ -3,6 +3,7 @@ plus the token file read (docs/dashboard.md, Safety)."""
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 import stat
@@ -33,6 +34,14 @@ def parse_listen(text: str) -> tuple[str | None, int | None, str | None, bool]:
         raise ValueError(f"{text!r} names no host; write 127.0.0.1:{port} for this machine only, "
                          f"or 0.0.0.0:{port} for every interface")
     return host, port, None, is_loopback(host)
+
+
+WEB_MODULES = ("starlette", "uvicorn", "jinja2")
+
+
+def missing_web_modules() -> list[str]:
+    """What of the ``web`` extra is not installed (looked up, not imported)."""
+    return [m for m in WEB_MODULES if importlib.util.find_spec(m) is None]
 
 
 def is_loopback(host: str) -> bool:

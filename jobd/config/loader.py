@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from jobd._enums import Catchup, Overlap, TriggerRule
 from jobd._exceptions import ConfigError, ExpressionError, Problem, source_path
-from jobd.config.http import parse_listen, token_problem
+from jobd.config.http import missing_web_modules, parse_listen, token_problem
 from jobd.config.locate import KeyPath, Locations, locate
 from jobd.config.model import (
     Action,
@@ -718,6 +718,9 @@ def _http(report: _Report, raw: Mapping[str, Any], base: Path) -> HttpConfig | N
     except ValueError as e:
         t.problem("listen", str(e))
         return None
+    if missing := missing_web_modules():
+        t.problem(None, f"the dashboard needs jobd's web extra ({', '.join(missing)} not "
+                  "installed): pip install 'jobd[web]', or remove [http]")
     token_file = _under(base, t.values["token_file"]) if "token_file" in t.values else None
     if token_file is None and not loopback:
         t.problem("listen", f"{show(t.values['listen'])} is reachable from other machines: "

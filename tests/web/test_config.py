@@ -122,3 +122,18 @@ def test_example_config_turns_the_dashboard_on() -> None:
 def test_config_error_type(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_config(_config(tmp_path, 'listen = "10.1.2.3:80"'))
+
+
+def test_without_the_web_extra_check_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> object:
+        return None if name in ("starlette", "uvicorn") else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)  # as if not installed
+    code, err = _check(_config(tmp_path, 'listen = "127.0.0.1:8750"'))
+    assert code == 1
+    assert "jobd.toml:6: http: the dashboard needs jobd's web extra (starlette, uvicorn not " \
+           "installed): pip install 'jobd[web]', or remove [http]" in err

@@ -32,7 +32,7 @@ async def test_run_queries_use_an_index(tmp_path: Path, filters: dict[str, objec
         assert journal._reader is not None
         await journal._reader.set_trace_callback(seen.append)
         await journal.list_runs(limit=51, **filters)  # type: ignore[arg-type]
-        await journal._reader.set_trace_callback(None)
+        await journal._reader.set_trace_callback(None)  # type: ignore[arg-type]
     sql = next(s for s in seen if s.startswith("SELECT"))
     with sqlite3.connect(tmp_path / "jobd.db") as conn:
         plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
