@@ -51,8 +51,8 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
                 allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.chrome.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -256,5 +256,5 @@ def test_dashboard_in_chromium(jobd: Jobd, browser: WebDriver, tmp_path: Path) -
             assert len(browser.find_elements(By.CSS_SELECTOR, lane)) >= 55  # 10 min of 10 s
             assert browser.find_elements(By.CSS_SELECTOR, "#timeline text.mark.skipped")
         browser.save_screenshot(str(shots / f"{name}.png"))
-    logs = browser.get_log("browser")
+    logs = browser.get_log("browser")  # type: ignore[no-untyped-call]
     assert [entry for entry in logs if entry.get("level") == "SEVERE"] == []
