@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -561,6 +562,17 @@ class SQLiteJournal(Journal):
             f"SELECT {_COLS} FROM runs WHERE job_id = ? AND state IN ({_FINISHED_SQL})"
             " ORDER BY run_id DESC LIMIT 1", (job_id,))
         return decode_run(rows[0]) if rows else None
+
+    async def latest_finished_of(self, job_ids: Iterable[str]) -> dict[str, RunRecord]:
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}
+        # One read: a lookup in runs_by_job for each job.
+        rows = await self._read(
+            f"SELECT {_COLS} FROM runs WHERE run_id IN (SELECT (SELECT run_id FROM runs AS r"
+            f" WHERE r.job_id = j.value AND r.state IN ({_FINISHED_SQL})"
+            " ORDER BY r.run_id DESC LIMIT 1) FROM json_each(?) AS j)", (json.dumps(ids),))
+        return {run.job_id: run for run in map(decode_run, rows)}
 
     async def cursors(self) -> dict[str, datetime]:
         rows = await self._read("SELECT job_id, slot FROM cursors")

@@ -671,9 +671,10 @@ class Daemon:
 
     async def list_jobs(self) -> list[dict[str, Any]]:
         out = []
+        lasts = await self.journal.latest_finished_of(self.jobset.jobs)
         for job_id in sorted(self.jobset.jobs):
             job = self.jobset.jobs[job_id]
-            last = await self.journal.latest_finished(job_id)
+            last = lasts.get(job_id)
             nxt = self._next_run(job)
             out.append({
                 "job_id": job_id, "file": str(job.source.file),

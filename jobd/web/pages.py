@@ -33,7 +33,8 @@ log = logging.getLogger("jobd.web")
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PAGE = 50  # runs per page
-TIMELINE_RUNS = 20_000  # runs drawn at most (newest kept)
+TIMELINE_RUNS = 5_000  # runs drawn at most (newest kept): more than a 1000 px chart shows
+LOOKBACK = timedelta(hours=1)
 TIMELINE_SLOTS = 2_000  # slots per job looked at for missed marks
 LOG_CHUNK = 256 * 1024
 SLOT_GRACE = timedelta(seconds=5)
@@ -102,7 +103,8 @@ class Dashboard:
         runs = await self.api.runs(job_id, limit=20, state=None)
         definition = views.without_env_values(shown["definition"])
         return self._page("job.html", title=job_id, nav="jobs", job=shown, graph=graph,
-                          runs=runs, definition=definition,
+                          rows=views.run_rows(runs, datetime.now(UTC), show_job=False),
+                          definition=definition,
                           next_times=[views.parse_iso(t) for t in shown["next_fire_times"]])
 
     async def why(self, request: Request) -> Response:
@@ -131,8 +133,10 @@ class Dashboard:
         filters = {k: v for k, v in (("job", job), ("state", state and str(state)),
                                      ("trigger", trigger and str(trigger)),
                                      ("flow", flow)) if v}
-        jobs = [j["job_id"] for j in await self.api.list_jobs()]
-        return self._page("runs.html", title="Runs", nav="runs", runs=runs, more=more,
+        jobs = sorted(await self.api.needs_graph())
+        return self._page("runs.html", title="Runs", nav="runs", more=more,
+                          rows=views.run_rows(runs, datetime.now(UTC)),
+                          last=runs[-1].run_id if runs else None,
                           filters=filters, before=before, job_ids=jobs,
                           states=[str(s) for s in _states()],
                           triggers=[str(t) for t in TriggerKind])
@@ -140,9 +144,9 @@ class Dashboard:
     async def run(self, request: Request) -> Response:
         run = await self._call(self.api.get_run(request.path_params["run_id"]))
         data = run.to_json()
-        folded = [views.parse_iso(f) for f in data.get("folded_slots") or ()]
-        waited = _seconds(run.queued_at, run.started_at)
-        ran = _seconds(run.started_at, run.finished_at)
+        folded = views.folded_slots(run)
+        waited = views.seconds(run.queued_at, run.started_at)
+        ran = views.seconds(run.started_at, run.finished_at)
         return self._page("run.html", title=f"Run {run.run_id}", nav="runs", run=run,
                           data=data, folded=folded, waited=views.duration(waited),
                           ran=views.duration(ran), logs_visible=self.logs_visible)
@@ -157,7 +161,7 @@ class Dashboard:
         members = views.component(needs, root.job_id, upstream=False) | {r.job_id for r in runs}
         graph = views.layout(members, needs, rules, _flow_states(runs))
         return self._page("flow.html", title=f"Flow {flow_id}", nav="runs", flow_id=flow_id,
-                          graph=graph, runs=runs, root=root)
+                          graph=graph, rows=views.run_rows(runs, datetime.now(UTC)), root=root)
 
     async def timeline(self, request: Request) -> Response:
         q = request.query_params
@@ -171,13 +175,12 @@ class Dashboard:
             end = end.replace(tzinfo=UTC)
         hours = min(max(hours, 1 / 60), 24 * 7)
         start = end - timedelta(hours=hours)
-        # Runs queued before the window may still overlap it: look back one more window.
+        # Runs queued up to an hour before the window may still reach into it.
         runs = await self.api.runs(None, limit=TIMELINE_RUNS, state=None,
-                                   queued_since=start - timedelta(hours=hours))
+                                   queued_since=start - LOOKBACK)
         running = await self.api.runs(None, limit=1000, state=RunState.RUNNING)
         seen = {r.run_id for r in runs}
-        data = [r.to_json() for r in runs] + [r.to_json() for r in running
-                                              if r.run_id not in seen]
+        drawn = runs + [r for r in running if r.run_id not in seen]
         jobs = await self.api.list_jobs()
         slots = {}
         for j in jobs:
@@ -185,7 +188,7 @@ class Dashboard:
                 # A slot due this instant has its run on the way: not missed yet.
                 slots[j["job_id"]] = await self.api.slots(
                     j["job_id"], start, min(end, now - SLOT_GRACE), limit=TIMELINE_SLOTS)
-        tl = views.timeline(data, slots, [j["job_id"] for j in jobs], start=start, end=end,
+        tl = views.timeline(drawn, slots, [j["job_id"] for j in jobs], start=start, end=end,
                             now=now)
         return self._page("timeline.html", title="Timeline", nav="timeline", tl=tl,
                           hours=hours, end=end, capped=len(runs) >= TIMELINE_RUNS)
@@ -334,10 +337,6 @@ def _states() -> list[RunState]:
 
 def _rank(state: RunState) -> int:
     return {RunState.QUEUED: 0, RunState.RUNNING: 1}.get(state, 2)
-
-
-def _seconds(a: datetime | None, b: datetime | None) -> float | None:
-    return (b - a).total_seconds() if a is not None and b is not None else None
 
 
 def _flow_states(runs: list[RunRecord]) -> Mapping[str, tuple[str, int | None]]:

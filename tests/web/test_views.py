@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from jobd._enums import RunState
+from jobd._enums import RunState, TriggerKind
+from jobd.journal.abc import RunRecord
 from jobd.web import views
 
 T0 = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
@@ -67,13 +69,19 @@ def test_component_of_a_job_in_the_middle_takes_both_directions() -> None:
     assert views.component(needs, "x") == {"x"}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Folding(RunRecord):
+    """A run as the journal will keep it once folded slots are recorded."""
+
+    folded_slots: tuple[datetime, ...] = ()
+
+
 def _run(run_id: int, job: str, state: str, queued: datetime, started: datetime | None = None,
          finished: datetime | None = None, slot: datetime | None = None,
-         **extra: object) -> dict[str, object]:
-    return {"run_id": run_id, "job_id": job, "state": state, "queued_at": queued.isoformat(),
-            "started_at": started and started.isoformat(),
-            "finished_at": finished and finished.isoformat(),
-            "scheduled_for": slot and slot.isoformat(), **extra}
+         message: str | None = None, folded: tuple[datetime, ...] = ()) -> RunRecord:
+    return Folding(run_id=run_id, job_id=job, state=RunState(state), queued_at=queued,
+                   trigger=TriggerKind.EVERY, started_at=started, finished_at=finished,
+                   scheduled_for=slot, message=message, folded_slots=folded)
 
 
 def test_timeline_bars_and_marks() -> None:
@@ -85,8 +93,8 @@ def test_timeline_bars_and_marks() -> None:
         _run(2, "a", "failed", T0 - h, T0 - h, T0 + 3 * h),
         _run(3, "a", "skipped", T0 + 4 * h, slot=T0 + 4 * h, message="overlap = skip"),
         _run(4, "a", "running", T0 + 9 * h, T0 + 9 * h, slot=T0 + 9 * h,
-             folded_slots=[(T0 + 8 * h).isoformat()]),
-        _run(5, "b", "upstream_failed", T0 + 5 * h, T0 + 5 * h, T0 + 5 * h),
+             folded=(T0 + 8 * h,)),
+        _run(5, "b", "timed_out", T0 + 5 * h, T0 + 5 * h, T0 + 5 * h),
     ]
     slots = {"a": [T0 + n * h for n in range(1, 10)], "c": [T0 + 2 * h]}
     tl = views.timeline(runs, slots, ["a", "b", "c"], start=start, end=end,
