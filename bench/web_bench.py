@@ -1,7 +1,9 @@
 """The dashboard under load, measured (not a test). A real daemon (``python -m jobd``) on a
-journal of 1,000,000 runs serves 50 clients loading pages at once; meanwhile one job due every
-second measures due slot -> exec latency (``bench/core_bench.py``'s method), compared with the
-same daemon idle in the same run. Also: RSS and start-up to READY with and without ``[http]``.
+journal of 1,000,000 runs gets 50 page loads at the same instant, once a second; meanwhile one
+job due every second measures due slot -> exec latency (``bench/core_bench.py``'s method),
+compared with the same daemon idle in the same run. Then 50 clients loading back to back
+(saturation), and the 24 h timeline. Also: RSS and start-up to READY with and without
+``[http]``. The load comes from this process, on the same cores.
 
     python bench/web_bench.py [--runs 1000000] [--clients 50] [--seconds 20]
 
@@ -198,6 +200,29 @@ async def load(port: int, pages: list[str], clients: int, seconds: float
     return times
 
 
+async def bursts(port: int, pages: list[str], clients: int, seconds: float
+                 ) -> dict[str, list[float]]:
+    """Once a second, ``clients`` page loads at the same instant (the mix in turn)."""
+    times: dict[str, list[float]] = {p: [] for p in pages}
+    n = 0
+
+    async def one(page: str) -> None:
+        t0 = time.perf_counter()
+        status = await fetch(port, page)
+        assert status == 200, (page, status)
+        times[page].append((time.perf_counter() - t0) * 1000)
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        tick = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(clients):
+                tg.start_soon(one, pages[n % len(pages)])
+                n += 1
+        await anyio.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
+    return times
+
+
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
@@ -242,31 +267,40 @@ def main() -> None:
                      "/runs?trigger=manual&state=timed_out", f"/runs/{mid}",
                      f"/flows/{mid - mid % 10}", "/jobs/job03", "/jobs/extract",
                      "/jobs/job05/why"]
+            anyio.run(bursts, d.port, pages, a.clients, 1)  # warm: templates compiled once
             t_idle = datetime.now(UTC)
             time.sleep(a.seconds)
             t_load = datetime.now(UTC)
-            times = anyio.run(load, d.port, pages, a.clients, a.seconds)
+            times = anyio.run(bursts, d.port, pages, a.clients, a.seconds)
             t_end = datetime.now(UTC)
+            time.sleep(1)
+            sustained = anyio.run(load, d.port, pages, a.clients, 10)
+            t_sus = datetime.now(UTC)
             timeline = anyio.run(load, d.port, ["/timeline"], 5, 10)["/timeline"]
             rss = d.rss_mb()
         finally:
             d.stop()
         idle = d.tick_latencies(t_idle, t_load)
         busy = d.tick_latencies(t_load, t_end)
+        saturated = d.tick_latencies(t_end + timedelta(seconds=1), t_sus)
 
     every = [t for ts in times.values() for t in ts]
-    print(f"[pages] {a.clients} clients loading pages back to back for {a.seconds:.0f} s "
-          f"({len(every)} loads, {len(every) / a.seconds:.0f}/s); the daemon's RSS after: "
-          f"{rss:.0f} MB")
+    print(f"[pages] {a.clients} page loads at once, once a second for {a.seconds:.0f} s "
+          f"({len(every)} loads); the daemon's RSS after: {rss:.0f} MB")
     print(f"  {'all pages':<40} p50 {statistics.median(every):7.1f} ms  "
           f"p95 {pct(every, .95):7.1f} ms  max {max(every):7.1f} ms")
     for page, ts in times.items():
         print(f"  {page:<40} p50 {statistics.median(ts):7.1f} ms  p95 {pct(ts, .95):7.1f} ms"
               f"  n {len(ts)}")
-    print(f"  {'/timeline (24 h), 5 clients, 10 s':<40} p50 {statistics.median(timeline):7.1f}"
-          f" ms  p95 {pct(timeline, .95):7.1f} ms  n {len(timeline)}")
+    flat = [t for ts in sustained.values() for t in ts]
+    print(f"  {'saturated: 50 loading back to back, 10 s':<40} p50 {statistics.median(flat):7.1f}"
+          f" ms  p95 {pct(flat, .95):7.1f} ms  ({len(flat) / 10:.0f} pages/s)")
+    print(f"  {'/timeline (24 h), 5 back to back, 10 s':<40} p50 "
+          f"{statistics.median(timeline):7.1f} ms  p95 {pct(timeline, .95):7.1f} ms  "
+          f"n {len(timeline)}")
     print("[latency] due slot -> exec of a job every 1 s, same daemon")
-    for name, xs in (("idle", idle), (f"{a.clients} clients loading", busy)):
+    for name, xs in (("idle", idle), (f"{a.clients} at once, 1/s", busy),
+                     ("saturated", saturated)):
         if xs:
             print(f"  {name:<20} p50 {statistics.median(xs):6.2f} ms  p99 {pct(xs, .99):6.2f} ms"
                   f"  max {max(xs):6.2f} ms  n {len(xs)}")

@@ -3,6 +3,7 @@ renders a Jinja template with every value escaped. Live parts are server-sent ev
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -78,11 +79,13 @@ class Dashboard:
         for scope in list(self._streams):
             scope.cancel()
 
-    def _page(self, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+    async def _page(self, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+        """Render in a worker thread: the event loop, which also starts the daemon's runs on
+        time, only waits for it (docs/dashboard.md, Cost)."""
         now = datetime.now(UTC)
-        html = _env.get_template(template).render(
-            version=__version__, now=now, rel=lambda d: views.relative(d, now) if d else "",
-            **context)
+        html = await anyio.to_thread.run_sync(functools.partial(
+            _env.get_template(template).render, version=__version__, now=now,
+            rel=lambda d: views.relative(d, now) if d else "", **context))
         return HTMLResponse(html, code)
 
     # --- pages ---------------------------------------------------------------------------
@@ -94,7 +97,7 @@ class Dashboard:
             j["next_dt"] = views.parse_iso(j["next_run"])
             last = j["last_run"]
             j["last_dt"] = views.parse_iso(last["finished_at"]) if last else None
-        return self._page("jobs.html", title="Jobs", nav="jobs", jobs=jobs, status=status)
+        return await self._page("jobs.html", title="Jobs", nav="jobs", jobs=jobs, status=status)
 
     async def job(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -102,7 +105,7 @@ class Dashboard:
         graph = await self._definition_graph(job_id)
         runs = await self.api.runs(job_id, limit=20, state=None)
         definition = views.without_env_values(shown["definition"])
-        return self._page("job.html", title=job_id, nav="jobs", job=shown, graph=graph,
+        return await self._page("job.html", title=job_id, nav="jobs", job=shown, graph=graph,
                           rows=views.run_rows(runs, datetime.now(UTC), show_job=False),
                           definition=definition,
                           next_times=[views.parse_iso(t) for t in shown["next_fire_times"]])
@@ -110,7 +113,7 @@ class Dashboard:
     async def why(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         why = await self._call(self.api.why(job_id))
-        return self._page("why.html", title=f"Why {job_id}", nav="jobs", why=why,
+        return await self._page("why.html", title=f"Why {job_id}", nav="jobs", why=why,
                           job_id=job_id)
 
     async def runs(self, request: Request) -> Response:
@@ -134,7 +137,7 @@ class Dashboard:
                                      ("trigger", trigger and str(trigger)),
                                      ("flow", flow)) if v}
         jobs = sorted(await self.api.needs_graph())
-        return self._page("runs.html", title="Runs", nav="runs", more=more,
+        return await self._page("runs.html", title="Runs", nav="runs", more=more,
                           rows=views.run_rows(runs, datetime.now(UTC)),
                           last=runs[-1].run_id if runs else None,
                           filters=filters, before=before, job_ids=jobs,
@@ -147,7 +150,7 @@ class Dashboard:
         folded = views.folded_slots(run)
         waited = views.seconds(run.queued_at, run.started_at)
         ran = views.seconds(run.started_at, run.finished_at)
-        return self._page("run.html", title=f"Run {run.run_id}", nav="runs", run=run,
+        return await self._page("run.html", title=f"Run {run.run_id}", nav="runs", run=run,
                           data=data, folded=folded, waited=views.duration(waited),
                           ran=views.duration(ran), logs_visible=self.logs_visible)
 
@@ -160,7 +163,7 @@ class Dashboard:
         root = min(runs, key=lambda r: r.run_id)
         members = views.component(needs, root.job_id, upstream=False) | {r.job_id for r in runs}
         graph = views.layout(members, needs, rules, _flow_states(runs))
-        return self._page("flow.html", title=f"Flow {flow_id}", nav="runs", flow_id=flow_id,
+        return await self._page("flow.html", title=f"Flow {flow_id}", nav="runs", flow_id=flow_id,
                           graph=graph, rows=views.run_rows(runs, datetime.now(UTC)), root=root)
 
     async def timeline(self, request: Request) -> Response:
@@ -188,13 +191,14 @@ class Dashboard:
                 # A slot due this instant has its run on the way: not missed yet.
                 slots[j["job_id"]] = await self.api.slots(
                     j["job_id"], start, min(end, now - SLOT_GRACE), limit=TIMELINE_SLOTS)
-        tl = views.timeline(drawn, slots, [j["job_id"] for j in jobs], start=start, end=end,
-                            now=now)
-        return self._page("timeline.html", title="Timeline", nav="timeline", tl=tl,
+        tl = await anyio.to_thread.run_sync(functools.partial(
+            views.timeline, drawn, slots, [j["job_id"] for j in jobs], start=start, end=end,
+            now=now))
+        return await self._page("timeline.html", title="Timeline", nav="timeline", tl=tl,
                           hours=hours, end=end, capped=len(runs) >= TIMELINE_RUNS)
 
     async def login(self, request: Request) -> Response:
-        return self._page("login.html", title="Token", nav="")
+        return await self._page("login.html", title="Token", nav="")
 
     async def states_css(self, request: Request) -> Response:
         return Response(views.states_css(), media_type="text/css",
@@ -202,11 +206,11 @@ class Dashboard:
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
         detail = getattr(exc, "detail", "not found")
-        return self._page("error.html", 404, title="Not found", nav="", message=detail)
+        return await self._page("error.html", 404, title="Not found", nav="", message=detail)
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         log.error("dashboard: %s failed: %r", request.url.path, exc)
-        return self._page("error.html", 500, title="Error", nav="",
+        return await self._page("error.html", 500, title="Error", nav="",
                           message="the daemon could not answer this page; see its log")
 
     # --- logs and live streams -----------------------------------------------------------
