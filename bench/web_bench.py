@@ -99,7 +99,8 @@ def free_port() -> int:
 class Daemon:
     """``python -m jobd`` on a copy of the journal; READY read from NOTIFY_SOCKET."""
 
-    def __init__(self, root: Path, journal: Path | None, http: bool, tick: bool) -> None:
+    def __init__(self, root: Path, journal: Path | None, http: bool, tick: bool,
+                 source: Path | None = None) -> None:
         self.root = root
         (root / "var").mkdir(parents=True)
         if journal is not None:
@@ -125,6 +126,8 @@ class Daemon:
         self.sock.bind(str(notify))
         self.sock.settimeout(120)
         env = {**os.environ, "NOTIFY_SOCKET": str(notify), "JOBD_LOG_LEVEL": "WARNING"}
+        if source is not None:  # another checkout's jobd, e.g. before the dashboard
+            env.update(PYTHONPATH=str(source), PYTHONDONTWRITEBYTECODE="1")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config",
                                       str(root / "jobd.toml")], env=env)
@@ -136,6 +139,10 @@ class Daemon:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(next(line for line in status.splitlines()
                         if line.startswith("VmRSS")).split()[1]) / 1024
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -234,6 +241,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--cache", type=Path, default=None)
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a source tree of jobd before the dashboard: its start-up and RSS too")
     a = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     cache = a.cache or Path(tempfile.gettempdir()) / f"jobd-web-bench-{a.runs}.db"
@@ -245,16 +254,26 @@ def main() -> None:
     print(f"[journal] {a.runs:,} runs, {size:.0f} MiB")
 
     with tempfile.TemporaryDirectory() as tmp:
-        plain = Daemon(Path(tmp) / "plain", None, http=False, tick=False)
-        time.sleep(1)
-        base = (plain.startup, plain.rss_mb())
-        plain.stop()
+        costs = {}
+        for name, src in (("before the dashboard", a.before), ("no [http]", None)):
+            if name.startswith("before") and src is None:
+                continue
+            runs = []
+            for k in range(3):
+                plain = Daemon(Path(tmp) / f"plain{k}{bool(src)}", None, http=False,
+                               tick=False, source=src)
+                time.sleep(1)
+                runs.append((plain.startup, plain.rss_mb()))
+                plain.stop()
+            costs[name] = (statistics.median(r[0] for r in runs),
+                           statistics.median(r[1] for r in runs))
         web = Daemon(Path(tmp) / "web", None, http=True, tick=False)
         time.sleep(1)
         with_http = (web.startup, web.rss_mb())
         web.stop()
-    print("[cost] empty journal, 20 jobs: start-up to READY, RSS after 1 s")
-    print(f"  no [http]            {base[0]:6.2f} s  {base[1]:6.1f} MB")
+    print("[cost] empty journal, 20 jobs: start-up to READY, RSS after 1 s (median of 3)")
+    for name, (up, mb) in costs.items():
+        print(f"  {name:<20} {up:6.2f} s  {mb:6.1f} MB")
     print(f"  [http] on            {with_http[0]:6.2f} s  {with_http[1]:6.1f} MB")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -271,7 +290,9 @@ def main() -> None:
             t_idle = datetime.now(UTC)
             time.sleep(a.seconds)
             t_load = datetime.now(UTC)
+            cpu0 = d.cpu_seconds()
             times = anyio.run(bursts, d.port, pages, a.clients, a.seconds)
+            cpu = d.cpu_seconds() - cpu0
             t_end = datetime.now(UTC)
             time.sleep(1)
             sustained = anyio.run(load, d.port, pages, a.clients, 10)
@@ -289,6 +310,8 @@ def main() -> None:
           f"({len(every)} loads); the daemon's RSS after: {rss:.0f} MB")
     print(f"  {'all pages':<40} p50 {statistics.median(every):7.1f} ms  "
           f"p95 {pct(every, .95):7.1f} ms  max {max(every):7.1f} ms")
+    print(f"  the daemon's CPU per page load: {cpu / len(every) * 1000:.2f} ms "
+          f"(a burst of {a.clients} is {cpu / len(every) * a.clients * 1000:.0f} ms of CPU)")
     for page, ts in times.items():
         print(f"  {page:<40} p50 {statistics.median(ts):7.1f} ms  p95 {pct(ts, .95):7.1f} ms"
               f"  n {len(ts)}")
