@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jobd.config.http import is_loopback
 from jobd.config.model import DaemonConfig
 from jobd.control.api import DaemonAPI
 from jobd.web.pages import STATIC_DIR, Dashboard
@@ -156,7 +157,11 @@ class Guard:
 
 
 def _loopback_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
-    if host.startswith("[") is False and host.count(":") > 1:
+    """A Host header naming this machine: ``localhost``, 127.x.x.x or ``[::1]``, any port."""
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    elif host.count(":") > 1:
         name = host  # a bare IPv6 address
-    return name.lower() in ("localhost", "::1") or name.startswith("127.")
+    else:
+        name = host.partition(":")[0]
+    return is_loopback(name)

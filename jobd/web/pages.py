@@ -146,12 +146,11 @@ class Dashboard:
 
     async def run(self, request: Request) -> Response:
         run = await self._call(self.api.get_run(request.path_params["run_id"]))
-        data = run.to_json()
         folded = views.folded_slots(run)
         waited = views.seconds(run.queued_at, run.started_at)
         ran = views.seconds(run.started_at, run.finished_at)
         return await self._page("run.html", title=f"Run {run.run_id}", nav="runs", run=run,
-                          data=data, folded=folded, waited=views.duration(waited),
+                          folded=folded, waited=views.duration(waited),
                           ran=views.duration(ran), logs_visible=self.logs_visible)
 
     async def flow(self, request: Request) -> Response:

@@ -98,6 +98,11 @@ async def test_read_only_host_checked_and_headers(tmp_path: Path) -> None:
         # A page elsewhere that rebinds its name to 127.0.0.1 sends its own Host: refused.
         r = await get(url + "/", {"host": "attacker.example:8750"})
         assert r.status == 421
+        for host in ("[::1]:8750", "127.0.0.2", "LOCALHOST"):
+            assert (await get(url + "/", {"host": host})).status == 200, host
+        for host in ("127.0.0.1.attacker.example", "[::2]:80", "localhost.example:8750"):
+            assert (await get(url + "/", {"host": host})).status == 421, host
+        assert (await get(url + "/", method="HEAD")).status == 200
         r = await get(url + "/", {"host": "localhost:8750"})
         assert r.status == 200
         assert "script-src 'self'" in r.headers["content-security-policy"]
