@@ -285,7 +285,7 @@ def main() -> None:
             pages = ["/", "/runs", f"/runs?before={mid}", "/runs?job=job07&state=failed",
                      "/runs?trigger=manual&state=timed_out", f"/runs/{mid}",
                      f"/flows/{mid - mid % 10}", "/jobs/job03", "/jobs/extract",
-                     "/jobs/job05/why"]
+                     "/why/job05"]
             anyio.run(bursts, d.port, pages, a.clients, 1)  # warm: templates compiled once
             t_idle = datetime.now(UTC)
             time.sleep(a.seconds)

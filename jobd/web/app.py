@@ -68,8 +68,9 @@ def build_app(api: DaemonAPI, config: DaemonConfig, *, token: str | None
 
     routes: list[BaseRoute] = [
         Route("/", page(pages.jobs), name="jobs"),
-        Route("/jobs/{job_id}", page(pages.job), name="job"),
-        Route("/jobs/{job_id}/why", page(pages.why), name="why"),
+        # Job ids of [tool.scheduled] projects may hold "/" (links quote them as %2F).
+        Route("/jobs/{job_id:path}", page(pages.job), name="job"),
+        Route("/why/{job_id:path}", page(pages.why), name="why"),
         Route("/runs", page(pages.runs), name="runs"),
         Route("/runs/{run_id:int}", page(pages.run), name="run"),
         Route("/runs/{run_id:int}/log", page(pages.log), name="log"),

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import jinja2
@@ -47,6 +48,7 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                           trim_blocks=True, lstrip_blocks=True)
 _env.filters["cls"] = views.state_class
 _env.filters["clock"] = views.clock
+_env.filters["q"] = lambda v: quote(str(v), safe="")  # one path segment, "/" included
 _env.filters["json"] = lambda v: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False)
 
 

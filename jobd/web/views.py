@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup
 
@@ -110,7 +111,8 @@ def run_rows(runs: Iterable[RunRecord], now: datetime, *, show_job: bool = True)
         e = html.escape
         ran = seconds(r.started_at, r.finished_at)
         queued = r.queued_at.isoformat()
-        job = f'<td><a href="/jobs/{e(r.job_id)}">{e(r.job_id)}</a></td>' if show_job else ""
+        link = e(quote(r.job_id, safe=""))
+        job = f'<td><a href="/jobs/{link}">{e(r.job_id)}</a></td>' if show_job else ""
         flow = f'<a href="/flows/{e(r.flow_id)}">{e(r.flow_id)}</a>' if r.flow_id else ""
         out.append(
             f'<tr data-run="{r.run_id}" class="{state_class(str(r.state))}">'

@@ -32,7 +32,8 @@ from tests.web.test_process import free_port
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_JOBS = ("alert", "app-report", "heartbeat", "nightly-cleanup", "report", "transform")
+EXAMPLE_JOBS = ("alert", "heartbeat", "jobd-example-app:app-report", "nightly-cleanup", "report",
+                "transform")
 TOKEN = "browser-test-token-0123456789"
 EXTRA_JOBS = """\
 [jobs.doomed]
@@ -245,7 +246,7 @@ def test_dashboard_in_chromium(jobd: Jobd, browser: WebDriver, tmp_path: Path) -
          "the state did not follow")
 
     for name, page in (("runs", "/runs"), ("timeline", "/timeline?hours=1"),
-                       ("job", "/jobs/transform"), ("why", "/jobs/report/why")):
+                       ("job", "/jobs/transform"), ("why", "/why/report")):
         browser.get(jobd.url + page)
         assert browser.find_elements(By.TAG_NAME, "h1"), page
         if name == "timeline":  # bars by state, and the marks of the seeded hour

@@ -3,11 +3,13 @@ hidden, read-only, the token, logs only where allowed, keyset paging, live strea
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -19,6 +21,7 @@ from tests.web.conftest import dashboard
 from tests.web.http import events, get
 
 HOSTILE = '<script>alert("x")</script>'
+HOSTILE_ID = 'px:"><img src=x onerror=alert(2)> ../a b/..'
 JOBS = """\
 [jobs.evil]
 command = '''echo '<script>alert("x")</script>'; echo 'note=<img src=x onerror=alert(1)>' >> "$JOBD_OUTPUT"'''
@@ -49,20 +52,33 @@ def _raw_hostile(html: str) -> list[str]:
 async def test_every_page_renders_escaped_and_hides_env_values(tmp_path: Path) -> None:
     (tmp_path / "jobs.d").mkdir()
     (tmp_path / "jobs.d" / '"><b>bad<img src=x>.toml').write_text("[jobs.x]\ncron = 5\n")
+    # A [tool.scheduled] id may hold almost anything: markup, quotes, slashes, spaces.
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "pyproject.toml").write_text(
+        '[project]\nname = "px"\nversion = "1"\n\n'
+        f'[tool.scheduled.{json.dumps(HOSTILE_ID[3:])}]\n'
+        'every = "day"\nentrypoint = "app.jobs:run"\n')
+    (tmp_path / "jobs.d" / "px.toml").symlink_to(tmp_path / "proj" / "pyproject.toml")
     async with dashboard(tmp_path, JOBS) as (d, url):
         evil = await d.run_job("evil", {"note": '"><b>' + HOSTILE})
         root = await d.run_job("extract", {})
         await settle(d)
         flow = str(root.run_id)
-        pages = ["/", "/jobs/evil", "/jobs/evil/why", "/jobs/load", "/runs",
+        pages = ["/", "/jobs/evil", "/why/evil", "/jobs/load", "/runs",
                  "/runs?job=evil&state=succeeded&trigger=manual", f"/runs/{evil.run_id}",
                  f"/flows/{flow}", "/timeline", "/timeline?hours=1"]
+        hostile = quote(HOSTILE_ID, safe="")
+        pages += [f"/jobs/{hostile}", f"/why/{hostile}", f"/runs?job={hostile}"]
         for page in pages:
             r = await get(url + page)
             assert r.status == 200, (page, r.status, r.text[:500])
             assert _raw_hostile(r.text) == [], page
             assert "hunter2-value" not in r.text, page
         jobs = (await get(url + "/")).text
+        assert f'href="/jobs/{hostile}"' in jobs  # one path segment, "/" and ".." quoted
+        assert "px:&#34;&gt;&lt;img src=x onerror=alert(2)&gt; ../a b/.." in jobs
+        assert "<h1>px:&#34;&gt;&lt;img src=x onerror=alert(2)&gt; ../a b/..</h1>" in \
+            (await get(url + f"/jobs/{hostile}")).text  # its own page, found and escaped
         assert "&lt;b&gt;bad&lt;img src=x&gt;.toml" in jobs  # the invalid file, escaped
         assert "jobd.toml" not in jobs and "cron" in jobs  # with its jobd check error
         job = (await get(url + "/jobs/evil")).text
