@@ -108,15 +108,15 @@ class Dashboard:
         runs = await self.api.runs(job_id, limit=20, state=None)
         definition = views.without_env_values(shown["definition"])
         return await self._page("job.html", title=job_id, nav="jobs", job=shown, graph=graph,
-                          rows=views.run_rows(runs, datetime.now(UTC), show_job=False),
-                          definition=definition,
-                          next_times=[views.parse_iso(t) for t in shown["next_fire_times"]])
+                                rows=views.run_rows(runs, datetime.now(UTC), show_job=False),
+                                definition=definition,
+                                next_times=[views.parse_iso(t) for t in shown["next_fire_times"]])
 
     async def why(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         why = await self._call(self.api.why(job_id))
         return await self._page("why.html", title=f"Why {job_id}", nav="jobs", why=why,
-                          job_id=job_id)
+                                job_id=job_id)
 
     async def runs(self, request: Request) -> Response:
         q = request.query_params
@@ -140,11 +140,11 @@ class Dashboard:
                                      ("flow", flow)) if v}
         jobs = sorted(await self.api.needs_graph())
         return await self._page("runs.html", title="Runs", nav="runs", more=more,
-                          rows=views.run_rows(runs, datetime.now(UTC)),
-                          last=runs[-1].run_id if runs else None,
-                          filters=filters, before=before, job_ids=jobs,
-                          states=[str(s) for s in _states()],
-                          triggers=[str(t) for t in TriggerKind])
+                                rows=views.run_rows(runs, datetime.now(UTC)),
+                                last=runs[-1].run_id if runs else None,
+                                filters=filters, before=before, job_ids=jobs,
+                                states=[str(s) for s in _states()],
+                                triggers=[str(t) for t in TriggerKind])
 
     async def run(self, request: Request) -> Response:
         run = await self._call(self.api.get_run(request.path_params["run_id"]))
@@ -152,8 +152,8 @@ class Dashboard:
         waited = views.seconds(run.queued_at, run.started_at)
         ran = views.seconds(run.started_at, run.finished_at)
         return await self._page("run.html", title=f"Run {run.run_id}", nav="runs", run=run,
-                          folded=folded, waited=views.duration(waited),
-                          ran=views.duration(ran), logs_visible=self.logs_visible)
+                                folded=folded, waited=views.duration(waited),
+                                ran=views.duration(ran), logs_visible=self.logs_visible)
 
     async def flow(self, request: Request) -> Response:
         flow_id = request.path_params["flow_id"]
@@ -164,8 +164,9 @@ class Dashboard:
         root = min(runs, key=lambda r: r.run_id)
         members = views.component(needs, root.job_id, upstream=False) | {r.job_id for r in runs}
         graph = views.layout(members, needs, rules, _flow_states(runs))
-        return await self._page("flow.html", title=f"Flow {flow_id}", nav="runs", flow_id=flow_id,
-                          graph=graph, rows=views.run_rows(runs, datetime.now(UTC)), root=root)
+        return await self._page("flow.html", title=f"Flow {flow_id}", nav="runs",
+                                flow_id=flow_id, graph=graph, root=root,
+                                rows=views.run_rows(runs, datetime.now(UTC)))
 
     async def timeline(self, request: Request) -> Response:
         q = request.query_params
@@ -195,8 +196,10 @@ class Dashboard:
         tl = await anyio.to_thread.run_sync(functools.partial(
             views.timeline, drawn, slots, [j["job_id"] for j in jobs], start=start, end=end,
             now=now))
+        lanes = await anyio.to_thread.run_sync(views.timeline_svg, tl)
         return await self._page("timeline.html", title="Timeline", nav="timeline", tl=tl,
-                          hours=hours, end=end, capped=len(runs) >= TIMELINE_RUNS)
+                                lanes=lanes, hours=hours, end=end,
+                                capped=len(runs) >= TIMELINE_RUNS)
 
     async def login(self, request: Request) -> Response:
         return await self._page("login.html", title="Token", nav="")
@@ -212,7 +215,7 @@ class Dashboard:
     async def server_error(self, request: Request, exc: Exception) -> Response:
         log.error("dashboard: %s failed: %r", request.url.path, exc)
         return await self._page("error.html", 500, title="Error", nav="",
-                          message="the daemon could not answer this page; see its log")
+                                message="the daemon could not answer this page; see its log")
 
     # --- logs and live streams -----------------------------------------------------------
 

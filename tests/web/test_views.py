@@ -113,3 +113,16 @@ def test_timeline_bars_and_marks() -> None:
     assert lanes["c"].marks == []
     assert [label for _, label in tl.ticks] == [f"{n:02d}:00" for n in range(1, 10)]
     assert tl.ticks[0][0] == 100.0
+
+
+def test_timeline_svg_escapes_and_shortens_lane_names() -> None:
+    h = timedelta(hours=1)
+    long_id = 'p:<b>"' + "x" * 40
+    tl = views.timeline([_run(7, long_id, "failed", T0 + h, T0 + h, T0 + 2 * h,
+                              message="<i>")], {}, [long_id], start=T0, end=T0 + 10 * h,
+                        now=T0 + 10 * h)
+    svg = str(views.timeline_svg(tl))
+    assert "<b>" not in svg
+    # The label is cut to 22 characters; the whole id stays in its title.
+    assert '<text class="job" x="4" y="17">p:&lt;b&gt;&quot;' + "x" * 15 + "…<title>" in svg
+    assert '<rect class="bar st-failed" x="260.0" y="5" width="100.0" height="16">' in svg
