@@ -149,7 +149,8 @@ async def seed_history(cfg: Path) -> None:
                 runs.append(RunRecord(
                     run_id=journal.new_run_id(), job_id=job, trigger=TriggerKind.NEEDS,
                     flow_id=str(root), queued_at=after,
-                    state=RunState.SUCCEEDED if runs_it else RunState.SKIPPED,
+                    state=RunState.SUCCEEDED if runs_it else
+                    RunState.UPSTREAM_FAILED if job == "report" else RunState.SKIPPED,
                     started_at=after if runs_it else None,
                     finished_at=after + timedelta(seconds=70 if runs_it else 0),
                     exit_code=0 if runs_it else None,
