@@ -116,6 +116,13 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is too large for a JSON double")
+    return value
+
+
 def decode(line: bytes) -> Any:
     """Parse one line (strict UTF-8, strict JSON); raise ``RPCError(PARSE_ERROR)``."""
     try:
@@ -124,7 +131,7 @@ def decode(line: bytes) -> Any:
         raise RPCError(PARSE_ERROR, f"parse error: not UTF-8 ({exc.reason} at byte "
                        f"{exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise RPCError(PARSE_ERROR, "parse error: JSON nested too deeply") from None
     except ValueError as exc:

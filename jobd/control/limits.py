@@ -1,0 +1,194 @@
+"""Who may hold a connection to the control socket, and how many bytes it may make the daemon
+hold (docs/security.md, "The control socket under abuse").
+
+``Admission`` is pure bookkeeping: the server asks it what to do with each new connection and
+each read, and does it. The rules:
+
+- at most ``max_clients`` connections in all, of which ``reserved`` are kept for root and the
+  daemon's own user (``privileged``); at most ``per_uid`` for any other uid;
+- when a limit is reached, the connection that has gone longest without a complete request
+  (and is not busy: no request being answered, no subscription) is closed to make room; when
+  every connection is busy, the new one is refused;
+- unfinished request bytes: at most ``per_uid_buffered`` for an unprivileged uid (else the
+  connection that would exceed it is closed) and ``max_buffered`` in all (else the connection
+  holding the most is closed, so a short request always gets through).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("jobd.control")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_clients: int = 512
+    reserved: int = 16
+    per_uid: int = 64
+    max_buffered: int = 16 << 20
+    per_uid_buffered: int = 4 << 20
+
+    def fitted(self, nofile: int) -> Limits:
+        """These limits within a soft ``RLIMIT_NOFILE`` of ``nofile``: connections take at
+        most half the descriptors (runs, logs, the journal and watches need the rest)."""
+        cap = max(8, nofile // 2)
+        if self.max_clients <= cap:
+            return self
+        reserved = min(self.reserved, cap // 4)
+        return Limits(max_clients=cap, reserved=reserved, per_uid=min(self.per_uid, cap),
+                      max_buffered=self.max_buffered, per_uid_buffered=self.per_uid_buffered)
+
+
+@dataclass(slots=True)
+class _Conn:
+    uid: int
+    privileged: bool
+    last_request: float  # when it connected, or when its last complete request arrived
+    busy: int = 0  # requests being answered and subscriptions
+    buffered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    admit: bool
+    evict: int | None = None  # close this connection first
+
+
+@dataclass(slots=True)
+class Admission:
+    """The connections held now, by id (pure; times are plain float seconds)."""
+
+    limits: Limits
+    _conns: dict[int, _Conn] = field(default_factory=dict)
+    _by_uid: dict[int, int] = field(default_factory=dict)
+    _buffered: int = 0
+    _buffered_by_uid: dict[int, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def ask(self, uid: int, *, privileged: bool) -> Verdict:
+        """May a new connection of ``uid`` be held, and whom to close for it."""
+        lim = self.limits
+        total = len(self._conns)
+        if not privileged and self._by_uid.get(uid, 0) >= lim.per_uid:
+            return self._make_room(lambda c: c.uid == uid)
+        cap = lim.max_clients if privileged else lim.max_clients - lim.reserved
+        if total < cap:
+            return Verdict(True)
+        if privileged:  # the others' connections go first, then its own kind
+            first = self._make_room(lambda c: not c.privileged)
+            return first if first.admit else self._make_room(lambda c: True)
+        # the uid holding the most connections gives one up
+        counts = {u: n for u, n in self._by_uid.items() if u != uid}
+        counts[uid] = self._by_uid.get(uid, 0)
+        for victim_uid in sorted(counts, key=lambda u: -counts[u]):
+            verdict = self._make_room(
+                lambda c, u=victim_uid: c.uid == u and not c.privileged)  # type: ignore[misc]
+            if verdict.admit:
+                return verdict
+        return Verdict(False)
+
+    def _make_room(self, eligible: Callable[[_Conn], bool]) -> Verdict:
+        idle = [(c.last_request, cid) for cid, c in self._conns.items()
+                if not c.busy and eligible(c)]
+        if not idle:
+            return Verdict(False)
+        return Verdict(True, min(idle)[1])
+
+    def add(self, cid: int, uid: int, *, privileged: bool, now: float) -> None:
+        self._conns[cid] = _Conn(uid, privileged, now)
+        self._by_uid[uid] = self._by_uid.get(uid, 0) + 1
+
+    def remove(self, cid: int) -> None:
+        c = self._conns.pop(cid, None)
+        if c is None:
+            return
+        self.release(cid, c.buffered, conn=c)
+        left = self._by_uid[c.uid] - 1
+        if left:
+            self._by_uid[c.uid] = left
+        else:
+            del self._by_uid[c.uid]
+
+    def request(self, cid: int, now: float) -> None:
+        """A complete request arrived: the connection is not idle."""
+        c = self._conns.get(cid)
+        if c is not None:
+            c.last_request = now
+
+    def busy(self, cid: int, delta: int) -> None:
+        c = self._conns.get(cid)
+        if c is not None:
+            c.busy += delta
+
+    def reserve(self, cid: int, nbytes: int) -> Verdict:
+        """Count ``nbytes`` more of an unfinished request. Over the overall budget, the
+        connection holding the most (unprivileged ones first) is closed for it if it holds more
+        than this one; over its uid's budget, this connection is refused."""
+        c = self._conns.get(cid)
+        if c is None:
+            return Verdict(False)
+        lim = self.limits
+        mine = self._buffered_by_uid.get(c.uid, 0)
+        if not c.privileged and mine + nbytes > lim.per_uid_buffered:
+            return Verdict(False)
+        evict: int | None = None
+        if self._buffered + nbytes > lim.max_buffered:
+            holders = [(not o.privileged, o.buffered, -o.last_request, oid)
+                       for oid, o in self._conns.items() if oid != cid and o.buffered]
+            if not holders:
+                return Verdict(False)
+            top = max(holders)
+            victim = self._conns[top[3]]
+            if victim.buffered <= c.buffered or (victim.privileged and not c.privileged):
+                return Verdict(False)
+            evict = top[3]
+            self.remove(evict)
+        c.buffered += nbytes
+        self._buffered += nbytes
+        self._buffered_by_uid[c.uid] = self._buffered_by_uid.get(c.uid, 0) + nbytes
+        return Verdict(True, evict)
+
+    def release(self, cid: int, nbytes: int, *, conn: _Conn | None = None) -> None:
+        """``nbytes`` of the connection's buffer were consumed."""
+        c = conn if conn is not None else self._conns.get(cid)
+        if c is None or nbytes <= 0:
+            return
+        nbytes = min(nbytes, c.buffered)
+        c.buffered -= nbytes
+        self._buffered -= nbytes
+        left = self._buffered_by_uid.get(c.uid, 0) - nbytes
+        if left > 0:
+            self._buffered_by_uid[c.uid] = left
+        else:
+            self._buffered_by_uid.pop(c.uid, None)
+
+    def oldest_idle(self) -> int | None:
+        """The connection to close when descriptors run out."""
+        verdict = self._make_room(lambda c: not c.privileged)
+        if verdict.evict is None:
+            verdict = self._make_room(lambda c: True)
+        return verdict.evict
+
+
+def raise_nofile() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard one; return the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20  # the kernel's usual nr_open
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return target
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open-files limit from %d to %d: %s", soft, target, exc)
+        return soft
+    return target
