@@ -39,6 +39,7 @@ from jobd.config.model import WatchSpec
 from jobd.triggers.manifest import (
     WatchPlan,
     _split,
+    is_real_dir,
     matches_any,
     newly_covered,
     normalize,
@@ -280,10 +281,10 @@ def _inspect(patterns: list[str], added: list[str],
     dirs: set[str] = set()
     extra: list[str] = []
     for path in added:
-        if os.path.isdir(path):
+        if is_real_dir(path):  # a symlink to a directory is a file here: never followed
             dirs.add(path)
             extra += walk_matching(patterns, path)
-    dirs.update(p for p in maybe_dirs if os.path.isdir(p))
+    dirs.update(p for p in maybe_dirs if is_real_dir(p))
     return dirs, extra
 
 
