@@ -44,6 +44,7 @@ from jobd.config.model import DaemonConfig
 from jobd.control import protocol as p
 from jobd.control.api import DaemonAPI
 from jobd.control.limits import Admission, Limits
+from jobd.control.redact import hide_env
 from jobd.journal.abc import RunRecord
 
 log = logging.getLogger("jobd.control")
@@ -540,10 +541,14 @@ class _Connection:
     async def _list(self, req: p.Request, a: dict[str, Any]) -> Any:
         jobs = await self.api.list_jobs()
         status = await self.api.status()
+        if not await self._allowed():
+            jobs = hide_env(jobs)
         return {"jobs": jobs, "invalid_files": status.get("invalid_files", [])}
 
     async def _show(self, req: p.Request, a: dict[str, Any]) -> Any:
-        return await self.api.show_job(a["job_id"])
+        shown = await self.api.show_job(a["job_id"])
+        # env values only to those who may change the job (docs/security.md)
+        return shown if await self._allowed() else hide_env(shown)
 
     async def _run(self, req: p.Request, a: dict[str, Any]) -> Any:
         run = await self.api.run_job(a["job_id"], a["params"])
