@@ -11,14 +11,14 @@ each read, and does it. The rules:
   every connection is busy, the new one is refused;
 - unfinished request bytes: at most ``per_uid_buffered`` for an unprivileged uid (else the
   connection that would exceed it is closed) and ``max_buffered`` in all (else the connection
-  holding the most is closed, so a short request always gets through).
+  whose unfinished request began first is closed, so a short request always gets through).
 """
 
 from __future__ import annotations
 
 import logging
 import resource
-from collections.abc import Callable
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 log = logging.getLogger("jobd.control")
@@ -60,11 +60,17 @@ class Verdict:
 
 @dataclass(slots=True)
 class Admission:
-    """The connections held now, by id (pure; times are plain float seconds)."""
+    """The connections held now, by id (pure; times are plain float seconds). Every decision
+    costs O(number of uids), not O(connections): a flood is thousands of them."""
 
     limits: Limits
     _conns: dict[int, _Conn] = field(default_factory=dict)
     _by_uid: dict[int, int] = field(default_factory=dict)
+    # per uid, its idle connections, the longest idle first
+    _idle: dict[int, OrderedDict[int, None]] = field(default_factory=dict)
+    # connections holding unfinished bytes, in the order they began to: unprivileged, others
+    _holders: tuple[OrderedDict[int, None], OrderedDict[int, None]] = field(
+        default_factory=lambda: (OrderedDict(), OrderedDict()))
     _buffered: int = 0
     _buffered_by_uid: dict[int, int] = field(default_factory=dict)
 
@@ -78,35 +84,35 @@ class Admission:
     def ask(self, uid: int, *, privileged: bool) -> Verdict:
         """May a new connection of ``uid`` be held, and whom to close for it."""
         lim = self.limits
-        total = len(self._conns)
         if not privileged and self._by_uid.get(uid, 0) >= lim.per_uid:
-            return self._make_room(lambda c: c.uid == uid)
+            return self._room_from([uid])
         cap = lim.max_clients if privileged else lim.max_clients - lim.reserved
-        if total < cap:
+        if len(self._conns) < cap:
             return Verdict(True)
-        if privileged:  # the others' connections go first, then its own kind
-            first = self._make_room(lambda c: not c.privileged)
-            return first if first.admit else self._make_room(lambda c: True)
-        # the uid holding the most connections gives one up
-        counts = {u: n for u, n in self._by_uid.items() if u != uid}
-        counts[uid] = self._by_uid.get(uid, 0)
-        for victim_uid in sorted(counts, key=lambda u: -counts[u]):
-            verdict = self._make_room(
-                lambda c, u=victim_uid: c.uid == u and not c.privileged)  # type: ignore[misc]
-            if verdict.admit:
-                return verdict
-        return Verdict(False)
+        # the uid holding the most connections gives one up; root and the daemon's user
+        # give up their own only to each other
+        uids = sorted(self._by_uid, key=lambda u: -self._by_uid[u])
+        verdict = self._room_from([u for u in uids if not self._privileged_uid(u)])
+        if verdict.admit or not privileged:
+            return verdict
+        return self._room_from(uids)
 
-    def _make_room(self, eligible: Callable[[_Conn], bool]) -> Verdict:
-        idle = [(c.last_request, cid) for cid, c in self._conns.items()
-                if not c.busy and eligible(c)]
-        if not idle:
-            return Verdict(False)
-        return Verdict(True, min(idle)[1])
+    def _privileged_uid(self, uid: int) -> bool:
+        idle = self._idle.get(uid)
+        cid = next(iter(idle), None) if idle else None
+        return cid is not None and self._conns[cid].privileged
+
+    def _room_from(self, uids: list[int]) -> Verdict:
+        for u in uids:
+            idle = self._idle.get(u)
+            if idle:
+                return Verdict(True, next(iter(idle)))
+        return Verdict(False)
 
     def add(self, cid: int, uid: int, *, privileged: bool, now: float) -> None:
         self._conns[cid] = _Conn(uid, privileged, now)
         self._by_uid[uid] = self._by_uid.get(uid, 0) + 1
+        self._idle.setdefault(uid, OrderedDict())[cid] = None
 
     def remove(self, cid: int) -> None:
         c = self._conns.pop(cid, None)
@@ -116,24 +122,35 @@ class Admission:
         left = self._by_uid[c.uid] - 1
         if left:
             self._by_uid[c.uid] = left
+            self._idle[c.uid].pop(cid, None)
         else:
             del self._by_uid[c.uid]
+            self._idle.pop(c.uid, None)
 
     def request(self, cid: int, now: float) -> None:
         """A complete request arrived: the connection is not idle."""
         c = self._conns.get(cid)
         if c is not None:
             c.last_request = now
+            idle = self._idle[c.uid]
+            if cid in idle:
+                idle.move_to_end(cid)
 
     def busy(self, cid: int, delta: int) -> None:
         c = self._conns.get(cid)
-        if c is not None:
-            c.busy += delta
+        if c is None:
+            return
+        c.busy += delta
+        idle = self._idle[c.uid]
+        if c.busy:
+            idle.pop(cid, None)
+        elif cid not in idle:
+            idle[cid] = None  # it just finished a request: the most recently active
 
     def reserve(self, cid: int, nbytes: int) -> Verdict:
         """Count ``nbytes`` more of an unfinished request. Over the overall budget, the
-        connection holding the most (unprivileged ones first) is closed for it if it holds more
-        than this one; over its uid's budget, this connection is refused."""
+        connection whose unfinished request began first (unprivileged ones first) is closed
+        for it; over its uid's budget, this connection is refused."""
         c = self._conns.get(cid)
         if c is None:
             return Verdict(False)
@@ -143,20 +160,23 @@ class Admission:
             return Verdict(False)
         evict: int | None = None
         if self._buffered + nbytes > lim.max_buffered:
-            holders = [(not o.privileged, o.buffered, -o.last_request, oid)
-                       for oid, o in self._conns.items() if oid != cid and o.buffered]
-            if not holders:
+            evict = self._oldest_holder(cid, privileged=c.privileged)
+            if evict is None:
                 return Verdict(False)
-            top = max(holders)
-            victim = self._conns[top[3]]
-            if victim.buffered <= c.buffered or (victim.privileged and not c.privileged):
-                return Verdict(False)
-            evict = top[3]
             self.remove(evict)
+        if not c.buffered:
+            self._holders[c.privileged][cid] = None
         c.buffered += nbytes
         self._buffered += nbytes
         self._buffered_by_uid[c.uid] = self._buffered_by_uid.get(c.uid, 0) + nbytes
         return Verdict(True, evict)
+
+    def _oldest_holder(self, cid: int, *, privileged: bool) -> int | None:
+        for holders in self._holders[:2 if privileged else 1]:
+            for other in holders:
+                if other != cid:
+                    return other
+        return None
 
     def release(self, cid: int, nbytes: int, *, conn: _Conn | None = None) -> None:
         """``nbytes`` of the connection's buffer were consumed."""
@@ -165,6 +185,8 @@ class Admission:
             return
         nbytes = min(nbytes, c.buffered)
         c.buffered -= nbytes
+        if not c.buffered:
+            self._holders[c.privileged].pop(cid, None)
         self._buffered -= nbytes
         left = self._buffered_by_uid.get(c.uid, 0) - nbytes
         if left > 0:
@@ -173,11 +195,16 @@ class Admission:
             self._buffered_by_uid.pop(c.uid, None)
 
     def oldest_idle(self) -> int | None:
-        """The connection to close when descriptors run out."""
-        verdict = self._make_room(lambda c: not c.privileged)
-        if verdict.evict is None:
-            verdict = self._make_room(lambda c: True)
-        return verdict.evict
+        """The connection to close when descriptors run out: the longest idle, others'
+        before those of root and the daemon's user."""
+        best: tuple[bool, float, int] | None = None
+        for idle in self._idle.values():
+            cid = next(iter(idle), None)
+            if cid is not None:
+                c = self._conns[cid]
+                key = (c.privileged, c.last_request, cid)
+                best = key if best is None or key < best else best
+        return best[2] if best is not None else None
 
 
 def raise_nofile() -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import _socket  # the socket module's C core: ``socket`` costs jobctl ~3 ms of enums
 import json
 import os
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from enum import Enum
@@ -335,13 +336,29 @@ class Client:
         self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
-            self._sock.connect(self.path)
+            self._connect(timeout)
         except BaseException:
             self._sock.close()
             raise
         self._buf = bytearray()
         self._next_id = 0
         self._pending: deque[dict[str, Any]] = deque()
+
+    def _connect(self, timeout: float | None) -> None:
+        """Connect, waiting while the daemon's listen backlog is full (a unix socket says
+        EAGAIN at once then, where a TCP socket would wait)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                self._sock.connect(self.path)
+                return
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    raise TimeoutError(f"the daemon at {self.path} accepts no connection "
+                                       f"(its backlog stayed full for {timeout:g}s)") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     def __enter__(self) -> Client:
         return self

@@ -174,7 +174,7 @@ class ControlServer:
         if nofile == resource.RLIM_INFINITY:
             nofile = 1 << 20
         self.admission = Admission((limits or Limits()).fitted(nofile))
-        self._scopes: dict[int, anyio.CancelScope] = {}
+        self._live: dict[int, _Connection] = {}
         self._conn_ids = itertools.count(1)
         self._scratch = bytearray(_RECEIVE)
         self._group_gid: int | None = None
@@ -295,38 +295,39 @@ class ControlServer:
             self._admit(stream, tg)
 
     def _admit(self, stream: anyio.abc.SocketStream, tg: anyio.abc.TaskGroup) -> None:
+        raw: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
         try:
-            peer = peer_credentials(stream.extra(anyio.abc.SocketAttribute.raw_socket))
+            peer = peer_credentials(raw)
         except OSError:
-            _close_now(stream)
+            _close_now(raw)
             return
         privileged = peer.uid in (0, self._daemon_uid)
         verdict = self.admission.ask(peer.uid, privileged=privileged)
         if not verdict.admit:
-            _close_now(stream, p.error(None, p.REFUSED, "too many connections; try again"))
+            _close_now(raw, p.error(None, p.REFUSED, "too many connections; try again"))
             return
         if verdict.evict is not None:
             self._evict(verdict.evict)
         cid = next(self._conn_ids)
         self.admission.add(cid, peer.uid, privileged=privileged, now=anyio.current_time())
-        scope = anyio.CancelScope()
-        self._scopes[cid] = scope
-        tg.start_soon(self._serve_client, stream, peer, cid, scope)
+        conn = _Connection(self, stream, raw, peer, cid)
+        self._live[cid] = conn
+        tg.start_soon(self._serve_client, conn)
 
     def _evict(self, cid: int) -> None:
-        """Close a connection to make room (its task ends it at its next await)."""
+        """Close a connection to make room. Only idle ones are chosen, which wait to read: the
+        shutdown wakes them (cheaper than cancelling, which a flood makes thousands of)."""
         self.admission.remove(cid)
-        scope = self._scopes.pop(cid, None)
-        if scope is not None:
-            scope.cancel()
+        conn = self._live.pop(cid, None)
+        if conn is not None:
+            conn.evicted = True
+            with contextlib.suppress(OSError):
+                conn.raw.shutdown(socket.SHUT_RDWR)
 
-    async def _serve_client(self, stream: anyio.abc.SocketStream, peer: Peer, cid: int,
-                            scope: anyio.CancelScope) -> None:
-        conn = _Connection(self, stream, peer, cid)
+    async def _serve_client(self, conn: _Connection) -> None:
         try:
-            with scope:
-                async with stream:
-                    await conn.run()
+            async with conn.stream:
+                await conn.run()
         except Exception as exc:
             if _only_disconnects(exc):
                 log.debug("control client gone: %r", exc)
@@ -336,8 +337,8 @@ class ControlServer:
             # An exception's traceback may keep the connection in a reference cycle until the
             # next full collection: its buffer must not wait for that
             conn._buf = bytearray()
-            self.admission.remove(cid)
-            self._scopes.pop(cid, None)
+            self.admission.remove(conn.cid)
+            self._live.pop(conn.cid, None)
 
     async def authorized(self, peer: Peer) -> bool:
         """May this peer call the changing methods? (The user database is read in a thread.)"""
@@ -348,9 +349,8 @@ class ControlServer:
         return await anyio.to_thread.run_sync(check)
 
 
-def _close_now(stream: anyio.abc.SocketStream, message: dict[str, Any] | None = None) -> None:
+def _close_now(raw: socket.socket, message: dict[str, Any] | None = None) -> None:
     """Close a connection that is not served, with a last line if it fits in the buffer."""
-    raw: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
     if message is not None:
         with contextlib.suppress(OSError):
             raw.send(p.encode(message))
@@ -368,16 +368,18 @@ _NO_RESPONSE = object()  # the handler answered itself (subscribe)
 
 
 class _Connection:
-    def __init__(self, server: ControlServer, stream: anyio.abc.SocketStream, peer: Peer,
-                 cid: int) -> None:
+    def __init__(self, server: ControlServer, stream: anyio.abc.SocketStream,
+                 raw: socket.socket, peer: Peer, cid: int) -> None:
         self.server = server
         self.cid = cid
+        self.raw = raw
+        self.evicted = False  # closed by the server for room: drop what was read
         self._admission = server.admission
         self._idle_deadline = anyio.current_time() + server.idle_timeout
         self.api = server.api
         self.stream = stream
         self.peer = peer
-        self._raw: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        self._raw = raw
         self._buf = bytearray()
         self._scanned = 0
         self._deadline: float | None = None
@@ -454,6 +456,8 @@ class _Connection:
                 # can race its own wake-up on asyncio (and log InvalidStateError)
                 await anyio.wait_readable(self._raw)
                 readable = True
+            if self.evicted:
+                raise _Close
             if not readable:  # timed out
                 if self._buf:
                     await self._send_quietly(p.error(

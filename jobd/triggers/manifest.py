@@ -193,13 +193,17 @@ class WatchPlan:
 
 
 def anchor(pattern: str) -> str:
-    """The pattern with symlinks in the existing part of its fixed directory resolved, as the
-    loader reads it: those are the administrator's, followed once, when the job is loaded.
-    From then on a watch follows no symlink (``is_real_dir``)."""
+    """The pattern as the loader keeps it: symlinks in the directories above the last fixed
+    component resolved (they are the administrator's layout, followed once, when the job is
+    loaded); the last fixed component itself (the watched directory, or a file) is kept as
+    written. From then on a watch follows no symlink (``is_real_dir``)."""
     pattern = normalize(pattern)
     prefix, rest = _split(pattern)
-    resolved = os.path.realpath(prefix)
-    return "/".join([resolved.rstrip("/") or "", *rest]) if rest else resolved
+    parent, name = os.path.split(prefix)
+    if not name:  # "/"
+        return pattern
+    anchored = os.path.join(os.path.realpath(parent), name)
+    return "/".join([anchored, *rest]) if rest else anchored
 
 
 def is_real_dir(path: str) -> bool:

@@ -288,6 +288,12 @@ def _inspect(patterns: list[str], added: list[str],
     return dirs, extra
 
 
+def _through_symlinks(dirs: Iterable[str]) -> set[str]:
+    """The directories reached through a symlink (roots are anchored when the job is loaded,
+    so a directory reached without one is its own real path)."""
+    return {d for d in dirs if os.path.realpath(d) != d}
+
+
 def _check_specs(specs: Mapping[str, WatchSpec]) -> dict[str, WatchSpec]:
     for job_id, spec in specs.items():
         for pattern in spec.patterns:
@@ -522,6 +528,14 @@ class WatchSource:
                 await send(fired)
 
     async def _process(self, batches: list[_Batch]) -> None:
+        # The watcher library follows symlinked directories in a recursive watch: what it
+        # reports below one is outside the declared roots, and dropped (docs/watching.md).
+        parents = {os.path.dirname(p) for b in batches for _, p in b.changes}
+        outside = await anyio.to_thread.run_sync(_through_symlinks, parents)
+        if outside:
+            batches = [_Batch(b.at, frozenset(c for c in b.changes
+                                              if os.path.dirname(c[1]) not in outside))
+                       for b in batches]
         roots = self._plan.roots if self._plan is not None else frozenset()
         added: list[str] = []
         structural = False

@@ -60,7 +60,7 @@ def test_buffered_bytes_per_uid_and_overall() -> None:
     assert not a.reserve(1, 20).admit  # ALICE's own budget
     assert a.reserve(2, 40).admit
     assert a.buffered == 90
-    # overall budget: root's short request closes the biggest holder (ALICE, 50 bytes)
+    # overall budget: root's request closes the one that began first (ALICE's)
     assert a.reserve(3, 20) == Verdict(True, 1)
     assert a.buffered == 60
     a.release(3, 20)

@@ -53,9 +53,9 @@ def test_a_watched_directory_swapped_for_a_symlink_is_not_followed(tmp_path: Pat
     t = str(tmp_path)
     patterns = [f"{t}/drop/in/*.csv"]
     assert plan_watch(patterns).flat == {f"{t}/drop/in"}
-    os.rename(tmp_path / "drop", tmp_path / "old")
-    (tmp_path / "drop").symlink_to(tmp_path / "secret")
-    assert plan_watch(patterns) == WatchPlan(flat=frozenset({t}))  # waits for a real one
+    os.rename(tmp_path / "drop" / "in", tmp_path / "old")
+    (tmp_path / "drop" / "in").symlink_to(tmp_path / "secret" / "in")
+    assert plan_watch(patterns) == WatchPlan(flat=frozenset({f"{t}/drop"}))  # waits
     assert scan(patterns) == {}
 
 
@@ -66,6 +66,9 @@ def test_anchor_resolves_the_symlinks_there_are_at_load(tmp_path: Path) -> None:
     assert anchor(f"{t}/link/in/*.csv") == f"{t}/real/in/*.csv"
     assert anchor(f"{t}/link/later/**/*.json") == f"{t}/real/later/**/*.json"
     assert anchor(f"{t}/link/in") == f"{t}/real/in"
+    assert anchor(f"{t}/link") == f"{t}/link"  # the watched directory itself: never followed
+    assert plan_watch([anchor(f"{t}/link")]) == WatchPlan(flat=frozenset({t}))
+    assert anchor("/*.csv") == "/*.csv"
 
 
 def test_scan_is_bounded(tmp_path: Path) -> None:
