@@ -43,6 +43,10 @@ def make_dirs(config: DaemonConfig) -> None:
     for path, mode in ((config.logs_dir, LOG_DIR_MODE), (outputs_dir(config), OUTPUTS_DIR_MODE)):
         path.mkdir(mode=mode, parents=True, exist_ok=True)
         os.chmod(path, mode)
+    with os.scandir(config.logs_dir) as entries:  # one directory a job, from older versions too
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(entry.path, LOG_DIR_MODE)
 
 
 def run_owner(user: str) -> tuple[int, int] | None:
