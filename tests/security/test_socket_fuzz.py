@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jobd.control.limits import Limits
-from tests.control.conftest import serve
+from tests.control.conftest import Harness, serve
 
 
 def test_blank_lines_do_not_reset_the_idle_timeout() -> None:
@@ -84,3 +88,49 @@ def test_a_flood_from_another_uid_cannot_lock_root_out() -> None:
             assert held <= 16 + 1, held  # nobody's 16, and maybe our own closing one
         finally:
             flood.communicate("", timeout=10)
+
+
+CLIENT_KINDS = st.sampled_from(["idle", "slow", "bytes", "huge", "blank", "request"])
+
+
+@pytest.fixture(scope="module")
+def tight() -> Iterator[Harness]:
+    """Small limits, so every case crosses them: 8 connections, 256 KiB of unfinished bytes."""
+    limits = Limits(max_clients=8, reserved=2, per_uid=8, max_buffered=256 << 10,
+                    per_uid_buffered=128 << 10)
+    with serve(limits=limits, max_line=64 << 10, request_timeout=0.5, idle_timeout=0.5) as h:
+        yield h
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(CLIENT_KINDS, min_size=1, max_size=24),
+       junk=st.binary(min_size=1, max_size=3000))
+def test_mixed_hostile_clients_never_lock_anyone_out(tight: Harness, kinds: list[str],
+                                                     junk: bytes) -> None:
+    held: list[socket.socket] = []
+    try:
+        for kind in kinds:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(2.0)
+            held.append(s)
+            try:
+                s.connect(str(tight.path))
+                if kind == "slow":
+                    s.sendall(b'{"jsonrpc": "2.0", "method": "status", "x": "' + b"a" * 60000)
+                elif kind == "bytes":
+                    s.sendall(junk)
+                elif kind == "huge":
+                    s.sendall(b"x" * (70 << 10))
+                elif kind == "blank":
+                    s.sendall(b"\n" * 100)
+                elif kind == "request":
+                    s.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "status"}\n')
+            except OSError:
+                pass  # closed on us to make room: allowed
+        tight.healthy(timeout=5.0)
+        assert len(tight.server.admission) <= 8
+        assert tight.server.admission.buffered <= 256 << 10
+    finally:
+        for s in held:
+            s.close()
