@@ -108,8 +108,9 @@ def _default(obj: Any) -> Any:
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
-    """One message as a line: compact JSON, ASCII only (so any client decodes it), ``\\n``."""
-    return json.dumps(message, ensure_ascii=True, separators=(",", ":"),
+    """One message as a line: compact JSON, ASCII only (so any client decodes it), ``\\n``.
+    Raises ``ValueError`` for a float JSON cannot hold (never ``Infinity`` on the wire)."""
+    return json.dumps(message, ensure_ascii=True, separators=(",", ":"), allow_nan=False,
                       default=_default).encode("ascii") + b"\n"
 
 

@@ -522,8 +522,10 @@ class _Connection:
             result = await self._handlers[req.method](req, params)
             if result is _NO_RESPONSE:
                 return None
-            return p.encode(p.response(req.id, result))  # a result that cannot be encoded
-            # fails here, as an internal error
+            try:
+                return p.encode(p.response(req.id, result))
+            except ValueError as exc:  # a result JSON cannot hold: a bug, not the caller's
+                raise RuntimeError(f"the answer is not JSON: {exc}") from exc
         except _DISCONNECTS:
             raise
         except Exception as exc:
