@@ -19,6 +19,8 @@ from jobd.journal.abc import RunRecord
 FILE_MODE = 0o640
 LOG_DIR_MODE = 0o750
 OUTPUTS_DIR_MODE = 0o711
+MAX_OUTPUTS_BYTES = 1 << 20
+"""Bytes of a run's ``JOBD_OUTPUT`` file that are read; the rest is ignored."""
 MAX_PATHS_ENV = 64 * 1024
 """Bytes of ``JOBD_CHANGED_PATHS`` at most: the kernel refuses to start a program with one
 environment string over 128 KiB. Beyond it the variable holds the first paths that fit and

@@ -75,11 +75,16 @@ def output_path(config: DaemonConfig, run: RunRecord) -> Path:
 
 
 def read_outputs(path: Path) -> dict[str, str]:
-    """``key=value`` lines a run wrote to ``JOBD_OUTPUT``; other lines are ignored."""
+    """``key=value`` lines a run wrote to ``JOBD_OUTPUT``; other lines are ignored, and so is
+    everything past its first ``MAX_OUTPUTS_BYTES`` (a job cannot make the daemon hold more)."""
     try:
-        text = path.read_text(errors="replace")
+        with path.open("rb") as f:
+            data = f.read(runfiles.MAX_OUTPUTS_BYTES + 1)
     except OSError:
         return {}
+    if len(data) > runfiles.MAX_OUTPUTS_BYTES:  # keep whole lines only
+        data = data[:data.rfind(b"\n", 0, runfiles.MAX_OUTPUTS_BYTES) + 1]
+    text = data.decode(errors="replace")
     out: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
