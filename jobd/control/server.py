@@ -276,8 +276,8 @@ class ControlServer:
         while True:
             try:
                 stream = await listener.accept()
-            except (anyio.ClosedResourceError, anyio.get_cancelled_exc_class()):
-                raise
+            except anyio.ClosedResourceError:
+                raise  # the listener is closing
             except Exception as exc:  # EMFILE and friends: free what can be freed, wait
                 cause = exc.__cause__ if exc.__cause__ is not None else exc
                 now = anyio.current_time()
