@@ -111,7 +111,13 @@ def test_thousands_of_idle_and_slow_clients_under_1024_descriptors(
         started = time.monotonic()
         with p.Client(path, timeout=30) as c:
             assert c.call("status")["pid"] == proc.pid
-        print(f"status answered in {(time.monotonic() - started) * 1000:.1f} ms")
+        print(f"status answered in {(time.monotonic() - started) * 1000:.1f} ms "
+              "(behind the backlog of the flood)")
+        for _ in range(3):
+            started = time.monotonic()
+            with p.Client(path, timeout=30) as c:
+                c.call("status")
+            print(f"status answered again in {(time.monotonic() - started) * 1000:.1f} ms")
         started = time.monotonic()
         out = run_jobctl("--socket", path, "--json", "status", timeout=30)
         took = time.monotonic() - started
