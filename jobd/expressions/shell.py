@@ -227,6 +227,8 @@ def shell_command(template: Template) -> ShellCommand:
             out.append(part)
             scanner.feed(part)
             continue
+        if not part.source:  # an empty ${{ }}: null, nothing at all, as pasted
+            continue
         name = f"{PREFIX}{len(variables) + 1}"
         out.append(_reference(name, scanner.top, scanner, template, part))
         variables.append((name, part))

@@ -96,3 +96,10 @@ def test_any_text_either_renders_or_is_refused(text: str) -> None:
     text += "${{ params.v }}"
     with contextlib.suppress(ExpressionError):
         shell_command(parse_template(text)).render({"params": {"v": "v"}})
+
+
+def test_an_empty_expression_is_nothing_and_an_empty_value_an_empty_word() -> None:
+    cmd = shell_command(parse_template("printf '[%s]' a ${{ }} b ${{ params.v }} c"))
+    script, env = cmd.render({"params": {"v": ""}})
+    assert script == "printf '[%s]' a  b \"${JOBD_EXPR_1}\" c"
+    assert _shell(script, env) == "[a][b][][c]"
