@@ -408,6 +408,8 @@ class _Connection:
                         await self._handle(line)
                     finally:
                         self._admission.busy(self.cid, -1)
+                    # idle from the answer on: a slow answer does not eat the client's time
+                    self._idle_deadline = anyio.current_time() + self.server.idle_timeout
             tg.cancel_scope.cancel()  # the client is done: so are its subscriptions
 
     # --- I/O ------------------------------------------------------------------------------
