@@ -26,6 +26,8 @@ log = logging.getLogger("jobd.control")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
+    """The control socket's limits (the defaults are documented in docs/security.md)."""
+
     max_clients: int = 512
     reserved: int = 16
     per_uid: int = 64
@@ -54,6 +56,8 @@ class _Conn:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """What to do with a new connection or read: hold it or not, and whom to close first."""
+
     admit: bool
     evict: int | None = None  # close this connection first
 
@@ -73,6 +77,7 @@ class Admission:
         default_factory=lambda: (OrderedDict(), OrderedDict()))
     _buffered: int = 0
     _buffered_by_uid: dict[int, int] = field(default_factory=dict)
+    _privileged: set[int] = field(default_factory=set)  # uids of root and the daemon's user
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -92,15 +97,10 @@ class Admission:
         # the uid holding the most connections gives one up; root and the daemon's user
         # give up their own only to each other
         uids = sorted(self._by_uid, key=lambda u: -self._by_uid[u])
-        verdict = self._room_from([u for u in uids if not self._privileged_uid(u)])
+        verdict = self._room_from([u for u in uids if u not in self._privileged])
         if verdict.admit or not privileged:
             return verdict
         return self._room_from(uids)
-
-    def _privileged_uid(self, uid: int) -> bool:
-        idle = self._idle.get(uid)
-        cid = next(iter(idle), None) if idle else None
-        return cid is not None and self._conns[cid].privileged
 
     def _room_from(self, uids: list[int]) -> Verdict:
         for u in uids:
@@ -112,6 +112,8 @@ class Admission:
     def add(self, cid: int, uid: int, *, privileged: bool, now: float) -> None:
         self._conns[cid] = _Conn(uid, privileged, now)
         self._by_uid[uid] = self._by_uid.get(uid, 0) + 1
+        if privileged:
+            self._privileged.add(uid)
         self._idle.setdefault(uid, OrderedDict())[cid] = None
 
     def remove(self, cid: int) -> None:

@@ -73,3 +73,16 @@ def test_limits_fit_the_descriptor_limit() -> None:
     assert fitted.max_clients == 128
     assert fitted.reserved == 16
     assert Limits(max_clients=100).fitted(1024).max_clients == 100
+
+
+def test_others_never_close_root_or_the_daemons_user() -> None:
+    a = Admission(Limits(max_clients=3, reserved=0, per_uid=3))
+    a.add(1, ROOT, privileged=True, now=1.0)
+    a.add(2, ROOT, privileged=True, now=2.0)
+    a.add(3, ALICE, privileged=False, now=3.0)
+    a.busy(3, 1)
+    assert a.ask(BOB, privileged=False) == Verdict(False)  # only root's idle ones are left
+    a.busy(3, -1)
+    assert a.ask(BOB, privileged=False) == Verdict(True, 3)
+    assert a.ask(ROOT, privileged=True) == Verdict(True, 3)  # others' before its own
+    assert a.oldest_idle() == 3
