@@ -26,6 +26,7 @@ from jobd._exceptions import JobNotFound, RunNotFound
 from jobd.config.model import DaemonConfig
 from jobd.control.api import DaemonAPI
 from jobd.control.protocol import utf8_complete
+from jobd.control.redact import hide_env
 from jobd.flows.rules import aggregate
 from jobd.journal.abc import RunRecord
 from jobd.web import views
@@ -106,7 +107,7 @@ class Dashboard:
         shown = await self._call(self.api.show_job(job_id))
         graph = await self._definition_graph(job_id)
         runs = await self.api.runs(job_id, limit=20, state=None)
-        definition = views.without_env_values(shown["definition"])
+        definition = hide_env(shown["definition"])  # docs/security.md, least disclosure
         return await self._page("job.html", title=job_id, nav="jobs", job=shown, graph=graph,
                                 rows=views.run_rows(runs, datetime.now(UTC), show_job=False),
                                 definition=definition,

@@ -1,5 +1,5 @@
 """What the pages draw, decided without I/O: state colours, the needs graph laid out in layers,
-the timeline's bars and marks, relative times, definitions with ``env`` values removed."""
+the timeline's bars and marks, runs tables, relative times."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -45,19 +44,6 @@ def states_css() -> str:
         out.append(f"svg .st-{state}{{fill:{colour}}}")
         out.append(f"svg text.st-{state}{{fill:{text}}}")
     return "\n".join(out) + "\n"
-
-
-# --- definitions -------------------------------------------------------------------------------
-
-
-def without_env_values(value: Any) -> Any:
-    """The definition with every ``env`` table reduced to its names: values may be secrets."""
-    if isinstance(value, Mapping):
-        return {k: (sorted(str(n) for n in v) if k == "env" and isinstance(v, Mapping)
-                    else without_env_values(v)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [without_env_values(v) for v in value]
-    return value
 
 
 # --- times -------------------------------------------------------------------------------------

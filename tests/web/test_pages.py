@@ -82,7 +82,7 @@ async def test_every_page_renders_escaped_and_hides_env_values(tmp_path: Path) -
         assert "&lt;b&gt;bad&lt;img src=x&gt;.toml" in jobs  # the invalid file, escaped
         assert "jobd.toml" not in jobs and "cron" in jobs  # with its jobd check error
         job = (await get(url + "/jobs/evil")).text
-        assert "&#34;SECRET&#34;" in job  # the name only
+        assert "&#34;SECRET&#34;: &#34;&lt;hidden&gt;&#34;" in job  # the name only
         run = (await get(url + f"/runs/{evil.run_id}")).text
         assert "&lt;img src=x onerror=alert(1)&gt;" in run  # the output, escaped
         assert "&#34;&gt;&lt;b&gt;&lt;script&gt;" in run  # the param, escaped
