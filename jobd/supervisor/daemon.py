@@ -34,6 +34,7 @@ from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.matrix import expand
 from jobd.metrics import Metrics
+from jobd.supervisor import runfiles
 from jobd.supervisor.alerting import Alerts
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
@@ -106,14 +107,13 @@ class Daemon:
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
         self._docker_executor: DockerExecutor | None = None
+        self.http_url: str | None = None  # the dashboard's address, once it listens
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover, load, serve until ``stop()`` (or SIGTERM), then drain."""
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
-        (self.config.state_dir / "outputs").mkdir(parents=True, exist_ok=True)
+        runfiles.make_dirs(self.config)  # with the modes of docs/security.md
         async with self.journal:
             self._deps = RunnerDeps(
                 config=self.config, journal=self.journal, executor=self.executor,
@@ -147,6 +147,9 @@ class Daemon:
                     if self._control:
                         from jobd.control.server import ControlServer
                         await tg.start(ControlServer(self, self.config).serve)
+                    if self.config.http is not None:  # else no port, no web import
+                        from jobd.web import serve_http
+                        self.http_url = await tg.start(serve_http, self, self.config)
                     if self._handle_signals:
                         await tg.start(self._signal_loop)
                     if self._watch_jobs_dir:
@@ -703,9 +706,10 @@ class Daemon:
 
     async def list_jobs(self) -> list[dict[str, Any]]:
         out = []
+        lasts = await self.journal.latest_finished_of(self.jobset.jobs)
         for job_id in sorted(self.jobset.jobs):
             job = self.jobset.jobs[job_id]
-            last = await self.journal.latest_finished(job_id)
+            last = lasts.get(job_id)
             nxt = self._next_run(job)
             out.append({
                 "job_id": job_id, "file": str(job.source.file),
@@ -737,6 +741,9 @@ class Daemon:
     def healthy(self) -> bool:
         """What ``/healthz`` answers: the loop is responsive and the journal writable."""
         return self.metrics.healthy()
+
+    def health(self) -> dict[str, bool]:
+        return self.metrics.health()
 
     async def show_job(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id)
@@ -793,13 +800,26 @@ class Daemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         if job_id is not None and job_id not in self.jobset.jobs \
                 and not await self.journal.list_runs(job_id=job_id, limit=1):
             self._job(job_id)  # raises, with the close ids
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        from jobd.triggers.catchup import slots_between
+        job = self._job(job_id)
+        return slots_between(job.time_triggers, start, end, limit=limit)
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {j.id: {"needs": list(j.needs), "trigger_rule": str(j.trigger_rule)}
+                for j in self.jobset.jobs.values()}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else log_path(self.config, run)

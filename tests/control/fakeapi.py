@@ -187,12 +187,23 @@ class FakeDaemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         if job_id is not None:
             self._job(job_id)
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        self._job(job_id)
+        return []
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else self.state_dir / "logs" / f"{run.run_id}"
@@ -220,7 +231,13 @@ class FakeDaemon:
                 "facts": {"last_run": last.run_id if last else None}}
 
     async def metrics_text(self) -> str:
-        return "# HELP fake_up A fake metric.\n# TYPE fake_up gauge\nfake_up 1.0\n"
+        return self.render_metrics().decode()
+
+    def render_metrics(self) -> bytes:
+        return b"# HELP fake_up A fake metric.\n# TYPE fake_up gauge\nfake_up 1.0\n"
+
+    def health(self) -> dict[str, bool]:
+        return {"loop": True, "journal": True}
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[RunRecord]]:
