@@ -175,16 +175,19 @@ class CeleryExecutor(Executor):
                 sink.note(f"daemon restarted: attempt {key.attempt} adopted from its worker")
         interval = self.cfg.lease / 3
         claim_deadline = anyio.current_time() + self.cfg.claim_timeout
-        cancel_sent = False
+        cancel_sent = away = False
         while True:
             block = interval if claimed else max(0.001, min(interval, claim_deadline
                                                             - anyio.current_time()))
             try:
                 got = await self._read(k.out(tid), last, block, cancel, cancel_sent)
             except _broker_errors() as exc:
-                log.warning("%s: broker unreachable (%s); trying again", tid, exc)
+                if not away:
+                    log.warning("%s: broker unreachable (%s); trying again", tid, exc)
+                away = True
                 await anyio.sleep(RETRY_PAUSE)
                 continue
+            away = False
             ended = False
             for entry_id, fields in got:
                 last = entry_id.decode()
@@ -240,22 +243,30 @@ class CeleryExecutor(Executor):
         ms = max(1, int(block * 1000))
         out: list[tuple[bytes, dict[bytes, bytes]]] = []
 
+        failed: list[Exception] = []
+
         async def read() -> None:
-            res: Any = await self.redis.xread({stream: last}, count=256, block=ms)
+            try:
+                res: Any = await self.redis.xread({stream: last}, count=256, block=ms)
+            except _broker_errors() as exc:  # raised below, not as an exception group
+                failed.append(exc)
+                return
             for _name, entries in res or ():
                 out.extend(entries)
 
         if cancel is None or cancel_sent or cancel.is_set():
             await read()
-            return out
-        async with anyio.create_task_group() as tg:
-            async def watch() -> None:
-                await cancel.wait()
-                tg.cancel_scope.cancel()
+        else:
+            async with anyio.create_task_group() as tg:
+                async def watch() -> None:
+                    await cancel.wait()
+                    tg.cancel_scope.cancel()
 
-            tg.start_soon(watch)
-            await read()
-            tg.cancel_scope.cancel()
+                tg.start_soon(watch)
+                await read()
+                tg.cancel_scope.cancel()
+        if failed:
+            raise failed[0]
         return out
 
     async def _result(self, tid: str, spec: ProcessSpec) -> ProcessResult:
