@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.remote.conftest import REDIS, World, Worker, marker_processes, wait_for
+from tests.remote.conftest import REDIS, Worker, World, marker_processes, wait_for
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 
