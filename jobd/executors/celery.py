@@ -132,7 +132,7 @@ class CeleryExecutor(Executor):
         self._adopting.discard((key.run_id, key.attempt))
         if state == "lapsed":
             await self._lost(key, "its worker's lease lapsed while the daemon was down")
-        raise WorkerLost(f"attempt {key.attempt} was never taken by a worker ({state})",
+        raise WorkerLost(f"no worker had taken it when the daemon stopped ({state})",
                          counted=False)
 
     async def _fence(self, tid: str) -> str:
