@@ -2,7 +2,7 @@
 would be run, stream its output back, and report its result unless the daemon fenced it.
 
 Called by the ``jobd.run`` Celery task in a pool process. The command runs under the
-guard (``_guard.py``) in its own process group: SIGKILL of the pool process, or of the
+guard (``GUARD``) in its own process group: SIGKILL of the pool process, or of the
 worker's whole process group, takes the command down with it. A worker that cannot renew
 its lease (fenced, or the broker unreachable for half the lease) stops the command, so
 it never runs beside the copy the daemon starts once the lease has lapsed.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -34,9 +35,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobd.remote")
 
-GUARD = (Path(__file__).with_name("_guard.py")).read_text(encoding="utf-8")
+GUARD = r"""[ "$PPID" = "$1" ] || kill -KILL 0
+shift
+trap 'kill -KILL 0' USR2
+"$@" &
+pid=$!
+trap '' TERM INT HUP
+while :; do
+  wait "$pid"
+  st=$?
+  kill -0 "$pid" 2>/dev/null || break
+done
+if [ "$st" -gt 128 ]; then
+  trap - TERM INT HUP
+  kill -$((st - 128)) $$
+fi
+exit "$st"
+"""
+"""The leader of a remote run's process group, between the worker and the command. It gets
+SIGUSR2 when the pool process that started it dies (``setpriv --pdeathsig``, i.e.
+``PR_SET_PDEATHSIG``, which survives exec) and then SIGKILLs the whole group; it ignores the
+SIGTERM that stops a run (the command, in the same group, gets it) and passes the command's
+exit on. Arguments: the worker's pid, then the command."""
 TAIL_EVERY = 0.05  # seconds between reads of the output file
 CHUNK = 64 * 1024
+SETPRIV = shutil.which("setpriv")  # util-linux
 REPORT_FOR = 120.0  # seconds to keep trying to report a result while the broker is away
 
 
@@ -109,7 +132,8 @@ def _process_spec(spec: p.RemoteSpec, logfile: Path, outfile: Path) -> ProcessSp
             f.write(f"[jobd: working directory {spec.cwd} does not exist on {who()}; "
                     f"running in {fallback}]\n")
         cwd = fallback
-    guard = (sys.executable, "-I", "-S", "-c", GUARD, str(os.getpid()), *argv)
+    guard = (SETPRIV or "setpriv", "--pdeathsig", "USR2", "--", "/bin/sh", "-c", GUARD,
+             "jobd-guard", str(os.getpid()), *argv)
     return ProcessSpec(argv=guard, env=env, cwd=cwd, log_path=logfile,
                        log_max_bytes=spec.log_max_bytes, timeout=spec.timeout,
                        kill_grace=spec.kill_grace, user=spec.user)

@@ -12,7 +12,7 @@ from typing import Any
 
 from jobd.config.loader import default_config_path, load_config
 from jobd.remote.broker import make_app
-from jobd.remote.execute import run_payload
+from jobd.remote.execute import SETPRIV, run_payload
 from jobd.remote.protocol import TASK_NAME, PayloadRefused
 
 log = logging.getLogger("jobd.remote")
@@ -28,6 +28,9 @@ def _load() -> Any:
 
 
 cfg = _load()
+if SETPRIV is None:
+    log.error("setpriv (util-linux) is not installed: every remote run on this worker fails "
+              "until it is")
 app = make_app(cfg, main="jobd.remote.worker")
 
 
