@@ -69,11 +69,12 @@ async def throughput(d: Daemon, job: str, n: int) -> float:
 async def latency(d: Daemon, job: str, n: int, stamps: Path) -> list[float]:
     out = []
     for _ in range(n):
-        stamps.write_text("")
+        await anyio.Path(stamps).write_text("")
         t0 = time.time()
         await d.run_job(job, {})
         await d.wait_idle()
-        out.append(float(stamps.read_text().split()[0]) - t0)
+        text = await anyio.Path(stamps).read_text()
+        out.append(float(text.split()[0]) - t0)
     return out
 
 

@@ -177,7 +177,10 @@ class Daemon:
                 while self.active:
                     await self._wait_change()
             for a in list(self.active.values()):
-                a.runner.note("daemon stopping: run stopped; it re-runs at the next start")
+                a.runner.note("daemon stopping: run stopped; it re-runs at the next start"
+                              if a.job.executor is not ExecutorKind.CELERY else
+                              "daemon stopping: the run goes on on its worker; the next "
+                              "start adopts it")
                 if a.scope is not None:
                     a.scope.cancel()
             with anyio.move_on_after(self.config.shutdown_grace + 30):

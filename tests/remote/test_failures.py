@@ -46,18 +46,23 @@ def owner(world: World, pid: int) -> Worker:
 
 
 def test_sigkill_of_the_pool_process(world: World) -> None:
-    world.write(job("k1", "t.k1", world.root))
+    # killed twice: the first loss is a recovery; the second is past max_lost = 1
+    world.write(job("k1", "t.k1", world.root), celery_extra="max_lost = 1\n")
     w = world.start_worker("t.k1")
     world.start_daemon()
     run_id = world.jobctl("run", "k1").stdout.split()[0]
-    wait_for(lambda: ledger(world, "k1") == [f"start {run_id} 1"], 20, "started")
-    [pool] = w.pool
-    os.kill(pool, signal.SIGKILL)
-    # the guard's parent-death signal takes the command down at once
-    wait_for(lambda: marker_processes("TESTMARK=k1") == [], 3, "command gone")
+    for attempt in (1, 2):
+        wait_for(lambda a=attempt: ledger(world, "k1")[-1:] == [f"start {run_id} {a}"], 20,
+                 f"attempt {attempt} started")
+        [pool] = w.pool
+        os.kill(pool, signal.SIGKILL)
+        # the guard's parent-death signal takes the command down at once
+        wait_for(lambda: marker_processes("TESTMARK=k1") == [], 3, "command gone")
+        wait_for(lambda: len(w.pool) == 1, 10, "a new pool process")
     [run] = world.wait_state("k1", {"succeeded", "failed"}, timeout=30)
-    assert (run["state"], run["attempt"], run["trigger"]) == ("succeeded", 2, "recovery")
-    assert ledger(world, "k1") == [f"start {run_id} 1", f"start {run_id} 2", f"end {run_id} 2"]
+    assert (run["state"], run["attempt"], run["trigger"]) == ("failed", 2, "recovery")
+    assert run["message"].startswith("lost its worker 2 times (max_lost = 1); last time: ")
+    assert ledger(world, "k1") == [f"start {run_id} 1", f"start {run_id} 2"]
     log = world.jobctl("logs", run_id).stdout
     assert "worker lost: its lease lapsed" in log and "re-run as a recovery" in log
     assert marker_processes("TESTMARK=k1") == []
