@@ -52,8 +52,8 @@ def test_sigkill_of_the_pool_process(world: World) -> None:
     world.start_daemon()
     run_id = world.jobctl("run", "k1").stdout.split()[0]
     for attempt in (1, 2):
-        wait_for(lambda a=attempt: ledger(world, "k1")[-1:] == [f"start {run_id} {a}"], 20,
-                 f"attempt {attempt} started")
+        line = f"start {run_id} {attempt}"
+        wait_for(lambda: ledger(world, "k1")[-1:] == [line], 20, f"attempt {attempt} started")  # noqa: B023
         [pool] = w.pool
         os.kill(pool, signal.SIGKILL)
         # the guard's parent-death signal takes the command down at once
