@@ -41,7 +41,8 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str,
 class RedisServer:
     """redis-server on a unix socket in a private dir, AOF with fsync on every write."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra: str) -> None:
+        self.extra = extra  # more redis-server arguments (ACL users)
         self.dir = Path(tempfile.mkdtemp(prefix="jr"))  # short: socket paths are limited
         self.socket = self.dir / "r.sock"
         self.log = self.dir / "redis.log"
@@ -55,7 +56,7 @@ class RedisServer:
         assert REDIS is not None
         args = [REDIS, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm",
                 "700", "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync",
-                "always", "--save", "", "--daemonize", "no", "--logfile", str(self.log)]
+                "always", "--save", "", "--daemonize", "no", "--logfile", str(self.log), *self.extra]
         self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_for(self.ping, 10, "redis-server ready", self.log)
@@ -66,7 +67,7 @@ class RedisServer:
                 s.settimeout(1)
                 s.connect(str(self.socket))
                 s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -8,10 +8,11 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.remote.conftest import REDIS, World, marker_processes, wait_for
+from tests.remote.conftest import REDIS, RedisServer, World, marker_processes, wait_for
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 
@@ -149,3 +150,28 @@ def test_a_cancelled_run_no_worker_took_never_runs(world: World) -> None:
     time.sleep(1.0)
     assert not (world.root / "ledger").exists()
     assert "already claimed or fenced" in world.workers[0].log.read_text()
+
+
+def test_redis_acl_user_with_a_password_file(tmp_path: Path) -> None:
+    # the default user is off: only the ACL user of the docs' recipe gets in
+    server = RedisServer("--user", "default", "off", "--user", "jobd", "on", ">s3cret pw",
+                         "~*", "&*", "+@all", "-@dangerous", "+info")
+    server.start()
+    world = World(tmp_path, server)
+    try:
+        (tmp_path / "redis.password").write_text("s3cret pw\n")
+        (tmp_path / "redis.password").chmod(0o600)
+        world.write("""
+            [jobs.acl]
+            executor = "celery"
+            queue = "t.acl"
+            command = "echo through the ACL"
+            """, celery_extra='username = "jobd"\npassword_file = "redis.password"\n')
+        world.start_worker("t.acl")
+        world.start_daemon()
+        assert world.jobctl("run", "acl", "--wait").returncode == 0
+        [run] = world.runs("acl")
+        assert world.jobctl("logs", str(run["run_id"])).stdout == "through the ACL\n"
+    finally:
+        world.close()
+        server.stop()
