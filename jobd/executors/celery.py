@@ -176,9 +176,10 @@ class CeleryExecutor(Executor):
         interval = self.cfg.lease / 3
         claim_deadline = anyio.current_time() + self.cfg.claim_timeout
         cancel_sent = away = False
+        check_at = anyio.current_time() + interval  # the next look at the lease
         while True:
-            block = interval if claimed else max(0.001, min(interval, claim_deadline
-                                                            - anyio.current_time()))
+            block = max(0.001, (check_at if claimed else min(check_at, claim_deadline))
+                        - anyio.current_time())
             try:
                 got = await self._read(k.out(tid), last, block, cancel, cancel_sent)
             except _broker_errors() as exc:
@@ -212,10 +213,9 @@ class CeleryExecutor(Executor):
                 await self._retry(r.lpush, k.cancel(tid), "cancelled")
                 cancel_sent = True
                 continue
-            if got:
-                continue
+            now = anyio.current_time()
             if not claimed:
-                if anyio.current_time() < claim_deadline:
+                if now < claim_deadline:
                     continue
                 state = await self._fence(tid)
                 if state in ("unclaimed", "fenced"):
@@ -225,6 +225,9 @@ class CeleryExecutor(Executor):
                     return ProcessResult(exit_code=None, error=why)
                 claimed = True
                 continue
+            if now < check_at:  # output keeps coming: the lease is still looked at in time
+                continue
+            check_at = now + interval
             if await self._retry(r.exists, k.lease(tid)):
                 continue
             state = await self._fence(tid)

@@ -86,7 +86,7 @@ def test_sigkill_of_a_workers_process_group(world: World) -> None:
 
 
 def test_sigkill_of_the_daemon(world: World) -> None:
-    world.write(job("live", "t.k3", world.root) + job("ended", "t.k3", world.root, 0.5)
+    world.write(job("live", "t.k3", world.root, 5.0) + job("ended", "t.k3", world.root, 0.5)
                 + job("unclaimed", "t.k3b", world.root, 0.1))
     world.start_worker("t.k3", concurrency=2)
     world.start_daemon()
