@@ -108,6 +108,7 @@ class CeleryExecutor(Executor):
                 found = await self._probe(key)
                 if found is not None:
                     self._adopting.discard((run_id, attempt))
+                    await self._retry(self.redis.sadd, self._tids_key(run_id), key.tid)
                     return await self._follow(key, spec, sink, queue, cancel, claimed=True,
                                               adopted=found)
             await self._publish(key, spec, queue)
@@ -157,11 +158,12 @@ class CeleryExecutor(Executor):
             lease=self.cfg.lease)
         payload = rspec.to_json()
         sig = p.sign(self.cfg.signing_key, payload)
-        await self._retry(self.redis.sadd, self._tids_key(key.run_id), key.tid)
         app = self._celery()
         send = functools.partial(app.send_task, p.TASK_NAME, args=(payload, sig),
                                  task_id=key.tid, queue=queue, retry=False)
-        await self._retry(anyio.to_thread.run_sync, send, limiter=self._limiter)
+        async with anyio.create_task_group() as tg:  # two round trips at once
+            tg.start_soon(self._retry, self.redis.sadd, self._tids_key(key.run_id), key.tid)
+            await self._retry(anyio.to_thread.run_sync, send, limiter=self._limiter)
 
     async def _follow(self, key: p.TaskKey, spec: ProcessSpec, sink: LogSink, queue: str,
                       cancel: anyio.Event | None, *, claimed: bool,
@@ -189,12 +191,13 @@ class CeleryExecutor(Executor):
                 await anyio.sleep(RETRY_PAUSE)
                 continue
             away = False
-            ended = False
+            ended = fed = False
             for entry_id, fields in got:
                 last = entry_id.decode()
                 kind = fields.get(b"k")
                 if kind == b"out":
                     sink.feed(fields.get(b"d", b""))
+                    fed = True
                 elif kind == b"claim":
                     claimed = True
                     if spec.env.get("JOBD_STAGE") is None and key.step == 0 \
@@ -202,7 +205,9 @@ class CeleryExecutor(Executor):
                         log.debug("%s: claimed by %s", tid, fields.get(b"d", b"").decode())
                 elif kind == b"end":
                     ended = True
-            if got:
+            if fed and not ended:
+                # where the log is, for an adoption after a crash (a write on the broker:
+                # skipped at the end, where the result is journaled at once)
                 await self._retry(r.set, self._pos_key(tid), last, ex=p.KEEP)
             if ended:
                 return await self._result(tid, spec)

@@ -27,7 +27,7 @@ from tests.remote.conftest import (  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 
-KILLS = 8
+KILLS = 6
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
