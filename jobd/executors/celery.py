@@ -63,13 +63,18 @@ class CeleryExecutor(Executor):
 
     @property
     def redis(self) -> redis.asyncio.Redis:
-        if self._redis is None:
-            self._redis = async_client(self.cfg)
+        assert self._redis is not None, "await _connect() first"
         return self._redis
 
-    def _celery(self) -> Celery:
+    async def _connect(self) -> None:
+        # made in a thread: the first use imports redis (and celery), far too long a pause
+        # for the event loop
+        if self._redis is None:
+            self._redis = await anyio.to_thread.run_sync(_client_and_errors, self.cfg)
+
+    async def _celery(self) -> Celery:
         if self._app is None:
-            self._app = make_app(self.cfg)
+            self._app = await anyio.to_thread.run_sync(make_app, self.cfg)
         return self._app
 
     async def aclose(self) -> None:
@@ -98,6 +103,7 @@ class CeleryExecutor(Executor):
         Cancel (or the worker's own timeout) stops the command on the worker. A cancelled
         calling scope (daemon shutdown) leaves the task running for the next start to adopt.
         Raises ``WorkerLost`` when the attempt must be re-run as a recovery."""
+        await self._connect()
         run_id, attempt = int(spec.env["JOBD_RUN_ID"]), int(spec.env["JOBD_ATTEMPT"])
         step = self._steps.get((run_id, attempt), 0)
         self._steps[(run_id, attempt)] = step + 1
@@ -158,7 +164,7 @@ class CeleryExecutor(Executor):
             lease=self.cfg.lease)
         payload = rspec.to_json()
         sig = p.sign(self.cfg.signing_key, payload)
-        app = self._celery()
+        app = await self._celery()
         send = functools.partial(app.send_task, p.TASK_NAME, args=(payload, sig),
                                  task_id=key.tid, queue=queue, retry=False)
         async with anyio.create_task_group() as tg:  # two round trips at once
@@ -302,6 +308,7 @@ class CeleryExecutor(Executor):
         self._adopting = {a for a in self._adopting if a[0] != run_id}
         try:
             with anyio.fail_after(30):
+                await self._connect()
                 await self._retry(self._settle, run_id)
         except TimeoutError:
             log.warning("run %d: could not acknowledge its results (broker away); they stay "
@@ -356,6 +363,11 @@ class CeleryExecutor(Executor):
                     log.warning("broker unreachable (%s); trying again", exc)
                     warned = True
                 await anyio.sleep(RETRY_PAUSE)
+
+
+def _client_and_errors(cfg: CeleryConfig) -> redis.asyncio.Redis:
+    _broker_errors()  # imports kombu too
+    return async_client(cfg)
 
 
 class _GiveUp(Exception):

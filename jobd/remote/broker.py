@@ -3,6 +3,7 @@ and the Celery app that carries ``jobd.run`` messages."""
 
 from __future__ import annotations
 
+import functools
 import ssl
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -23,11 +24,24 @@ def redis_options(cfg: CeleryConfig) -> dict[str, Any]:
                             "socket_timeout": max(10.0, cfg.lease),
                             "socket_connect_timeout": 5.0,
                             "health_check_interval": 30}
+    opts.update(_no_client_setinfo())
     if cfg.broker.startswith("rediss://"):
         opts["ssl_cert_reqs"] = "required"
         if cfg.ca_file is not None:
             opts["ssl_ca_certs"] = str(cfg.ca_file)
     return opts
+
+
+@functools.cache
+def _no_client_setinfo() -> dict[str, Any]:
+    """No ``CLIENT SETINFO`` on each new connection: two round trips, and redis-py looks its
+    own version up in the installed packages' metadata (files) every time."""
+    import inspect
+
+    from redis.connection import AbstractConnection
+    if "driver_info" in inspect.signature(AbstractConnection.__init__).parameters:
+        return {"driver_info": None}
+    return {"lib_name": None, "lib_version": None}  # redis-py before driver_info
 
 
 def async_client(cfg: CeleryConfig) -> redis.asyncio.Redis:
