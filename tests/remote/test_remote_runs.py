@@ -41,6 +41,21 @@ def test_manual_run_on_a_worker_is_the_same_as_a_local_run(world: World) -> None
         executor = "celery"
         queue = "t.same"
         entrypoint = "json:dumps"
+
+        [jobs.staged]
+        executor = "celery"
+        queue = "t.same"
+
+        [[jobs.staged.stages]]
+        name = "one"
+        command = "echo in $JOBD_STAGE; exit 1"
+        retries = 1
+        retry_delay = "10ms"
+        continue_on_error = true
+
+        [[jobs.staged.stages]]
+        name = "two"
+        command = "echo in $JOBD_STAGE; echo n=2 >> $JOBD_OUTPUT"
         """)
     world.start_worker("t.same")
     world.start_daemon()
@@ -65,6 +80,13 @@ def test_manual_run_on_a_worker_is_the_same_as_a_local_run(world: World) -> None
     assert world.jobctl("run", "entry", "--wait").returncode == 1  # json.dumps() needs an arg
     [entry] = world.runs("entry")
     assert "TypeError" in world.jobctl("logs", str(entry["run_id"])).stdout
+    # stages: each stage (and each stage retry) is a task of its own
+    assert world.jobctl("run", "staged", "--wait").returncode == 0
+    [staged] = world.runs("staged")
+    assert staged["state"] == "succeeded" and json.loads(staged["outputs"]) == {"n": "2"}
+    log = world.jobctl("logs", str(staged["run_id"])).stdout
+    assert [x for x in log.splitlines() if x.startswith("in ")] == ["in one", "in one",
+                                                                   "in two"]
 
 
 def test_cron_job_and_followed_log(world: World) -> None:
