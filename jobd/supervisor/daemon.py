@@ -852,7 +852,7 @@ class Daemon:
         return await self.status()
 
     def _apply_config(self, fresh: DaemonConfig) -> None:
-        for name in ("state_dir", "socket", "jobs_dir"):
+        for name in ("state_dir", "socket", "jobs_dir", "celery"):
             if getattr(fresh, name) != getattr(self.config, name):
                 log.warning("config: %s changed; it takes effect at the next start", name)
         self.config = replace(self.config, max_parallel=fresh.max_parallel,
