@@ -201,8 +201,8 @@ class CeleryExecutor(Executor):
             for entry_id, fields in got:
                 last = entry_id.decode()
                 kind = fields.get(b"k")
-                if kind == b"out":
-                    sink.feed(fields.get(b"d", b""))
+                if kind == b"out" and fields.get(b"d"):
+                    sink.feed(fields[b"d"])
                     fed = True
                 elif kind == b"claim":
                     claimed = True
