@@ -91,8 +91,16 @@ async def _claimed_run(r: redis.asyncio.Redis, spec: p.RemoteSpec, cfg: CeleryCo
     keys, tid = p.Keys.of(spec.instance), spec.tid
     token = uuid.uuid4().hex
     lease_ms = int(spec.lease * 1000)
-    claimed = await r.eval(p.CLAIM, 3, keys.claim(tid), keys.lease(tid), keys.out(tid),
-                           token, lease_ms, who(), p.KEEP)
+    deadline = time.monotonic() + REPORT_FOR
+    while True:
+        try:
+            claimed = await r.eval(p.CLAIM, 3, keys.claim(tid), keys.lease(tid),
+                                   keys.out(tid), token, lease_ms, who(), p.KEEP)
+            break
+        except Exception:  # the broker restarting: the message is ours until acked
+            if time.monotonic() > deadline:
+                raise
+            await anyio.sleep(0.5)
     if not claimed:
         log.info("%s: already claimed or fenced: not run again", tid)
         return
