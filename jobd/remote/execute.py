@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import redis.exceptions
 
 from jobd.config.model import CeleryConfig
 from jobd.executors.abc import ProcessResult, ProcessSpec
@@ -60,7 +61,9 @@ exit on. Arguments: the worker's pid, then the command."""
 TAIL_EVERY = 0.05  # seconds between reads of the output file
 CHUNK = 64 * 1024
 SETPRIV = shutil.which("setpriv")  # util-linux
-REPORT_FOR = 120.0  # seconds to keep trying to report a result while the broker is away
+REPORT_FOR = 120.0  # seconds to keep trying to claim or report while the broker is away
+AWAY = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+"""What a broker that is away (restarting, unreachable) raises."""
 
 
 def who() -> str:
@@ -97,7 +100,7 @@ async def _claimed_run(r: redis.asyncio.Redis, spec: p.RemoteSpec, cfg: CeleryCo
             claimed = await r.eval(p.CLAIM, 3, keys.claim(tid), keys.lease(tid),
                                    keys.out(tid), token, lease_ms, who(), p.KEEP)
             break
-        except Exception:  # the broker restarting: the message is ours until acked
+        except AWAY:  # the broker restarting: the message is ours until acked
             if time.monotonic() > deadline:
                 raise
             await anyio.sleep(0.5)
@@ -225,7 +228,7 @@ async def _report(r: redis.asyncio.Redis, keys: p.Keys, tid: str, token: str,
         try:
             ok = await r.eval(p.RESULT, 5, keys.claim(tid), keys.results, keys.done(tid),
                               keys.out(tid), keys.lease(tid), token, tid, rr.to_json(), p.KEEP)
-        except Exception as exc:
+        except AWAY as exc:
             if time.monotonic() > deadline:
                 log.error("%s: cannot report its result (%s); the daemon re-runs it once "
                           "its lease lapses", tid, exc)
