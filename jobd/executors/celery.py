@@ -15,6 +15,7 @@ lapsed is fenced and raises ``WorkerLost`` so the runner re-runs it as a recover
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobd.executors.celery")
 
+PATHS_FILE = "JOBD_CHANGED_PATHS_FILE"
 PUBLISHERS = 4  # threads publishing at once
 RETRY_PAUSE = 0.25  # seconds between tries while the broker is away
 
@@ -157,11 +159,19 @@ class CeleryExecutor(Executor):
                          counted=True)
 
     async def _publish(self, key: p.TaskKey, spec: ProcessSpec, queue: str) -> None:
+        extra: dict[str, Any] = {}
+        paths = spec.env.get(PATHS_FILE)
+        if paths:  # a daemon-side file: its bytes travel, the worker writes its own copy
+            try:
+                data = await anyio.Path(paths).read_bytes()
+                extra[PATHS_FILE] = base64.b64encode(data).decode()
+            except OSError as exc:
+                log.warning("run %d: cannot read %s: %s", key.run_id, paths, exc)
         rspec = p.RemoteSpec(
             tid=key.tid, instance=self.instance, run_id=key.run_id, attempt=key.attempt,
             argv=spec.argv, env=spec.env, cwd=str(spec.cwd), timeout=spec.timeout,
             kill_grace=spec.kill_grace, log_max_bytes=spec.log_max_bytes, user=spec.user,
-            lease=self.cfg.lease)
+            lease=self.cfg.lease, extra=extra)
         payload = rspec.to_json()
         sig = p.sign(self.cfg.signing_key, payload)
         app = await self._celery()

@@ -10,6 +10,7 @@ it never runs beside the copy the daemon starts once the lease has lapsed.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import shutil
@@ -133,6 +134,13 @@ async def _claimed_run(r: redis.asyncio.Redis, spec: p.RemoteSpec, cfg: CeleryCo
 def _process_spec(spec: p.RemoteSpec, logfile: Path, outfile: Path) -> ProcessSpec:
     argv = tuple(sys.executable if a == p.WORKER_PYTHON else a for a in spec.argv)
     env = {**os.environ, **spec.env, "JOBD_OUTPUT": str(outfile)}
+    paths = spec.extra.get("JOBD_CHANGED_PATHS_FILE")
+    if isinstance(paths, str):  # the daemon's file, copied here
+        local = outfile.with_name("paths")
+        local.write_bytes(base64.b64decode(paths))
+        env["JOBD_CHANGED_PATHS_FILE"] = str(local)
+    else:
+        env.pop("JOBD_CHANGED_PATHS_FILE", None)
     for name in ("JOBD_CONFIG",):  # the worker's own settings are not the job's
         if name not in spec.env:
             env.pop(name, None)

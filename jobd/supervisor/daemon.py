@@ -21,7 +21,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from jobd import __version__
-from jobd._enums import ExecutorKind, Overlap, RunState, TriggerKind
+from jobd._enums import Catchup, ExecutorKind, Overlap, RunState, TriggerKind
 from jobd._exceptions import ConfigError, JobNotFound, RunNotFound
 from jobd.config.loader import load_config, load_jobs
 from jobd.config.model import ContainerAction, DaemonConfig, JobDef, JobSet
@@ -32,6 +32,7 @@ from jobd.executors.process import find_leftovers, stop_leftovers
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.matrix import expand
+from jobd.supervisor import runfiles
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
 from jobd.supervisor.flowing import FlowEngine
@@ -103,14 +104,13 @@ class Daemon:
         self._docker_executor: DockerExecutor | None = None
         self._celery_executor: CeleryExecutor | None = None
         self._adopt: set[int] = set()  # remote runs journaled as running: attach to them
+        self.http_url: str | None = None  # the dashboard's address, once it listens
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover, load, serve until ``stop()`` (or SIGTERM), then drain."""
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
-        (self.config.state_dir / "outputs").mkdir(parents=True, exist_ok=True)
+        runfiles.make_dirs(self.config)  # with the modes of docs/security.md
         async with self.journal:
             self._deps = RunnerDeps(
                 config=self.config, journal=self.journal, executor=self.executor,
@@ -141,6 +141,9 @@ class Daemon:
                     if self._control:
                         from jobd.control.server import ControlServer
                         await tg.start(ControlServer(self, self.config).serve)
+                    if self.config.http is not None:  # else no port, no web import
+                        from jobd.web import serve_http
+                        self.http_url = await tg.start(serve_http, self, self.config)
                     if self._handle_signals:
                         await tg.start(self._signal_loop)
                     if self._watch_jobs_dir:
@@ -360,9 +363,12 @@ class Daemon:
                                             cursors.get(t.cursor_key, t.scheduled_for))
             running = list(self._active_by_job.get(job.id, ()))
             queued = list(self._queued_by_job.get(job.id, ()))
-            # A run of a flow is that flow's member: never folded into another's run.
+            # A run of a flow is that flow's member: never folded into another's run; nor is
+            # a missed slot of catchup = all, which promises each slot its own run.
             decision = admit(job.overlap, running=running, queued=queued,
-                             coalescible=not t.params and t.flow_id is None)
+                             coalescible=not t.params and t.flow_id is None
+                             and not (t.kind is TriggerKind.CATCHUP
+                                      and job.catchup is Catchup.ALL))
             if decision.action is Admit.COALESCE and decision.into is not None:
                 into_run = writes.get(decision.into) or self.queued[decision.into]
                 # A queued matrix group takes the trigger in every cell.
@@ -718,9 +724,10 @@ class Daemon:
 
     async def list_jobs(self) -> list[dict[str, Any]]:
         out = []
+        lasts = await self.journal.latest_finished_of(self.jobset.jobs)
         for job_id in sorted(self.jobset.jobs):
             job = self.jobset.jobs[job_id]
-            last = await self.journal.latest_finished(job_id)
+            last = lasts.get(job_id)
             nxt = self._next_run(job)
             out.append({
                 "job_id": job_id, "file": str(job.source.file),
@@ -786,13 +793,26 @@ class Daemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         if job_id is not None and job_id not in self.jobset.jobs \
                 and not await self.journal.list_runs(job_id=job_id, limit=1):
             raise JobNotFound(job_id)
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        from jobd.triggers.catchup import slots_between
+        job = self._job(job_id)
+        return slots_between(job.time_triggers, start, end, limit=limit)
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {j.id: {"needs": list(j.needs), "trigger_rule": str(j.trigger_rule)}
+                for j in self.jobset.jobs.values()}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else log_path(self.config, run)

@@ -102,7 +102,14 @@ def test_cron_job_and_followed_log(world: World) -> None:
         executor = "celery"
         queue = "t.cron"
         command = "echo one; sleep 1.5; echo two"
+
+        [jobs.watched]
+        executor = "celery"
+        queue = "t.cron"
+        watch = ["in/*.txt"]
+        command = "tr '\\\\0' '\\\\n' < $JOBD_CHANGED_PATHS_FILE; echo env $JOBD_CHANGED_PATHS"
         """)
+    (world.root / "jobs.d" / "in").mkdir()
     world.start_worker("t.cron", concurrency=2)
     world.start_daemon()
     ticks = world.wait_state("tick", {"succeeded"}, n=2, timeout=20)
@@ -121,6 +128,11 @@ def test_cron_job_and_followed_log(world: World) -> None:
     assert first == "one\n" and rest.startswith("two\n")
     assert first_at < 1.5, "the first line came only once the run had ended"
     assert follow.returncode == 0
+    # a watch run: the changed paths reach the worker, the file of them too
+    changed = world.root / "jobs.d" / "in" / "a.txt"
+    changed.write_text("x")
+    [watched] = world.wait_state("watched", {"succeeded", "failed"})
+    assert world.jobctl("logs", str(watched["run_id"])).stdout == f"{changed}\nenv {changed}\n"
 
 
 def test_cancel_and_timeout_stop_the_command_on_the_worker(world: World) -> None:
