@@ -6,9 +6,11 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from jobd.config.model import CommandAction, EntrypointAction, ScriptAction
+from jobd.config.model import CommandAction, ContainerAction, EntrypointAction, ScriptAction
+from jobd.executors.abc import ContainerSpec, ProcessSpec
 
 SHELL = "/bin/sh"
 
@@ -50,6 +52,28 @@ def argv_for(action: CommandAction | EntrypointAction | ScriptAction, *,
         case ScriptAction():
             return (action.python or default_python, str(action.script), *action.args)
     raise TypeError(f"not a step action: {action!r}")
+
+
+def process_spec(action: CommandAction | EntrypointAction | ScriptAction | ContainerAction, *,
+                 default_python: str, env: Mapping[str, str], cwd: Path, log_path: Path,
+                 log_max_bytes: int, timeout: float | None, kill_grace: float,
+                 user: str | None, env_keys: Iterable[str] = (),
+                 env_file: Path | None = None) -> ProcessSpec:
+    """The spec of one attempt of a rendered action, for whichever executor runs it.
+
+    A container gets no argv (its command is the container's) and only the job's own
+    variables (``env_keys``, the keys of ``env_file``) besides ``JOBD_*``."""
+    container = None
+    argv: tuple[str, ...] = ()
+    if isinstance(action, ContainerAction):
+        keys = set(env_keys) | (set(read_env_file(env_file)) if env_file is not None else set())
+        container = ContainerSpec(image=action.image, command=action.command,
+                                  passthrough=frozenset(keys))
+    else:
+        argv = argv_for(action, default_python=default_python)
+    return ProcessSpec(argv=argv, env=env, cwd=cwd, log_path=log_path,
+                       log_max_bytes=log_max_bytes, timeout=timeout, kill_grace=kill_grace,
+                       user=user, container=container)
 
 
 _ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiodocker
@@ -35,7 +35,7 @@ from aiodocker.stream import Stream
 
 from jobd.config.model import ContainerAction
 from jobd.executors._logsink import LogSink
-from jobd.executors.abc import ProcessResult, ProcessSpec, StartedCallback
+from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
 
 logger = logging.getLogger("jobd.executors")
 
@@ -186,7 +186,7 @@ async def _wait(container: DockerContainer, cancel: anyio.Event | None) -> tuple
     return status is None, -1 if status is None else status
 
 
-class DockerExecutor:
+class DockerExecutor(Executor):
     """Runs each attempt of a container job (``image`` with ``command``) in a fresh container.
 
     ``url``: the Docker host (default ``$DOCKER_HOST``, else ``unix:///var/run/docker.sock``).
@@ -204,10 +204,36 @@ class DockerExecutor:
         self.init = init
         self.drain_timeout = drain_timeout
 
-    async def run(self, action: ContainerAction, spec: ProcessSpec, *,
-                  on_started: StartedCallback | None = None,
-                  cancel: anyio.Event | None = None,
-                  passthrough: Collection[str] = ()) -> ProcessResult:
+    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
+                  cancel: anyio.Event | None = None) -> ProcessResult:
+        """The ``Executor`` entry: ``spec.container`` says what to run (see ``run_container``)."""
+        c = spec.container
+        if c is None:
+            raise ValueError("the container executor needs a ProcessSpec with a container")
+        return await self.run_container(ContainerAction(image=c.image, command=c.command), spec,
+                                        on_started=on_started, cancel=cancel,
+                                        passthrough=c.passthrough)
+
+    async def find_leftovers(self, ref: RunRef) -> list[str]:
+        """The run's containers, running or not (found by their labels)."""
+        try:
+            return await find_container_leftovers(ref.instance, ref.run_id, url=self.url)
+        except Exception as exc:  # the engine may be down: the re-run goes ahead regardless
+            logger.warning("run %s: cannot look for leftover containers: %s", ref.run_id,
+                           _describe(exc))
+            return []
+
+    async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
+        try:
+            return await remove_containers(ids, grace, url=self.url)
+        except Exception as exc:
+            logger.warning("cannot remove leftover containers: %s", _describe(exc))
+            return list(ids)
+
+    async def run_container(self, action: ContainerAction, spec: ProcessSpec, *,
+                            on_started: StartedCallback | None = None,
+                            cancel: anyio.Event | None = None,
+                            passthrough: Collection[str] = ()) -> ProcessResult:
         """Run ``action`` in a new container to its end and return how it ended.
 
         ``spec`` gives the environment (filtered by ``container_env``: ``JOBD_*`` plus the

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
@@ -23,22 +23,19 @@ from jobd.config.model import (
     CommandAction,
     ContainerAction,
     DaemonConfig,
-    EntrypointAction,
     JobDef,
     RetryPolicy,
     ScriptAction,
     StagesAction,
     StepAction,
 )
-from jobd.executors.abc import Executor, ProcessSpec
-from jobd.executors.actions import argv_for, read_env_file
+from jobd.executors.abc import Executor
+from jobd.executors.actions import process_spec, read_env_file
 from jobd.expressions import evaluate_condition, parse_template
-from jobd.journal.abc import Journal, RunRecord
+from jobd.journal.abc import RunRecord
 from jobd.supervisor.clock import Clock
+from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.policy import outcome, retry_delay, retryable
-
-if TYPE_CHECKING:
-    from jobd.executors.docker import DockerExecutor
 
 log = logging.getLogger("jobd.runner")
 
@@ -46,15 +43,13 @@ log = logging.getLogger("jobd.runner")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunnerDeps:
     config: DaemonConfig
-    journal: Journal
+    ledger: Ledger  # writes the run's states (and publishes them)
     executor: Executor
     clock: Clock
-    publish: Callable[[RunRecord], None]
     instance: str  # JOBD_INSTANCE marker: finds this daemon's leftovers after a crash
     python: str  # absolute interpreter for entrypoints and scripts
     needs_context: Callable[[RunRecord], Awaitable[dict[str, Any]]]
     rng: random.Random
-    docker: Callable[[], DockerExecutor]  # created on first use: most daemons run no containers
     environ: Mapping[str, str]  # the daemon's environment, read once (os.environ decodes per key)
 
 
@@ -113,7 +108,13 @@ def render(text: str, ctx: Mapping[str, Any]) -> str:
         raise RunFailedToRender(f"expression in {text!r}: {exc}") from exc
 
 
-def render_step(action: StepAction, ctx: Mapping[str, Any]) -> StepAction:
+def render_step(action: StepAction | ContainerAction,
+                ctx: Mapping[str, Any]) -> StepAction | ContainerAction:
+    if isinstance(action, ContainerAction):
+        cmd = action.command
+        return ContainerAction(image=render(action.image, ctx), command=(
+            None if cmd is None else render(cmd, ctx) if isinstance(cmd, str)
+            else tuple(render(a, ctx) for a in cmd)))
     if isinstance(action, CommandAction):
         cmd = action.command
         rendered: tuple[str, ...] | str = (render(cmd, ctx) if isinstance(cmd, str)
@@ -175,8 +176,7 @@ class Runner:
 
     async def _save(self, run: RunRecord, *, durable: bool = True) -> None:
         self.run = run
-        await self.deps.journal.put_runs([run], durable=durable)
-        self.deps.publish(run)
+        await self.deps.ledger.write([run], durable=durable)
 
     async def execute(self) -> RunRecord:
         """Run it; returns the finished record (already journaled and published)."""
@@ -241,49 +241,21 @@ class Runner:
         job, deps = self.job, self.deps
         ctx = expression_context(job, self.run, deps.clock.now(), deps.environ, needs)
         action: Action = job.action
-        if isinstance(action, ContainerAction):
-            return await self._container(action, ctx)
         if isinstance(action, StagesAction):
             return await self._stages(action, ctx)
         env = base_env(deps, job, self.run, {}, ctx)
         return await self._process(render_step(action, ctx), env, job.timeout)
 
-    async def _container(self, action: ContainerAction,
-                         ctx: Mapping[str, Any]) -> tuple[RunState, int | None, str | None]:
+    async def _process(self, action: StepAction | ContainerAction, env: dict[str, str],
+                       time_limit: float | None) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
-        env = base_env(deps, job, self.run, {}, ctx)
-        cmd = action.command
-        rendered = ContainerAction(image=render(action.image, ctx), command=(
-            None if cmd is None else render(cmd, ctx) if isinstance(cmd, str)
-            else tuple(render(a, ctx) for a in cmd)))
-        spec = ProcessSpec(argv=(), env=env, cwd=job.workdir, log_path=self.log,
-                           log_max_bytes=deps.config.log_max_bytes, timeout=job.timeout,
-                           kill_grace=job.kill_grace, user=job.user)
-        passthrough = set(job.env)
-        if job.env_file is not None:
-            passthrough |= set(read_env_file(job.env_file))
+        spec = process_spec(action, default_python=deps.python, env=env, cwd=job.workdir,
+                            log_path=self.log, log_max_bytes=deps.config.log_max_bytes,
+                            timeout=time_limit, kill_grace=job.kill_grace, user=job.user,
+                            env_keys=job.env, env_file=job.env_file)
 
         async def started(pid: int, ticks: int | None) -> None:
             await self._save(self.run.evolve(pid=pid or None, pid_start=ticks), durable=False)
-
-        result = await deps.docker().run(rendered, spec, on_started=started, cancel=self.cancel,
-                                         passthrough=passthrough)
-        state, message = outcome(result)
-        return state, result.exit_code, message
-
-    async def _process(self, action: StepAction, env: dict[str, str],
-                       time_limit: float | None) -> tuple[RunState, int | None, str | None]:
-        job, deps = self.job, self.deps
-        python = deps.python
-        if isinstance(action, EntrypointAction | ScriptAction) and action.python:
-            python = action.python
-        spec = ProcessSpec(argv=argv_for(action, default_python=python), env=env,
-                           cwd=job.workdir, log_path=self.log,
-                           log_max_bytes=deps.config.log_max_bytes, timeout=time_limit,
-                           kill_grace=job.kill_grace, user=job.user)
-
-        async def started(pid: int, ticks: int | None) -> None:
-            await self._save(self.run.evolve(pid=pid, pid_start=ticks), durable=False)
 
         result = await deps.executor.run(spec, on_started=started, cancel=self.cancel)
         state, message = outcome(result)
@@ -325,7 +297,8 @@ class Runner:
             last_code = code
         return overall, last_code, message
 
-    async def _stage_attempts(self, name: str, retry: RetryPolicy, action: StepAction,
+    async def _stage_attempts(self, name: str, retry: RetryPolicy,
+                              action: StepAction | ContainerAction,
                               env: dict[str, str], time_limit: float | None
                               ) -> tuple[RunState, int | None, str | None]:
         tries = 0
