@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 from datetime import datetime
 
 import anyio
@@ -42,12 +41,11 @@ from jobd.supervisor.recovery import RecoveryDeps, recover
 from jobd.supervisor.reload import ReloadDeps, Reloader
 from jobd.supervisor.runner import RunnerDeps
 from jobd.supervisor.runs import Active, RunTable
+from jobd.supervisor.services import jobs_dir_loop, prune_loop, signal_loop
 from jobd.supervisor.timer import Timer, TimerDeps
 from jobd.supervisor.watching import WatchDeps, WatchService
 
 log = logging.getLogger("jobd")
-
-PRUNE_EVERY = 3600.0  # seconds between retention passes
 
 
 class Daemon:
@@ -158,10 +156,10 @@ class Daemon:
             from jobd.control.server import ControlServer
             await tg.start(ControlServer(self.api, self.config).serve)
         if self._handle_signals:
-            await tg.start(self._signal_loop)
+            await tg.start(signal_loop, self.reload, self.stop)
         if self._watch_jobs_dir:
-            await tg.start(self._jobs_dir_loop)
-        tg.start_soon(self._prune_loop)
+            await tg.start(jobs_dir_loop, self.config.jobs_dir, self.reload)
+        tg.start_soon(prune_loop, self.prune)
         interval = Notifier.watchdog_interval()
         if interval:
             tg.start_soon(self.notifier.watchdog_loop, interval)
@@ -192,43 +190,11 @@ class Daemon:
                 submit=self.submit))
             await self._watch.start(self._tg)
 
-    async def _signal_loop(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-                           ) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
-            task_status.started()
-            async for signum in sigs:
-                if signum == signal.SIGHUP:
-                    log.info("SIGHUP: reloading")
-                    await self.reload()
-                else:
-                    log.info("%s: draining", signal.Signals(signum).name)
-                    self.stop()
-
-    async def _jobs_dir_loop(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-                             ) -> None:
-        from watchfiles import awatch
-        jobs_dir = self.config.jobs_dir
-        jobs_dir.mkdir(parents=True, exist_ok=True)
-        stop = anyio.Event()
-        task_status.started()
-        async for _changes in awatch(jobs_dir, debounce=200, step=20, stop_event=stop,
-                                     rust_timeout=1000, yield_on_timeout=False):
-            log.info("job files changed: reloading")
-            await self.reload()
-
     async def prune(self) -> int:
         """One retention pass now (``retention_runs``, ``retention_days``); returns how many."""
         c = self.config
         return await self.ledger.prune(now=self.clock.now(), retention_days=c.retention_days,
                                        retention_runs=c.retention_runs)
-
-    async def _prune_loop(self) -> None:
-        while True:
-            try:
-                await self.prune()
-            except Exception:  # retention must never stop the daemon
-                log.exception("retention: pruning failed; trying again in an hour")
-            await anyio.sleep(PRUNE_EVERY)
 
     # --- state, for tools and tests -------------------------------------------------------
 
