@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from jobd.config.model import CommandAction, ContainerAction, EntrypointAction, ScriptAction
@@ -58,17 +58,22 @@ def process_spec(action: CommandAction | EntrypointAction | ScriptAction | Conta
                  default_python: str, env: Mapping[str, str], cwd: Path, log_path: Path,
                  log_max_bytes: int, timeout: float | None, kill_grace: float,
                  user: str | None, env_keys: Iterable[str] = (),
-                 env_file: Path | None = None) -> ProcessSpec:
-    """The spec of one attempt of a rendered action, for whichever executor runs it.
+                 env_file: Path | None = None,
+                 render: Callable[[str], str] | None = None) -> ProcessSpec:
+    """The spec of one attempt of an action, for whichever executor runs it.
 
-    A container gets no argv (its command is the container's) and only the job's own
+    A step action comes rendered. A container's image and command are rendered here with
+    ``render``; it gets no argv (its command is the container's) and only the job's own
     variables (``env_keys``, the keys of ``env_file``) besides ``JOBD_*``."""
     container = None
     argv: tuple[str, ...] = ()
     if isinstance(action, ContainerAction):
+        r = render or (lambda text: text)
+        cmd = action.command
         keys = set(env_keys) | (set(read_env_file(env_file)) if env_file is not None else set())
-        container = ContainerSpec(image=action.image, command=action.command,
-                                  passthrough=frozenset(keys))
+        container = ContainerSpec(image=r(action.image), command=(
+            None if cmd is None else r(cmd) if isinstance(cmd, str) else tuple(map(r, cmd))),
+            passthrough=frozenset(keys))
     else:
         argv = argv_for(action, default_python=default_python)
     return ProcessSpec(argv=argv, env=env, cwd=cwd, log_path=log_path,

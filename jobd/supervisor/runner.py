@@ -110,11 +110,8 @@ def render(text: str, ctx: Mapping[str, Any]) -> str:
 
 def render_step(action: StepAction | ContainerAction,
                 ctx: Mapping[str, Any]) -> StepAction | ContainerAction:
-    if isinstance(action, ContainerAction):
-        cmd = action.command
-        return ContainerAction(image=render(action.image, ctx), command=(
-            None if cmd is None else render(cmd, ctx) if isinstance(cmd, str)
-            else tuple(render(a, ctx) for a in cmd)))
+    """The action with its ``${{ }}`` rendered; a container's image and command are rendered
+    by ``process_spec`` (given ``render``), as the executors own what a container is."""
     if isinstance(action, CommandAction):
         cmd = action.command
         rendered: tuple[str, ...] | str = (render(cmd, ctx) if isinstance(cmd, str)
@@ -244,15 +241,17 @@ class Runner:
         if isinstance(action, StagesAction):
             return await self._stages(action, ctx)
         env = base_env(deps, job, self.run, {}, ctx)
-        return await self._process(render_step(action, ctx), env, job.timeout)
+        return await self._process(render_step(action, ctx), env, job.timeout, ctx)
 
     async def _process(self, action: StepAction | ContainerAction, env: dict[str, str],
-                       time_limit: float | None) -> tuple[RunState, int | None, str | None]:
+                       time_limit: float | None, ctx: Mapping[str, Any] | None = None
+                       ) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
         spec = process_spec(action, default_python=deps.python, env=env, cwd=job.workdir,
                             log_path=self.log, log_max_bytes=deps.config.log_max_bytes,
                             timeout=time_limit, kill_grace=job.kill_grace, user=job.user,
-                            env_keys=job.env, env_file=job.env_file)
+                            env_keys=job.env, env_file=job.env_file,
+                            render=(lambda text: render(text, ctx)) if ctx is not None else None)
 
         async def started(pid: int, ticks: int | None) -> None:
             await self._save(self.run.evolve(pid=pid or None, pid_start=ticks), durable=False)
