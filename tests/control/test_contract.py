@@ -90,6 +90,7 @@ class Rpc:
 @dataclass
 class Target:
     kind: str
+    socket: Path
     rpc: Rpc
     define: Callable[[str], None]  # a new job that runs ``true``, seen at the next reload
     remove: Callable[[str], None]  # a job gone, seen at the next reload
@@ -154,7 +155,7 @@ async def target(kind: str) -> AsyncIterator[Target]:
                 stop = tg.cancel_scope.cancel
             try:
                 async with await anyio.connect_unix(config.socket) as stream:
-                    yield Target(kind, Rpc(stream), define, remove)
+                    yield Target(kind, config.socket, Rpc(stream), define, remove)
             finally:
                 stop()
     finally:
@@ -203,8 +204,7 @@ async def test_status_list_and_show(kind: str) -> None:
 @BOTH
 async def test_a_run_is_journaled_then_published_to_its_end(kind: str) -> None:
     async with target(kind) as t:
-        follower = Rpc(await anyio.connect_unix(t.rpc.stream.extra(
-            anyio.abc.SocketAttribute.remote_address)))
+        follower = Rpc(await anyio.connect_unix(t.socket))
         async with follower.stream:
             sub = await follower.call("subscribe")
             assert set(sub) == {"subscription", "run"} and sub["run"] is None
