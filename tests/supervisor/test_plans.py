@@ -17,6 +17,7 @@ from jobd.config.model import (
     DaemonConfig,
     JobDef,
     JobSource,
+    PoolConfig,
 )
 from jobd.executors.abc import RunRef
 from jobd.journal.abc import RunRecord
@@ -75,6 +76,12 @@ def test_runs_of_a_job_that_is_gone_are_cancelled_leftovers_still_stopped() -> N
     assert plan.queue == () and plan.notes == ()
 
 
+def test_a_gone_job_does_not_stop_the_plan() -> None:
+    runs = [rec(1, "gone", RunState.QUEUED), rec(2, "a", RunState.QUEUED)]
+    assert [r.run_id for r in plan_recovery(runs, {"a": job("a")}, now=NOW,
+                                            instance="i").queue] == [2]
+
+
 def test_the_queue_keeps_the_journal_order_and_a_container_job_names_its_action() -> None:
     image = ContainerAction(image="alpine:3")
     runs = [rec(3, "b", RunState.QUEUED), rec(4, "c", RunState.RUNNING),
@@ -106,8 +113,11 @@ def test_the_job_set_diff() -> None:
 def test_a_reload_takes_the_limits_and_leaves_the_paths_for_the_next_start() -> None:
     current = DaemonConfig(jobs_dir=Path("/a/jobs.d"), state_dir=Path("/a/var"),
                            socket=Path("/a/s"), path=Path("/a/jobd.toml"))
-    fresh = replace(current, jobs_dir=Path("/b/jobs.d"), max_parallel=3, shutdown_grace=9.0,
-                    retention_runs=5)
+    changes: dict[str, Any] = {
+        "max_parallel": 3, "pools": {"db": PoolConfig(name="db", max_parallel=1)}, "shutdown_grace": 9.0,
+        "timezone": "Europe/Berlin", "log_max_bytes": 1024, "retention_runs": 5,
+        "retention_days": 2.0}
+    fresh = replace(current, jobs_dir=Path("/b/jobs.d"), socket=Path("/b/s"), **changes)
     merged, later = merge_config(current, fresh)
-    assert later == ["jobs_dir"]
-    assert merged == replace(current, max_parallel=3, shutdown_grace=9.0, retention_runs=5)
+    assert later == ["socket", "jobs_dir"]
+    assert merged == replace(current, **changes)
