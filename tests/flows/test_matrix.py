@@ -156,3 +156,36 @@ def test_docs_pipelines_example() -> None:
         "os=bsd, python=3.12, coverage=true",
         "os=mac, python=3.12",
     ]
+
+
+# --- value matching (GitHub compares by value and type: true is not 1) -----------------
+
+
+def test_exclude_matches_by_value_and_type() -> None:
+    dims = {"flag": (True, False, 1, 0)}
+    assert expand(spec(dims, exclude=[{"flag": True}])) == [
+        {"flag": False}, {"flag": 1}, {"flag": 0}]
+    assert expand(spec(dims, exclude=[{"flag": 1}])) == [
+        {"flag": True}, {"flag": False}, {"flag": 0}]
+    assert expand(spec(dims, exclude=[{"flag": False}, {"flag": 0}])) == [
+        {"flag": True}, {"flag": 1}]
+
+
+def test_exclude_matches_tables_and_lists_whole() -> None:
+    dims = {"cfg": ({"a": 1, "b": [1, 2]}, {"a": 1, "b": [1, 3]}, {"a": 1}),
+            "args": ([1, 2], [1, 2, 3], [2, 1])}
+    got = expand(spec(dims, exclude=[{"cfg": {"a": 1, "b": [1, 2]}}, {"args": [1, 2]}]))
+    assert got == [
+        {"cfg": {"a": 1, "b": [1, 3]}, "args": [1, 2, 3]},
+        {"cfg": {"a": 1, "b": [1, 3]}, "args": [2, 1]},
+        {"cfg": {"a": 1}, "args": [1, 2, 3]},
+        {"cfg": {"a": 1}, "args": [2, 1]},
+    ]
+    # a table with other keys, or true for 1 inside a list, is another value
+    assert len(expand(spec(dims, exclude=[{"cfg": {"a": 1, "c": 2}},
+                                          {"args": [True, 2]}]))) == 9
+
+
+def test_include_merges_by_value_and_type() -> None:
+    got = expand(spec({"x": (1, True)}, include=[{"x": True, "extra": "y"}]))
+    assert got == [{"x": 1}, {"x": True, "extra": "y"}]
