@@ -219,8 +219,10 @@ def build_job(job_id: str, t: Table, source: JobSource, base: Path,
 
 def build_scheduled_job(job_id: str, t: Table, source: JobSource, base: Path,
                      config: DaemonConfig) -> JobDef | None:
-    """A ``[tool.scheduled.<id>]`` job: ``every`` cadence and ``entrypoint`` "module:function",
-    imported from the project directory (the resolved file's directory)."""
+    """A ``[tool.scheduled.<id>]`` job, ``job_id`` being ``project:id``: ``every`` cadence and
+    ``entrypoint`` "module:function", imported from the project directory (the resolved file's
+    directory). Every period missed while the daemon was down runs once (``catchup = all``):
+    the spec asks for at least one run per cadence."""
     for name in ("every", "entrypoint"):
         if name not in t.raw:
             t.problem(None, f"missing key {name} (the scheduled-jobs spec requires every and "
@@ -231,6 +233,6 @@ def build_scheduled_job(job_id: str, t: Table, source: JobSource, base: Path,
     if action is None or timezone is None or not t.ok:
         return None
     return JobDef(id=job_id, source=source, action=action, time_triggers=triggers,
-                  timezone=timezone, workdir=base)
+                  timezone=timezone, workdir=base, catchup=Catchup.ALL)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from jobd._exceptions import ConfigError, Problem
 from jobd.config.jobbuild import build_job, build_scheduled_job
-from jobd.config.keys import JOB_ID, JOB_KEYS, SCHEDULED_KEYS, Key
+from jobd.config.keys import JOB_ID, JOB_KEYS, MAX_ID_CHARS, SCHEDULED_KEY, SCHEDULED_KEYS, Key
 from jobd.config.locate import KeyPath, Locations
 from jobd.config.messages import Report, describe, display_path, hint, one_line, resolved, show
 from jobd.config.model import (
@@ -38,6 +39,19 @@ class FileResult:
     tables: Mapping[str, KeyPath] = field(default_factory=dict)  # job id -> its table's path
 
 
+def project_namespace(path: Path, doc: Mapping[str, Any]) -> str:
+    """The namespace of a pyproject's ``[tool.scheduled]`` jobs: ``[project].name``; without
+    one, the name of the project's directory for a (linked) ``pyproject.toml``, else the job
+    file's name without ``.toml``. Lowercased, with every run of other characters than
+    ``a-z0-9`` made one ``-`` (PEP 503's normalization, for valid names)."""
+    project = doc.get("project")
+    name = project.get("name") if isinstance(project, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        real = resolved(path)
+        name = real.parent.name if real.name == "pyproject.toml" else path.stem
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "project"
+
+
 def _is_pyproject(path: Path, doc: Mapping[str, Any]) -> bool:
     return (path.name == "pyproject.toml" or resolved(path).name == "pyproject.toml"
             or any(k in doc for k in ("tool", "project", "build-system")))
@@ -61,7 +75,7 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
                            " (a job file holds [jobs.<id>] tables)", at=(name,), key=name)
 
     def each(at: KeyPath, build: Callable[[str, Table, int | None], JobDef | None],
-             keys: Sequence[Key]) -> None:
+             keys: Sequence[Key], namespace: str | None = None) -> None:
         container: Any = doc
         for part in at:
             container = container.get(part) if isinstance(container, dict) else None
@@ -71,12 +85,21 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
             report.add(f"expected a table of jobs, got {describe(container)}", at=at,
                        key=".".join(map(str, at)))
             return
-        for job_id, table in container.items():
-            where = (*at, job_id)
+        for key, table in container.items():
+            where = (*at, key)
             line = report.locs.nearest(where)
-            if not JOB_ID.fullmatch(job_id):
-                report.add(f"{show(job_id)} is not a valid job id: it must match "
+            if namespace is None and not JOB_ID.fullmatch(key):
+                report.add(f"{show(key)} is not a valid job id: it must match "
                            f"{JOB_ID.pattern}", at=where)
+                continue
+            job_id = key if namespace is None else f"{namespace}:{key}"
+            if namespace is not None and not SCHEDULED_KEY.fullmatch(key):
+                report.add(f"{show(key)} is not a valid job id: it holds a control character"
+                           if key else "an empty job id", at=where)
+                continue
+            if len(job_id) > MAX_ID_CHARS:
+                report.add(f"job id {show(job_id)} is longer than {MAX_ID_CHARS} characters",
+                           at=where)
                 continue
             if not isinstance(table, dict):
                 report.add(f"expected a table ([{'.'.join(map(str, where))}]), got "
@@ -103,7 +126,8 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
     each(("jobs",), build_jobs, JOB_KEYS)
     tool = doc.get("tool")
     if pyproject and isinstance(tool, dict):
-        each(("tool", "scheduled"), build_scheduled, SCHEDULED_KEYS)
+        each(("tool", "scheduled"), build_scheduled, SCHEDULED_KEYS,
+             namespace=project_namespace(path, doc))
     if not tables and not report.problems and path.name != "pyproject.toml" \
             and resolved(path).name != "pyproject.toml":
         report.add("no [jobs.<id>] or [tool.scheduled.<id>] tables: this file defines no jobs")

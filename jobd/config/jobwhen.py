@@ -7,9 +7,9 @@ from typing import Any
 
 from jobd.config.daemon_config import under
 from jobd.config.keys import (
-    JOB_ID,
     PARAM_NAME,
     TABLES,
+    is_job_ref,
 )
 from jobd.config.messages import describe, show
 from jobd.config.model import (
@@ -97,7 +97,7 @@ def watch_spec(t: Table, base: Path) -> WatchSpec | None:
 def needs_of(t: Table, job_id: str) -> tuple[str, ...]:
     needs: list[str] = []
     for i, name in enumerate(t.get("needs", [])):
-        if not JOB_ID.fullmatch(name):
+        if not is_job_ref(name):
             t.problem("needs", f"{show(name)} is not a valid job id", i)
         elif name == job_id:
             t.problem("needs", "a job cannot need itself", i)

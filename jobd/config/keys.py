@@ -19,6 +19,11 @@ MAX_DEPTH: Final = 32
 MAX_DURATION: Final = 100 * 366 * 86400.0
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SCHEDULED_KEY = re.compile(r"[^\x00-\x1f\x7f]+")
+"""A ``[tool.scheduled.<id>]`` key: the spec allows any TOML key; jobd refuses control
+characters only (ids go into messages, logs and the environment)."""
+MAX_ID_CHARS: Final = 256
+"""The longest full job id (``project:job``): the control protocol's limit."""
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 ENTRYPOINT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
@@ -80,7 +85,8 @@ STRING_LIST = Kind("a list of strings", _is_str_list,
                    {"type": "array", "items": {"type": "string"}})
 ID_LIST = Kind("a list of job ids", _is_str_list,
                {"type": "array", "uniqueItems": True,
-                "items": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"}})
+                "items": {"type": "string", "pattern":
+                          f"^({JOB_ID.pattern}|[^:\\x00-\\x1f\\x7f]+:[^\\x00-\\x1f\\x7f]+)$"}})
 COMMAND = Kind("a string (run by /bin/sh -c) or a list of strings (exec'd)",
                lambda v: isinstance(v, str) or _is_str_list(v),
                {"oneOf": [_STR_SCHEMA, {"type": "array", "minItems": 1,
@@ -269,3 +275,10 @@ POOL_KEYS: Final[tuple[Key, ...]] = (
 )
 
 
+def is_job_ref(name: str) -> bool:
+    """A name that can be a job's id: a ``[jobs.<id>]`` id or a ``project:job`` one."""
+    if JOB_ID.fullmatch(name):
+        return True
+    project, colon, job = name.partition(":")
+    return bool(colon and project and SCHEDULED_KEY.fullmatch(job)
+                and len(name) <= MAX_ID_CHARS)

@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from jobd._enums import RunState
+from jobd._enums import Catchup, RunState, TriggerKind
 from jobd._exceptions import JobNotFound
 from jobd.config.model import JobDef
 from jobd.journal.abc import RunRecord
@@ -92,9 +92,12 @@ class Intake:
                                             cursors.get(t.cursor_key, t.scheduled_for))
             running = d.runs.active_of(job.id)
             queued = d.runs.queued_of(job.id)
-            # A run of a flow is that flow's member: never folded into another's run.
+            # A run of a flow is that flow's member: never folded into another's run; nor is
+            # a missed slot of catchup = all, which promises each slot its own run.
             decision = admit(job.overlap, running=running, queued=queued,
-                             coalescible=not t.params and t.flow_id is None)
+                             coalescible=not t.params and t.flow_id is None
+                             and not (t.kind is TriggerKind.CATCHUP
+                                      and job.catchup is Catchup.ALL))
             if decision.action is Admit.COALESCE and decision.into is not None:
                 into_run = writes.get(decision.into) or queued_runs[decision.into]
                 # A queued matrix group takes the trigger in every cell.
