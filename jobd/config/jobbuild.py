@@ -104,7 +104,7 @@ def _step(t: Table, runs: str, base: Path) -> StepAction | None:
             for i, arg in enumerate(command):
                 t.template("command", arg, i)
             return CommandAction(command=tuple(command))
-        t.template("command", command)
+        t.template("command", command, shell=True)
         return CommandAction(command=command)
     if runs == "entrypoint":
         entry: str = t.values["entrypoint"]

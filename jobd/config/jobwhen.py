@@ -22,6 +22,7 @@ from jobd.matrix import expand
 from jobd.triggers.abc import TimeTrigger
 from jobd.triggers.cadence import CadenceTrigger
 from jobd.triggers.cron import CronTrigger
+from jobd.triggers.manifest import anchor
 from jobd.triggers.timezones import resolve_timezone
 
 # --- building one job ----------------------------------------------------------------------
@@ -89,7 +90,7 @@ def watch_spec(t: Table, base: Path) -> WatchSpec | None:
             else:
                 t.problem("watch", problem, i)
             continue
-        patterns.append(str(under(base, pattern)))
+        patterns.append(anchor(str(under(base, pattern))))
     debounce = t.duration("debounce", positive=True)
     return WatchSpec(patterns=tuple(patterns), debounce=0.1 if debounce is None else debounce)
 

@@ -18,6 +18,7 @@ from jobd.config.locate import KeyPath, locate
 from jobd.config.messages import Report, describe, hint, joined, show
 from jobd.durations import parse_duration
 from jobd.expressions import parse_template
+from jobd.expressions.shell import shell_command
 
 # --- reading TOML safely -------------------------------------------------------------------
 
@@ -185,10 +186,13 @@ class Table:
             return None
         return seconds
 
-    def template(self, name: str, text: str, *sub: str | int) -> None:
-        """Check that ``text`` is a valid template (``${{ }}`` expressions)."""
+    def template(self, name: str, text: str, *sub: str | int, shell: bool = False) -> None:
+        """Check that ``text`` is a valid template (``${{ }}`` expressions); with ``shell``,
+        also that each expression can reach the shell as a variable."""
         try:
-            parse_template(text)
+            parsed = parse_template(text)
+            if shell:
+                shell_command(parsed)
         except ExpressionError as e:
             self.problem(name, str(e), *sub)
 

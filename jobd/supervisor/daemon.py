@@ -27,6 +27,7 @@ from jobd.executors.actions import daemon_python
 from jobd.executors.routing import default_executor
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
+from jobd.supervisor import runfiles
 from jobd.supervisor.api import APIDeps, ControlAPI
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.decisions import Decisions
@@ -113,32 +114,36 @@ class Daemon:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover, catch up, start the services, serve until ``stop()`` (or SIGTERM), drain."""
         config = self.config
-        for d in (config.state_dir, config.logs_dir, config.state_dir / "outputs"):
-            d.mkdir(parents=True, exist_ok=True)
+        runfiles.make_dirs(config)  # with the modes of docs/security.md
         async with self.journal:
             await self._load()
             await recover(RecoveryDeps(
                 journal=self.journal, jobs=self.loaded.jobs, runs=self.table, ledger=self.ledger,
                 executor=self.executor, clock=self.clock, decisions=self.decisions,
                 instance=self.instance))
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                tg.start_soon(self.intake.serve)
-                tg.start_soon(self.dispatch.loop, tg)
-                await self.timer.catch_up()
-                await self.flows.resume()
-                self.dispatch.wake()  # runs queued from before start now
-                await self._start_services(tg)
-                self._ready.set()
-                log.info("jobd %s ready: %d jobs, %d invalid files, journal %s",
-                         __version__, len(self.jobset.jobs), len(self.jobset.invalid),
-                         config.journal_path)
-                task_status.started()
-                await self._stop.wait()
-                await self._drain()
-                self.intake.close()
-                tg.cancel_scope.cancel()
+            with self.intake.bus():
+                await self._serve(task_status)
         self.notifier.close()
+
+    async def _serve(self, task_status: TaskStatus[None]) -> None:
+        """Intake and dispatch, catch-up, flows cut off by a stop, the services; serve; drain."""
+        config = self.config
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self.intake.serve)
+            tg.start_soon(self.dispatch.loop, tg)
+            await self.timer.catch_up()
+            await self.flows.resume()
+            self.dispatch.wake()  # runs queued from before start now
+            await self._start_services(tg)
+            self._ready.set()
+            log.info("jobd %s ready: %d jobs, %d invalid files, journal %s",
+                     __version__, len(self.jobset.jobs), len(self.jobset.invalid),
+                     config.journal_path)
+            task_status.started()
+            await self._stop.wait()
+            await self._drain()
+            tg.cancel_scope.cancel()
 
     async def _load(self) -> None:
         self.loaded.paused = await self.journal.paused()

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from jobd._enums import Catchup, RunState, TriggerKind
 from jobd._exceptions import JobNotFound
@@ -40,9 +42,19 @@ class IntakeDeps:
 class Intake:
     def __init__(self, deps: IntakeDeps) -> None:
         self.deps = deps
-        self._send, self._receive = anyio.create_memory_object_stream[Trigger](BUS_SIZE)
+        self._send: MemoryObjectSendStream[Trigger] | None = None
+        self._receive: MemoryObjectReceiveStream[Trigger] | None = None
+
+    @contextmanager
+    def bus(self) -> Iterator[None]:
+        """The bus, open for the daemon's life: posts are accepted inside, closed after."""
+        send, receive = anyio.create_memory_object_stream[Trigger](BUS_SIZE)
+        self._send, self._receive = send, receive
+        with send, receive:
+            yield
 
     async def post(self, trigger: Trigger) -> None:
+        assert self._send is not None, "the bus is not open"
         self.deps.runs.pending += 1
         await self._send.send(trigger)
 
@@ -52,12 +64,10 @@ class Intake:
         await self.post(Trigger(**{**_fields(trigger), "reply": reply}))
         return await reply.wait()
 
-    def close(self) -> None:
-        self._send.close()
-
     async def serve(self) -> None:
         """Read the bus until closed, a batch at a time: what is there when it wakes."""
         receive, runs = self._receive, self.deps.runs
+        assert receive is not None, "the bus is not open"
         async with receive:
             async for first in receive:
                 batch = [first]

@@ -101,8 +101,9 @@ class FakeDaemon:
             except anyio.WouldBlock:
                 self._subscribers.remove(s)
                 s.close()  # too slow: dropped, as the daemon does
-            except anyio.BrokenResourceError:
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._subscribers.remove(s)
+                s.close()
         return run
 
     def _next_run(self, job: FakeJob) -> datetime | None:
