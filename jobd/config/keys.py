@@ -270,6 +270,11 @@ DAEMON_KEYS: Final[tuple[Key, ...]] = (
         "else unix:///var/run/docker.sock."),
     Key("docker_network", STRING, "Network for container jobs; default: the engine's."),
 )
+HTTP_KEYS: Final[tuple[Key, ...]] = (
+    Key("listen", STRING, 'The dashboard\'s address: "127.0.0.1:8750" or a unix socket path.'),
+    Key("token_file", STRING, "File holding the token every request must carry; required "
+        "when listen is beyond loopback."),
+)
 POOL_KEYS: Final[tuple[Key, ...]] = (
     Key("max_parallel", INTEGER, "Runs of this pool's jobs at once.", minimum=1),
 )

@@ -27,7 +27,7 @@ from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.loaded import Loaded
 from jobd.supervisor.runner import iso, log_path
 from jobd.supervisor.runs import RunTable
-from jobd.triggers.catchup import next_fire_times
+from jobd.triggers.catchup import next_fire_times, slots_between
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,9 +75,10 @@ class ControlAPI:
     async def list_jobs(self) -> list[dict[str, Any]]:
         d = self.deps
         out = []
+        lasts = await d.journal.latest_finished_of(d.loaded.jobs)
         for job_id in sorted(d.loaded.jobs):
             job = d.loaded.jobs[job_id]
-            last = await d.journal.latest_finished(job_id)
+            last = lasts.get(job_id)
             nxt = self._next_run(job)
             out.append({
                 "job_id": job_id, "file": str(job.source.file),
@@ -140,14 +141,26 @@ class ControlAPI:
         runs = await self.deps.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         journal = self.deps.journal
         if job_id is not None and job_id not in self.deps.loaded.jobs \
                 and not await journal.list_runs(job_id=job_id, limit=1):
             raise JobNotFound(job_id)
         return await journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        return slots_between(self.deps.loaded.job(job_id).time_triggers, start, end,
+                             limit=limit)
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {j.id: {"needs": list(j.needs), "trigger_rule": str(j.trigger_rule)}
+                for j in self.deps.loaded.jobs.values()}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else log_path(self.deps.loaded.config, run)

@@ -70,6 +70,7 @@ class Daemon:
         self._stop, self._ready = anyio.Event(), anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._watch: WatchService | None = None
+        self.http_url: str | None = None  # the dashboard's address, once it listens
         # The parts, each given what it uses and nothing else.
         clock = self.clock
         self.loaded = loaded = Loaded(config)
@@ -106,6 +107,7 @@ class Daemon:
         self.run_job, self.cancel_run, self.cancel_job = api.run_job, api.cancel_run, \
             api.cancel_job
         self.get_run, self.latest_run, self.runs = api.get_run, api.latest_run, api.runs
+        self.slots, self.needs_graph = api.slots, api.needs_graph
         self.log_path, self.pause, self.resume = api.log_path, api.pause, api.resume
         self.reload, self.why, self.subscribe = api.reload, api.why, api.subscribe
 
@@ -160,6 +162,9 @@ class Daemon:
         if self._control:
             from jobd.control.server import ControlServer
             await tg.start(ControlServer(self.api, self.config).serve)
+        if self.config.http is not None:  # else no port, no web import
+            from jobd.web import serve_http
+            self.http_url = await tg.start(serve_http, self.api, self.config)
         if self._handle_signals:
             await tg.start(signal_loop, self.reload, self.stop)
         if self._watch_jobs_dir:

@@ -30,7 +30,7 @@ from jobd.config.model import CommandAction, JobDef, JobSource
 from jobd.journal.abc import RunRecord
 from jobd.journal.memory import MemoryJournal
 from jobd.supervisor.explain import definition_json, explain
-from jobd.triggers.catchup import next_fire_times
+from jobd.triggers.catchup import next_fire_times, slots_between
 from jobd.triggers.cron import CronTrigger
 
 NOW = datetime(2029, 12, 31, 23, 30, tzinfo=UTC)
@@ -237,13 +237,25 @@ class FakeDaemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         if job_id is not None and job_id not in self.jobs \
                 and not await self.journal.list_runs(job_id=job_id, limit=1):
             raise JobNotFound(job_id)
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        return slots_between(self._job(job_id).definition().time_triggers, start, end,
+                             limit=limit)
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {j.job_id: {"needs": list(d.needs), "trigger_rule": str(d.trigger_rule)}
+                for j in self.jobs.values() for d in (j.definition(),)}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else self.state_dir / "logs" / f"{run.run_id}"
