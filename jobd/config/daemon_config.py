@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from jobd._exceptions import ConfigError
+from jobd.config.celery import parse_celery
 from jobd.config.http import missing_web_modules, parse_listen, token_problem
 from jobd.config.keys import (
+    CELERY_KEYS,
     DAEMON_KEYS,
     DEFAULT_CONFIG_PATH,
     HTTP_KEYS,
@@ -78,9 +80,9 @@ def load_config(path: Path) -> DaemonConfig:
         raise ConfigError(report.problems)
     base = resolved(path).parent
     for name, value in doc.items():
-        if name not in ("daemon", "pools", "http"):
-            report.add("unknown table" + hint(name, ("daemon", "pools", "http")), at=(name,),
-                       key=name)
+        if name not in ("daemon", "pools", "celery", "http"):
+            report.add("unknown table" + hint(name, ("daemon", "pools", "celery", "http")),
+                       at=(name,), key=name)
         elif not isinstance(value, dict):
             report.add(f"expected a table, got {describe(value)}", at=(name,), key=name)
     section = doc.get("daemon", {})
@@ -124,6 +126,12 @@ def load_config(path: Path) -> DaemonConfig:
         elif p.ok:
             pools[name] = PoolConfig(name=name, max_parallel=p.values["max_parallel"])
 
+    celery = None
+    if isinstance(doc.get("celery"), dict):
+        c = Table(report, ("celery",), None, CELERY_KEYS, doc["celery"], prefix="celery.")
+        celery = parse_celery(c.values, duration=lambda k: c.duration(k, positive=True),
+                              path_of=lambda text: under(base, text),
+                              problem=lambda k, m: c.problem(k, m))
     raw_http = doc.get("http")
     http = _http(report, raw_http, base) if isinstance(raw_http, dict) else None
 
@@ -143,6 +151,7 @@ def load_config(path: Path) -> DaemonConfig:
         retention_days=30.0 if days is None else days / 86400.0,
         docker_host=t.get("docker_host"),
         docker_network=t.get("docker_network"),
+        celery=celery,
         http=http,
         **kwargs,
     )

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from jobd._enums import Catchup, Overlap, TriggerRule
+from jobd._enums import Catchup, ExecutorKind, Overlap, TriggerRule
 from jobd._exceptions import ExpressionError
 from jobd.config.daemon_config import under
 from jobd.config.jobwhen import job_timezone, matrix_spec, needs_of, time_triggers, watch_spec
@@ -14,13 +14,15 @@ from jobd.config.keys import (
     ENTRYPOINT,
     ENV_NAME,
     PARAM_NAME,
+    QUEUE_NAME,
     STAGE_KEYS,
     STAGE_RUNS,
     WHAT_RUNS,
     is_scalar,
 )
-from jobd.config.messages import describe, hint, joined, show
+from jobd.config.messages import describe, display_path, hint, joined, show
 from jobd.config.model import (
+    DEFAULT_QUEUE,
     Action,
     CommandAction,
     ContainerAction,
@@ -170,6 +172,7 @@ def build_job(job_id: str, t: Table, source: JobSource, base: Path,
         action = _step(t, runs, base)
         if "image" in t.values and isinstance(action, CommandAction):
             action = ContainerAction(image=t.values["image"], command=action.command)
+    executor = _executor(t, action, config)
     timezone = job_timezone(t, config)
     triggers = time_triggers(t, job_id, timezone)
     watch = watch_spec(t, base)
@@ -214,7 +217,31 @@ def build_job(job_id: str, t: Table, source: JobSource, base: Path,
         params=params,
         matrix=matrix,
         enabled=t.get("enabled", True),
+        executor=executor,
+        queue=t.get("queue", DEFAULT_QUEUE),
     )
+
+
+def _executor(t: Table, action: Action | None, config: DaemonConfig) -> ExecutorKind:
+    container = isinstance(action, ContainerAction)
+    named = t.get("executor")
+    kind = ExecutorKind(named) if named else (
+        ExecutorKind.DOCKER if container else ExecutorKind.LOCAL)
+    if kind is ExecutorKind.DOCKER and action is not None and not container:
+        t.problem("executor", 'executor = "docker" runs an image: add image (with command)')
+    if kind is not ExecutorKind.DOCKER and container:
+        t.problem("image", f'image runs through Docker, not with executor = "{kind}"')
+    if kind is ExecutorKind.CELERY and config.celery is None:
+        where = display_path(config.path) if config.path else "the daemon config"
+        t.problem("executor", f'executor = "celery" needs a [celery] table in {where} '
+                  "(its broker and signing_key_file)")
+    queue = t.get("queue")
+    if queue is not None and not QUEUE_NAME.fullmatch(queue):
+        t.problem("queue", f"{show(queue)} is not a valid queue name (letters, digits, '_', "
+                  "'.', '-', ':'; at most 128)")
+    elif queue is not None and kind is not ExecutorKind.CELERY:
+        t.problem("queue", 'only applies with executor = "celery"')
+    return kind
 
 
 def build_scheduled_job(job_id: str, t: Table, source: JobSource, base: Path,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from jobd._enums import Catchup, Overlap, TriggerRule
+from jobd._enums import Catchup, ExecutorKind, Overlap, TriggerRule
 
 MAX_FILE_BYTES: Final = 1024 * 1024
 """Config and job files larger than this are rejected unread (1 MiB)."""
@@ -18,6 +18,7 @@ MAX_DEPTH: Final = 32
 """Tables and arrays nested deeper than this are rejected."""
 MAX_DURATION: Final = 100 * 366 * 86400.0
 
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SCHEDULED_KEY = re.compile(r"[^\x00-\x1f\x7f]+")
 """A ``[tool.scheduled.<id>]`` key: the spec allows any TOML key; jobd refuses control
@@ -191,6 +192,10 @@ JOB_KEYS: Final[tuple[Key, ...]] = (
     *_STEP_KEYS,
     Key("stages", STAGE_LIST, "Steps run in order, each with command, entrypoint or script."),
     Key("image", STRING, "Container image: command runs in it through the Docker Engine API."),
+    _choice_key("executor", [e.value for e in ExecutorKind], "Where it runs: local, docker "
+                "(with image) or celery (on a worker; the daemon config needs [celery]); "
+                "default: docker with image, else local.", None),
+    Key("queue", STRING, "The Celery queue of an executor = \"celery\" job.", "jobd.default"),
     # how it runs
     Key("workdir", STRING, "Working directory; default: the job file's directory."),
     Key("env", ENV_TABLE, "Environment variables. Values may hold ${{ }} expressions.", {}),
@@ -269,6 +274,21 @@ DAEMON_KEYS: Final[tuple[Key, ...]] = (
     Key("docker_host", STRING, "Docker Engine API for container jobs; default: $DOCKER_HOST, "
         "else unix:///var/run/docker.sock."),
     Key("docker_network", STRING, "Network for container jobs; default: the engine's."),
+)
+CELERY_KEYS: Final[tuple[Key, ...]] = (
+    Key("broker", STRING, "Redis URL of the broker: redis://HOST:PORT/DB, rediss://... (TLS) "
+        "or unix:///PATH/redis.sock[?db=N]; credentials go in username and password_file."),
+    Key("signing_key_file", STRING, "File holding the HMAC key of every payload; workers "
+        "refuse payloads not signed with it. Not readable by others."),
+    Key("username", STRING, "Redis ACL user."),
+    Key("password_file", STRING, "File holding the Redis password. Not readable by others."),
+    Key("ca_file", STRING, "rediss://: CA certificates that sign the server's certificate."),
+    Key("max_parallel", INTEGER, "Remote runs at once.", 8, minimum=1),
+    Key("lease", DURATION, "A worker's lease on a run: not renewed for this long, the run is "
+        "fenced and re-run.", "30s"),
+    Key("claim_timeout", DURATION, "A run no worker took this long after it was sent fails.",
+        "10m"),
+    Key("max_lost", INTEGER, "Lost workers a run survives, each a recovery.", 3, minimum=0),
 )
 HTTP_KEYS: Final[tuple[Key, ...]] = (
     Key("listen", STRING, 'The dashboard\'s address: "127.0.0.1:8750" or a unix socket path.'),

@@ -33,6 +33,7 @@ from jobd.config.jobfiles import (
 from jobd.config.keys import (
     BOOLEAN,
     CADENCES,
+    CELERY_KEYS,
     COMMAND,
     DAEMON_KEYS,
     DEFAULT_CONFIG_PATH,
@@ -57,6 +58,7 @@ from jobd.config.keys import (
     PARAM_NAME,
     PARAM_TABLE,
     POOL_KEYS,
+    QUEUE_NAME,
     REQUIRES,
     SCHEDULED_KEY,
     SCHEDULED_KEYS,
@@ -85,6 +87,7 @@ from jobd.config.messages import (
 __all__ = [
     "BOOLEAN",
     "CADENCES",
+    "CELERY_KEYS",
     "COMMAND",
     "DAEMON_KEYS",
     "DEFAULT_CONFIG_PATH",
@@ -109,6 +112,7 @@ __all__ = [
     "PARAM_NAME",
     "PARAM_TABLE",
     "POOL_KEYS",
+    "QUEUE_NAME",
     "REQUIRES",
     "SCHEDULED_KEY",
     "SCHEDULED_KEYS",

@@ -9,11 +9,15 @@ runs a job."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
-from jobd.config.model import Action, ContainerAction
+from jobd.config.model import Action, ContainerAction, DaemonConfig
 from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
+
+if TYPE_CHECKING:
+    from jobd.executors.celery import CeleryExecutor
 
 LOCAL, CONTAINER = "local", "container"
 
@@ -79,3 +83,26 @@ def default_executor(*, instance: str, docker_host: str | None, docker_network: 
         return DockerExecutor(url=docker_host, network=docker_network, instance=instance)
 
     return RoutingExecutor(local or LocalExecutor(), container)
+
+
+class LazyCelery:
+    """The Celery executor of ``executor = "celery"`` jobs, made (and celery imported) on
+    first use; ``aclose`` at the daemon's end."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.executor: CeleryExecutor | None = None
+
+    def __call__(self) -> CeleryExecutor:
+        if self.executor is None:
+            from jobd.executors.celery import CeleryExecutor
+            from jobd.remote.instance import instance_id
+            if self.config.celery is None:
+                raise RuntimeError('executor = "celery" without a [celery] table')
+            self.executor = CeleryExecutor(self.config.celery,
+                                           instance=instance_id(self.config.state_dir))
+        return self.executor
+
+    async def aclose(self) -> None:
+        if self.executor is not None:
+            await self.executor.aclose()

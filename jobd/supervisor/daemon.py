@@ -24,7 +24,7 @@ from jobd.config.loader import load_jobs
 from jobd.config.model import DaemonConfig, JobSet
 from jobd.executors.abc import Executor
 from jobd.executors.actions import daemon_python
-from jobd.executors.routing import default_executor
+from jobd.executors.routing import LazyCelery, default_executor
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.supervisor import runfiles
@@ -61,6 +61,7 @@ class Daemon:
         self.journal: Journal = journal or SQLiteJournal(config.journal_path)
         self.notifier = notifier or Notifier()
         self.instance = str(config.journal_path.resolve())
+        self.remote = LazyCelery(config)  # executor = "celery" jobs
         self.executor: Executor = executor or default_executor(
             instance=self.instance, docker_host=config.docker_host,
             docker_network=config.docker_network)
@@ -83,7 +84,7 @@ class Daemon:
         runner = RunnerDeps(config=config, ledger=ledger, executor=self.executor, clock=clock,
                             instance=self.instance, python=daemon_python(),
                             needs_context=self.flows.needs_context, rng=random.Random(),
-                            environ=dict(os.environ))
+                            environ=dict(os.environ), remote=self.remote)
         self.dispatch = dispatch = Dispatcher(DispatchDeps(
             loaded=loaded, runs=runs, ledger=ledger, clock=clock, runner=runner,
             advance_flow=lambda flow_id: self.flows.advance(flow_id)))
@@ -104,8 +105,7 @@ class Daemon:
             started_at=self.started_at))
         # The control API, on the daemon itself too (tools and tests call it in-process).
         self.status, self.list_jobs, self.show_job = api.status, api.list_jobs, api.show_job
-        self.run_job, self.cancel_run, self.cancel_job = api.run_job, api.cancel_run, \
-            api.cancel_job
+        self.run_job, self.cancel_run, self.cancel_job = api.run_job, api.cancel_run, api.cancel_job
         self.get_run, self.latest_run, self.runs = api.get_run, api.latest_run, api.runs
         self.slots, self.needs_graph = api.slots, api.needs_graph
         self.log_path, self.pause, self.resume = api.log_path, api.pause, api.resume
@@ -115,21 +115,21 @@ class Daemon:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover, catch up, start the services, serve until ``stop()`` (or SIGTERM), drain."""
-        config = self.config
-        runfiles.make_dirs(config)  # with the modes of docs/security.md
+        runfiles.make_dirs(self.config)  # with the modes of docs/security.md
         async with self.journal:
             await self._load()
-            await recover(RecoveryDeps(
+            self.dispatch.adopt |= await recover(RecoveryDeps(
                 journal=self.journal, jobs=self.loaded.jobs, runs=self.table, ledger=self.ledger,
                 executor=self.executor, clock=self.clock, decisions=self.decisions,
                 instance=self.instance))
             with self.intake.bus():
                 await self._serve(task_status)
+            with anyio.CancelScope(shield=True):
+                await self.remote.aclose()
         self.notifier.close()
 
     async def _serve(self, task_status: TaskStatus[None]) -> None:
         """Intake and dispatch, catch-up, flows cut off by a stop, the services; serve; drain."""
-        config = self.config
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self.intake.serve)
@@ -141,7 +141,7 @@ class Daemon:
             self._ready.set()
             log.info("jobd %s ready: %d jobs, %d invalid files, journal %s",
                      __version__, len(self.jobset.jobs), len(self.jobset.invalid),
-                     config.journal_path)
+                     self.config.journal_path)
             task_status.started()
             await self._stop.wait()
             await self._drain()

@@ -4,12 +4,12 @@ its matrix group and move its flow on. Also cancelling, and draining at shutdown
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
 
-from jobd._enums import Overlap, RunState
+from jobd._enums import ExecutorKind, Overlap, RunState
 from jobd.journal.abc import RunRecord
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.ledger import Ledger
@@ -35,6 +35,7 @@ class Dispatcher:
     def __init__(self, deps: DispatchDeps) -> None:
         self.deps = deps
         self.draining = False
+        self.adopt: set[int] = set()  # remote runs journaled as running: attach to them
         self._wake = anyio.Event()
 
     def wake(self) -> None:
@@ -54,13 +55,35 @@ class Dispatcher:
             config = d.loaded.config
             pools = {name: p.max_parallel for name, p in config.pools.items()}
             cands = (self._candidate(r) for r in self._start_order())
-            for rid in select(cands, busy, max_parallel=config.max_parallel, pools=pools):
+            for rid in self._select(cands, busy, pools):
                 run = runs.dequeue(rid)
                 job = d.loaded.jobs[run.job_id]
-                active = Active(runner=Runner(job, run, d.runner), job=job)
+                active = Active(runner=Runner(job, run, d.runner, adopt=rid in self.adopt),
+                                job=job)
+                self.adopt.discard(rid)
                 runs.activate(active)
                 tg.start_soon(self._run_task, active, name=f"run {rid} ({job.id})")
             runs.changed()
+
+    def _select(self, cands: Iterable[Candidate], busy: list[Busy],
+                pools: Mapping[str, int]) -> list[int]:
+        """Local runs take [daemon] max_parallel slots, remote runs [celery] max_parallel."""
+        config, jobs = self.deps.loaded.config, self.deps.loaded.jobs
+        celery = config.celery
+        if celery is None:
+            return select(cands, busy, max_parallel=config.max_parallel, pools=pools)
+
+        def remote(job_id: str) -> bool:
+            job = jobs.get(job_id)
+            return job is not None and job.executor is ExecutorKind.CELERY
+
+        every = list(cands)
+        return [*select((c for c in every if not remote(c.job_id)),
+                        [b for b in busy if not remote(b.job_id)],
+                        max_parallel=config.max_parallel, pools=pools),
+                *select((c for c in every if remote(c.job_id)),
+                        [b for b in busy if remote(b.job_id)],
+                        max_parallel=celery.max_parallel, pools=pools)]
 
     def _start_order(self) -> Iterable[RunRecord]:
         """Queued runs, higher priority first, then in queue order; lazy when all queued
@@ -157,7 +180,10 @@ class Dispatcher:
                 while runs.active:
                     await runs.wait_change()
             for a in list(runs.active.values()):
-                a.runner.note("daemon stopping: run stopped; it re-runs at the next start")
+                a.runner.note("daemon stopping: run stopped; it re-runs at the next start"
+                              if a.job.executor is not ExecutorKind.CELERY else
+                              "daemon stopping: the run goes on on its worker; the next "
+                              "start adopts it")
                 if a.scope is not None:
                     a.scope.cancel()
             with anyio.move_on_after(grace + 30):

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from jobd._enums import RunState, TriggerKind
+from jobd._enums import ExecutorKind, RunState, TriggerKind
 from jobd.config.model import JobDef
 from jobd.executors.abc import Executor, RunRef
 from jobd.journal.abc import Journal, RunRecord
@@ -37,6 +37,7 @@ class RecoveryPlan:
     stop: tuple[Leftover, ...] = ()  # first: what may be left of interrupted runs
     writes: tuple[RunRecord, ...] = ()  # re-queued or cancelled runs, in one write
     queue: tuple[RunRecord, ...] = ()  # runs for the queue, in their order
+    adopt: tuple[int, ...] = ()  # remote runs to attach to (not re-run) when they start
     notes: tuple[tuple[str, str], ...] = ()  # (job id, decision)
 
 
@@ -46,9 +47,20 @@ def plan_recovery(unfinished: Sequence[RunRecord], jobs: Mapping[str, JobDef], *
     writes: list[RunRecord] = []
     queue: list[RunRecord] = []
     notes: list[tuple[str, str]] = []
+    adopt: list[int] = []
     for run in unfinished:
         job = jobs.get(run.job_id)
-        if run.state is RunState.RUNNING:
+        if run.state is RunState.RUNNING and job is not None \
+                and job.executor is ExecutorKind.CELERY:
+            # on a worker: adopted if it lives or has ended, else fenced and re-run
+            run = run.evolve(state=RunState.QUEUED, pid=None, pid_start=None,
+                             message=f"the daemon stopped during attempt {run.attempt} "
+                                     "on a worker: adopting it")
+            writes.append(run)
+            adopt.append(run.run_id)
+            notes.append((run.job_id, f"run {run.run_id} re-queued to adopt attempt "
+                                      f"{run.attempt} from its worker"))
+        elif run.state is RunState.RUNNING:
             stop.append(Leftover(ref=RunRef(run_id=run.run_id, instance=instance, pid=run.pid,
                                             pid_start=run.pid_start,
                                             action=job.action if job else None),
@@ -69,7 +81,7 @@ def plan_recovery(unfinished: Sequence[RunRecord], jobs: Mapping[str, JobDef], *
             continue
         queue.append(run)
     return RecoveryPlan(stop=tuple(stop), writes=tuple(writes), queue=tuple(queue),
-                        notes=tuple(notes))
+                        notes=tuple(notes), adopt=tuple(adopt))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,8 +96,9 @@ class RecoveryDeps:
     instance: str
 
 
-async def recover(deps: RecoveryDeps) -> None:
-    """Stop what is left of interrupted runs, journal the plan, queue the re-runs."""
+async def recover(deps: RecoveryDeps) -> frozenset[int]:
+    """Stop what is left of interrupted runs, journal the plan, queue the re-runs; returns
+    the remote runs to adopt."""
     plan = plan_recovery(await deps.journal.unfinished_runs(), deps.jobs,
                          now=deps.clock.now(), instance=deps.instance)
     for left in plan.stop:
@@ -102,3 +115,4 @@ async def recover(deps: RecoveryDeps) -> None:
         await deps.ledger.write(plan.writes)
     if deps.runs.queued:
         log.info("recovery: %d runs queued from before", len(deps.runs.queued))
+    return frozenset(plan.adopt)

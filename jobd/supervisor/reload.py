@@ -24,7 +24,7 @@ from jobd.supervisor.runs import RunTable
 
 log = logging.getLogger("jobd")
 
-RESTART_ONLY = ("state_dir", "socket", "jobs_dir")  # config keys a reload cannot change
+RESTART_ONLY = ("state_dir", "socket", "jobs_dir", "celery")  # config keys a reload cannot change
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
