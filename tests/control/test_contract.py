@@ -278,7 +278,9 @@ async def test_queued_runs_fold_and_cancel(kind: str) -> None:
         stopped = await t.state_of(a, "cancelled")
         assert stopped["message"] == "cancelled"
         with anyio.fail_after(10):  # its final state is written just before it leaves
-            while (await t.rpc.call("status"))["runs_running"]:
+            while True:
+                if not (await t.rpc.call("status"))["runs_running"]:
+                    break
                 await anyio.sleep(0.01)
         assert await t.rpc.call("cancel", run_id=a) == {"cancelled": []}
         with pytest.raises(p.RPCError) as e:
