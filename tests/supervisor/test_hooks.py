@@ -163,7 +163,7 @@ async def test_a_failing_hook_does_not_notify_itself_and_paused_hooks_do_not_run
         await d.run_job("a", {})
         await settle(d)
         assert len(_facts(out)) == 1
-        assert any("not run: the job is paused" in line for line in d.decisions["b"])
+        assert any("not run: the job is paused" in line for line in d.decisions.of("b"))
 
 
 async def test_upstream_failed_fires_on_failure(make_config: MakeConfig, tmp_path: Path) -> None:
