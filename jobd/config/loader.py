@@ -14,6 +14,7 @@ The key tables (``JOB_KEYS``, ``STAGE_KEYS``, ``SCHEDULED_KEYS``, ``DAEMON_KEYS`
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import itertools
 import math
 import os
@@ -1050,6 +1051,15 @@ def _matrix(t: _Table) -> MatrixSpec | None:
     return spec
 
 
+DOCKER_MISSING = ("container jobs need the docker extra, and aiodocker is not installed: "
+                  "pip install 'jobd[docker]' into jobd's environment")
+
+
+def docker_available() -> bool:
+    """Whether the container executor's library (the ``docker`` extra) can be imported."""
+    return importlib.util.find_spec("aiodocker") is not None
+
+
 def _build_job(job_id: str, t: _Table, source: JobSource, base: Path,
                config: DaemonConfig) -> JobDef | None:
     t.requires()
@@ -1061,6 +1071,8 @@ def _build_job(job_id: str, t: _Table, source: JobSource, base: Path,
         action = _step(t, runs, base)
         if "image" in t.values and isinstance(action, CommandAction):
             action = ContainerAction(image=t.values["image"], command=action.command)
+            if not docker_available():
+                t.problem("image", DOCKER_MISSING)
     timezone = _timezone(t, config)
     triggers = _time_triggers(t, job_id, timezone)
     watch = _watch(t, base)

@@ -49,6 +49,18 @@ class DaemonConfig:
         return self.state_dir / "logs"
 
 
+RELOADABLE = ("max_parallel", "pools", "shutdown_grace", "timezone", "log_max_bytes",
+              "retention_runs", "retention_days")
+"""Daemon settings a reload applies; every other one needs a restart."""
+
+
+def restart_needed(old: DaemonConfig, new: DaemonConfig) -> list[str]:
+    """The settings that changed but a reload cannot apply (the socket, the journal's place,
+    the Docker connection, ...), in the config's order."""
+    return [f for f in old.__dataclass_fields__ if f not in (*RELOADABLE, "path")
+            and getattr(old, f) != getattr(new, f)]
+
+
 # --- what runs ---------------------------------------------------------------------------
 # String fields may hold ``${{ }}`` expressions; they were parsed at load, and are rendered
 # per run by ``jobd.expressions``.

@@ -24,7 +24,14 @@ from jobd import __version__
 from jobd._enums import Overlap, RunState, TriggerKind
 from jobd._exceptions import ConfigError, JobNotFound, RunNotFound
 from jobd.config.loader import load_config, load_jobs
-from jobd.config.model import ContainerAction, DaemonConfig, JobDef, JobSet
+from jobd.config.model import (
+    RELOADABLE,
+    ContainerAction,
+    DaemonConfig,
+    JobDef,
+    JobSet,
+    restart_needed,
+)
 from jobd.executors.abc import Executor
 from jobd.executors.actions import daemon_python
 from jobd.executors.local import LocalExecutor
@@ -801,14 +808,10 @@ class Daemon:
         return await self.status()
 
     def _apply_config(self, fresh: DaemonConfig) -> None:
-        for name in ("state_dir", "socket", "jobs_dir"):
-            if getattr(fresh, name) != getattr(self.config, name):
-                log.warning("config: %s changed; it takes effect at the next start", name)
-        self.config = replace(self.config, max_parallel=fresh.max_parallel,
-                              pools=fresh.pools, shutdown_grace=fresh.shutdown_grace,
-                              timezone=fresh.timezone, log_max_bytes=fresh.log_max_bytes,
-                              retention_runs=fresh.retention_runs,
-                              retention_days=fresh.retention_days)
+        for name in restart_needed(self.config, fresh):
+            log.warning("config: daemon.%s changed; it takes effect only when jobd is "
+                        "restarted (systemctl restart jobd)", name)
+        self.config = replace(self.config, **{k: getattr(fresh, k) for k in RELOADABLE})
 
     async def why(self, job_id: str) -> dict[str, Any]:
         from jobd.supervisor.explain import explain

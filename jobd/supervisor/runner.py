@@ -34,6 +34,7 @@ from jobd.executors.abc import Executor, ProcessSpec
 from jobd.executors.actions import argv_for, read_env_file
 from jobd.expressions import evaluate_condition, parse_template
 from jobd.journal.abc import Journal, RunRecord
+from jobd.logs import run_end
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.policy import outcome, retry_delay, retryable
 
@@ -235,6 +236,7 @@ class Runner:
         with anyio.CancelScope(shield=True):
             await self._save(final)
         out.unlink(missing_ok=True)  # the journal holds the outputs now
+        log.log(*run_end(final))
         return final
 
     async def _attempt(self, needs: dict[str, Any]) -> tuple[RunState, int | None, str | None]:
