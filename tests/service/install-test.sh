@@ -76,26 +76,37 @@ run_recipe() {
 # --- systemctl, played: the unit's settings through setpriv -------------------------------
 
 UNIT=$R/etc/systemd/system/jobd.service
-unit() { sed -n "s/^$1=//p" "$UNIT"; }  # every value of a directive, in order
+unit() {  # a directive's values in order, the unit's then its drop-ins'; an empty one resets
+    local f
+    { cat "$UNIT"; for f in "$UNIT".d/*.conf; do if [[ -e $f ]]; then cat "$f"; fi; done; } \
+        | sed -n "s/^$1=//p" \
+        | awk '{ if ($0 == "") n = 0; else v[n++] = $0 } END { for (i = 0; i < n; i++) print v[i] }'
+}
+caps() {  # CapabilityBoundingSet= as setpriv's --bounding-set
+    local out=-all c
+    for c in $(unit CapabilityBoundingSet); do c=${c#CAP_}; out+=",+${c,,}"; done
+    echo "$out"
+}
 
 start() {
-    local user group sd rd env=() line
+    local user group sd rd env=() line who=()
     user=$(unit User | tail -n 1); group=$(unit Group | tail -n 1)
+    [[ -n $user ]] && who=(--reuid="$user" --regid="$group" --init-groups)
+    user=${user:-root}; group=${group:-root}
     sd=$(unit StateDirectory); rd=$(unit RuntimeDirectory)
     install -d -m 0755 "$R/var/lib" "$R/run"
     install -d -o "$user" -g "$group" -m "$(unit StateDirectoryMode)" "$R/var/lib/$sd"
     install -d -o "$user" -g "$group" -m "$(unit RuntimeDirectoryMode)" "$R/run/$rd"
     while read -r line; do [[ -n $line ]] && env+=("$line"); done < <(unit Environment)
-    [[ $(unit NoNewPrivileges) == yes && -z $(unit CapabilityBoundingSet) ]] \
-        || fail "the unit no longer drops privileges as this script plays it"
+    [[ $(unit NoNewPrivileges) == yes ]] || fail "the unit no longer sets NoNewPrivileges=yes"
     : >>"$ERR"
     # shellcheck disable=SC2046  # ExecStart= is split into words, as systemd does
     (
         umask "$(unit UMask)"
         exec env -i "${env[@]}" HOME="$R/var/lib/$sd" USER="$user" LOGNAME="$user" LANG=C.UTF-8 \
             JOURNAL_STREAM="$(stat -c '%d:%i' "$ERR")" \
-            setpriv --reuid="$user" --regid="$group" --init-groups --no-new-privs \
-                --bounding-set=-all --inh-caps=-all $(unit ExecStart)
+            setpriv "${who[@]}" --no-new-privs --bounding-set="$(caps)" --inh-caps=-all \
+                $(unit ExecStart)
     ) >/dev/null 2>>"$ERR" &
     PID=$!
     for _ in $(seq 200); do
@@ -237,6 +248,38 @@ expect 0 root run whoami --wait >/dev/null  # after the backup: gone once it is 
 run_recipe restore
 runs_after=$(count_runs)
 [[ $runs_after -eq $runs_before ]] || fail "restored journal holds $runs_after runs, not $runs_before"
+
+say "root mode: jobs as other users; recovery stops what their runs left"
+run_recipe root-mode
+[[ $(ps -o user= -p "$PID") == root ]] || fail "root mode: jobd runs as $(ps -o user= -p "$PID")"
+cat >"$R/etc/jobd/jobs.d/as-member.toml" <<TOML
+[jobs.as-member]
+user = "$MEMBER"
+command = "id -un"
+
+[jobs.hold]
+user = "$MEMBER"
+command = "sleep 300 & wait"
+TOML
+systemctl reload jobd
+until_logged "reloaded: 4 jobs"
+out=$(expect 0 root run as-member --wait)
+grep -qx "$MEMBER" <<<"$out" || fail "the job did not run as $MEMBER: $out"
+expect 0 root run hold >/dev/null
+left=
+for _ in $(seq 100); do
+    left=$(pgrep -u "$MEMBER" -x sleep || true)
+    [[ -n $left ]] && break
+    sleep 0.1
+done
+[[ -n $left ]] || fail "the hold job's sleep did not start"
+kill -KILL "$PID"; wait "$PID" 2>/dev/null || true; PID=
+kill -0 $left || fail "the sleep died with jobd: nothing left to recover"
+start
+until_logged "run [0-9]+: stopping [0-9]+ leftover processes"
+for _ in $(seq 100); do kill -0 $left 2>/dev/null || break; sleep 0.1; done
+if kill -0 $left 2>/dev/null; then fail "recovery left the sleep ($left) of $MEMBER running"; fi
+expect 0 root cancel hold >/dev/null  # its recovery re-run
 
 say "uninstall"
 run_recipe uninstall
