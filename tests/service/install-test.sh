@@ -32,6 +32,11 @@ for name in jobd jobd-ops $MEMBER $OTHER; do
     fi
 done
 
+say "the unit is played with setpriv: User=, Group= and supplementary groups, Environment=," \
+    "UMask=, NoNewPrivileges=, CapabilityBoundingSet=, StateDirectory= and RuntimeDirectory=;" \
+    "NOT TESTED here: the namespace sandbox (ProtectSystem=, PrivateTmp=, ...), the syscall" \
+    "filter and Type=notify, which need systemd as PID 1 (systemd-analyze checks the unit)"
+
 exec 9>/tmp/jobd-install-test.lock
 flock -w 600 9 || fail "another install test holds /tmp/jobd-install-test.lock"
 
