@@ -47,9 +47,20 @@ ERR=$R/jobd.stderr  # the daemon's stderr: what journald would get
 PID=
 cleanup() {
     local rc=$?
+    set +e  # clean up all that can be, whatever fails
     [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-    for u in $MEMBER $OTHER jobd; do getent passwd "$u" >/dev/null && userdel "$u" 2>/dev/null; done
-    for g in jobd-ops jobd; do getent group "$g" >/dev/null && groupdel "$g" 2>/dev/null; done
+    local u g p
+    for u in $MEMBER $OTHER jobd; do  # users this script made (none existed before it)
+        getent passwd "$u" >/dev/null || continue
+        for p in $(pgrep -u "$u"); do kill -KILL "$p" 2>/dev/null || true; done  # runs left
+        for _ in $(seq 50); do pgrep -u "$u" >/dev/null || break; sleep 0.1; done
+        userdel "$u" || say "could not remove user $u: remove it by hand (userdel $u)"
+    done
+    for g in jobd-ops jobd $MEMBER $OTHER; do
+        if getent group "$g" >/dev/null; then
+            groupdel "$g" || say "could not remove group $g: remove it by hand (groupdel $g)"
+        fi
+    done
     [[ $rc -eq 0 ]] || say "FAILED (exit $rc)"
     if [[ $rc -ne 0 && -f $ERR ]]; then say "the daemon's stderr:"; tail -n 40 "$ERR" >&2; fi
     rm -rf "$R"
