@@ -63,6 +63,11 @@ MAX_DEPTH: Final = 32
 MAX_DURATION: Final = 100 * 366 * 86400.0
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SCHEDULED_KEY = re.compile(r"[^\x00-\x1f\x7f]+")
+"""A ``[tool.scheduled.<id>]`` key: the spec allows any TOML key; jobd refuses control
+characters only (ids go into messages, logs and the environment)."""
+MAX_ID_CHARS: Final = 256
+"""The longest full job id (``project:job``): the control protocol's limit."""
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 ENTRYPOINT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
@@ -124,7 +129,8 @@ STRING_LIST = Kind("a list of strings", _is_str_list,
                    {"type": "array", "items": {"type": "string"}})
 ID_LIST = Kind("a list of job ids", _is_str_list,
                {"type": "array", "uniqueItems": True,
-                "items": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"}})
+                "items": {"type": "string", "pattern":
+                          f"^({JOB_ID.pattern}|[^:\\x00-\\x1f\\x7f]+:[^\\x00-\\x1f\\x7f]+)$"}})
 COMMAND = Kind("a string (run by /bin/sh -c) or a list of strings (exec'd)",
                lambda v: isinstance(v, str) or _is_str_list(v),
                {"oneOf": [_STR_SCHEMA, {"type": "array", "minItems": 1,
@@ -708,6 +714,28 @@ class FileResult:
     tables: Mapping[str, KeyPath] = field(default_factory=dict)  # job id -> its table's path
 
 
+def project_namespace(path: Path, doc: Mapping[str, Any]) -> str:
+    """The namespace of a pyproject's ``[tool.scheduled]`` jobs: ``[project].name``; without
+    one, the name of the project's directory for a (linked) ``pyproject.toml``, else the job
+    file's name without ``.toml``. Lowercased, with every run of other characters than
+    ``a-z0-9`` made one ``-`` (PEP 503's normalization, for valid names)."""
+    project = doc.get("project")
+    name = project.get("name") if isinstance(project, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        real = resolved(path)
+        name = real.parent.name if real.name == "pyproject.toml" else path.stem
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "project"
+
+
+def is_job_ref(name: str) -> bool:
+    """A name that can be a job's id: a ``[jobs.<id>]`` id or a ``project:job`` one."""
+    if JOB_ID.fullmatch(name):
+        return True
+    project, colon, job = name.partition(":")
+    return bool(colon and project and SCHEDULED_KEY.fullmatch(job)
+                and len(name) <= MAX_ID_CHARS)
+
+
 def _is_pyproject(path: Path, doc: Mapping[str, Any]) -> bool:
     return (path.name == "pyproject.toml" or resolved(path).name == "pyproject.toml"
             or any(k in doc for k in ("tool", "project", "build-system")))
@@ -731,7 +759,7 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
                            " (a job file holds [jobs.<id>] tables)", at=(name,), key=name)
 
     def each(at: KeyPath, build: Callable[[str, _Table, int | None], JobDef | None],
-             keys: Sequence[Key]) -> None:
+             keys: Sequence[Key], namespace: str | None = None) -> None:
         container: Any = doc
         for part in at:
             container = container.get(part) if isinstance(container, dict) else None
@@ -741,12 +769,21 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
             report.add(f"expected a table of jobs, got {describe(container)}", at=at,
                        key=".".join(map(str, at)))
             return
-        for job_id, table in container.items():
-            where = (*at, job_id)
+        for key, table in container.items():
+            where = (*at, key)
             line = report.locs.nearest(where)
-            if not JOB_ID.fullmatch(job_id):
-                report.add(f"{show(job_id)} is not a valid job id: it must match "
+            if namespace is None and not JOB_ID.fullmatch(key):
+                report.add(f"{show(key)} is not a valid job id: it must match "
                            f"{JOB_ID.pattern}", at=where)
+                continue
+            job_id = key if namespace is None else f"{namespace}:{key}"
+            if namespace is not None and not SCHEDULED_KEY.fullmatch(key):
+                report.add(f"{show(key)} is not a valid job id: it holds a control character"
+                           if key else "an empty job id", at=where)
+                continue
+            if len(job_id) > MAX_ID_CHARS:
+                report.add(f"job id {show(job_id)} is longer than {MAX_ID_CHARS} characters",
+                           at=where)
                 continue
             if not isinstance(table, dict):
                 report.add(f"expected a table ([{'.'.join(map(str, where))}]), got "
@@ -773,7 +810,8 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
     each(("jobs",), build_jobs, JOB_KEYS)
     tool = doc.get("tool")
     if pyproject and isinstance(tool, dict):
-        each(("tool", "scheduled"), build_scheduled, SCHEDULED_KEYS)
+        each(("tool", "scheduled"), build_scheduled, SCHEDULED_KEYS,
+             namespace=project_namespace(path, doc))
     if not tables and not report.problems and path.name != "pyproject.toml" \
             and resolved(path).name != "pyproject.toml":
         report.add("no [jobs.<id>] or [tool.scheduled.<id>] tables: this file defines no jobs")
@@ -984,7 +1022,7 @@ def _watch(t: _Table, base: Path) -> WatchSpec | None:
 def _needs(t: _Table, job_id: str) -> tuple[str, ...]:
     needs: list[str] = []
     for i, name in enumerate(t.get("needs", [])):
-        if not JOB_ID.fullmatch(name):
+        if not is_job_ref(name):
             t.problem("needs", f"{show(name)} is not a valid job id", i)
         elif name == job_id:
             t.problem("needs", "a job cannot need itself", i)
@@ -1122,8 +1160,10 @@ def _build_job(job_id: str, t: _Table, source: JobSource, base: Path,
 
 def _build_scheduled(job_id: str, t: _Table, source: JobSource, base: Path,
                      config: DaemonConfig) -> JobDef | None:
-    """A ``[tool.scheduled.<id>]`` job: ``every`` cadence and ``entrypoint`` "module:function",
-    imported from the project directory (the resolved file's directory)."""
+    """A ``[tool.scheduled.<id>]`` job, ``job_id`` being ``project:id``: ``every`` cadence and
+    ``entrypoint`` "module:function", imported from the project directory (the resolved file's
+    directory). Every period missed while the daemon was down runs once (``catchup = all``):
+    the spec asks for at least one run per cadence."""
     for name in ("every", "entrypoint"):
         if name not in t.raw:
             t.problem(None, f"missing key {name} (the scheduled-jobs spec requires every and "
@@ -1134,7 +1174,7 @@ def _build_scheduled(job_id: str, t: _Table, source: JobSource, base: Path,
     if action is None or timezone is None or not t.ok:
         return None
     return JobDef(id=job_id, source=source, action=action, time_triggers=triggers,
-                  timezone=timezone, workdir=base)
+                  timezone=timezone, workdir=base, catchup=Catchup.ALL)
 
 
 # --- all job files -------------------------------------------------------------------------

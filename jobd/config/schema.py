@@ -23,6 +23,7 @@ from jobd.config.loader import (
     JOB_KEYS,
     POOL_KEYS,
     REQUIRES,
+    SCHEDULED_KEY,
     SCHEDULED_KEYS,
     SIZE_PATTERN,
     STAGE_KEYS,
@@ -187,7 +188,10 @@ def build_schema() -> dict[str, Any]:
                 "properties": {
                     "scheduled": {
                         "type": "object",
-                        "propertyNames": {"pattern": id_pattern},
+                        "description": "Scheduled jobs by id (any id without control "
+                                       "characters); each runs as the job "
+                                       "<project>:<id>.",
+                        "propertyNames": {"pattern": f"^{SCHEDULED_KEY.pattern}$"},
                         "additionalProperties": {"$ref": "#/$defs/scheduled"},
                     },
                 },

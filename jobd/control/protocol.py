@@ -46,7 +46,8 @@ READ_METHODS = frozenset({"status", "list", "show", "runs", "logs", "why", "subs
 CHANGE_METHODS = frozenset({"run", "cancel", "pause", "resume", "reload"})
 METHODS = READ_METHODS | CHANGE_METHODS
 
-RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped")
+RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped",
+              "upstream_failed")
 ENCODINGS = ("text", "base64")
 
 RequestId = str | int | float | None

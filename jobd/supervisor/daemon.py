@@ -21,7 +21,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from jobd import __version__
-from jobd._enums import Overlap, RunState, TriggerKind
+from jobd._enums import Catchup, Overlap, RunState, TriggerKind
 from jobd._exceptions import ConfigError, JobNotFound, RunNotFound
 from jobd.config.loader import load_config, load_jobs
 from jobd.config.model import (
@@ -337,9 +337,12 @@ class Daemon:
                                             cursors.get(t.cursor_key, t.scheduled_for))
             running = list(self._active_by_job.get(job.id, ()))
             queued = list(self._queued_by_job.get(job.id, ()))
-            # A run of a flow is that flow's member: never folded into another's run.
+            # A run of a flow is that flow's member: never folded into another's run; nor is
+            # a missed slot of catchup = all, which promises each slot its own run.
             decision = admit(job.overlap, running=running, queued=queued,
-                             coalescible=not t.params and t.flow_id is None)
+                             coalescible=not t.params and t.flow_id is None
+                             and not (t.kind is TriggerKind.CATCHUP
+                                      and job.catchup is Catchup.ALL))
             if decision.action is Admit.COALESCE and decision.into is not None:
                 into_run = writes.get(decision.into) or self.queued[decision.into]
                 # A queued matrix group takes the trigger in every cell.

@@ -7,8 +7,10 @@ as ``recovery`` at the next start."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,7 +66,20 @@ class RunFailedToRender(Exception):
 
 
 def log_path(config: DaemonConfig, run: RunRecord) -> Path:
-    return config.logs_dir / run.job_id / f"{run.run_id}.log"
+    return config.logs_dir / log_dir_name(run.job_id) / f"{run.run_id}.log"
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+
+def log_dir_name(job_id: str) -> str:
+    """The directory of a job's logs: its id when that is a plain name; else (a
+    ``[tool.scheduled]`` id may hold ``/``, spaces, any letter, and be long) its plain
+    characters, cut short, and a digest of the whole id, so that the name is safe and unique."""
+    if _PLAIN_ID.fullmatch(job_id) and ".." not in job_id:
+        return job_id
+    plain = re.sub(r"[^A-Za-z0-9_.:-]+", "_", job_id).strip("._")[:64]
+    return f"{plain}~{hashlib.sha256(job_id.encode()).hexdigest()[:16]}"
 
 
 def output_path(config: DaemonConfig, run: RunRecord) -> Path:
@@ -346,6 +361,8 @@ class Runner:
 
 
 def result_word(state: RunState) -> str:
-    """A run state in the words of ``needs.<id>.result`` (GitHub's)."""
+    """A run state in the words of ``needs.<id>.result`` (GitHub's: a job not run because a
+    need failed is ``skipped`` there)."""
     return {RunState.SUCCEEDED: "success", RunState.SKIPPED: "skipped",
+            RunState.UPSTREAM_FAILED: "skipped",
             RunState.CANCELLED: "cancelled"}.get(state, "failure")

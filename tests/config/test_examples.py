@@ -28,8 +28,8 @@ def test_example_config_stays_inside_the_checkout() -> None:
     config = load_config(CONFIG)
     assert config.state_dir == ROOT / "var" and config.socket == ROOT / "var" / "jobd.sock"
     jobs = load_jobs(config).jobs
-    assert sorted(jobs) == ["app-report", "heartbeat", "nightly-cleanup", "report",
-                            "transform"]
+    assert sorted(jobs) == ["heartbeat", "jobd-example-app:app-report", "nightly-cleanup",
+                            "report", "transform"]
     for job in jobs.values():
         assert job.workdir.is_relative_to(ROOT)
     assert jobs["transform"].watch is not None
@@ -41,14 +41,15 @@ def test_pyproject_example_is_a_symlink_into_the_project() -> None:
     link = ROOT / "config" / "jobs.d" / "pyproject-example.toml"
     assert link.is_symlink()
     assert link.resolve() == ROOT / "config" / "examples" / "pyproject.toml"
-    job = load_jobs(load_config(CONFIG)).jobs["app-report"]
+    job = load_jobs(load_config(CONFIG)).jobs["jobd-example-app:app-report"]
     assert job.action == EntrypointAction(entrypoint="app.jobs:report",
                                           path=(ROOT / "config" / "examples",))
     code = "import sys; sys.path[:0] = [sys.argv[1]]; import app.jobs; app.jobs.report()"
     out = subprocess.run([sys.executable, "-c", code, str(job.action.path[0])],
                          capture_output=True, text=True, timeout=30, check=True,
-                         env={**os.environ, "JOBD_JOB_ID": "app-report", "JOBD_RUN_ID": "7"})
-    assert "job app-report (run 7): " in out.stdout and "% of / is free" in out.stdout
+                         env={**os.environ, "JOBD_JOB_ID": "jobd-example-app:app-report",
+                              "JOBD_RUN_ID": "7"})
+    assert "job jobd-example-app:app-report (run 7): " in out.stdout and "% of / is free" in out.stdout
 
 
 def test_heartbeat_prints_the_time() -> None:
@@ -126,4 +127,4 @@ def test_job_file_examples_in_the_docs_load(tmp_path: Path) -> None:
     jobset = load_jobs(load_config(tmp_path / "jobd.toml"))
     assert jobset.invalid == {}
     assert {"extract", "load", "report", "sync", "ingest", "publish", "vacuum", "nightly",
-            "build", "clean-files", "test"} <= set(jobset.jobs)
+            "build", "shop:clean-files", "test"} <= set(jobset.jobs)
