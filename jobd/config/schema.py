@@ -21,6 +21,7 @@ from jobd.config.loader import (
     DURATION_PATTERN,
     JOB_ID,
     JOB_KEYS,
+    MAX_ID_CHARS,
     POOL_KEYS,
     REQUIRES,
     SCHEDULED_KEY,
@@ -191,7 +192,9 @@ def build_schema() -> dict[str, Any]:
                         "description": "Scheduled jobs by id (any id without control "
                                        "characters); each runs as the job "
                                        "<project>:<id>.",
-                        "propertyNames": {"pattern": f"^{SCHEDULED_KEY.pattern}$"},
+                        # the full id "<project>:<id>" is at most MAX_ID_CHARS long
+                        "propertyNames": {"pattern": f"^{SCHEDULED_KEY.pattern}$",
+                                          "maxLength": MAX_ID_CHARS - 2},
                         "additionalProperties": {"$ref": "#/$defs/scheduled"},
                     },
                 },
