@@ -97,12 +97,14 @@ _LEVELS = {
     RunState.CANCELLED: logging.WARNING,
     RunState.FAILED: logging.ERROR,
     RunState.TIMED_OUT: logging.ERROR,
+    RunState.UPSTREAM_FAILED: logging.WARNING,  # not run: the failure is its need's
 }
 
 
 def run_end(run: RunRecord) -> tuple[int, str]:
     """The level and line that report a finished run: INFO when it succeeded (or was skipped),
-    WARNING when cancelled, ERROR when it failed or timed out."""
+    WARNING when cancelled or not run because a need failed, ERROR when it failed or timed
+    out."""
     level = _LEVELS.get(run.state, logging.WARNING)
     parts = [f"run {run.run_id} of job '{run.job_id}' {run.state}",
              f"trigger {run.trigger}"]

@@ -12,6 +12,7 @@ import anyio
 from jobd._enums import RunState, TriggerKind
 from jobd.flows.rules import FlowState, aggregate
 from jobd.journal.abc import RunRecord
+from jobd.logs import run_end
 from jobd.supervisor.events import Trigger
 from jobd.supervisor.runner import result_word
 
@@ -74,6 +75,7 @@ class FlowEngine:
                 await d.journal.put_runs(skipped)
                 for r in skipped:
                     d._publish(r)
+                    log.log(*run_end(r))
                     d._decide(r.job_id, f"flow {flow_id}: {r.state} ({r.message})")
             for j in decision.run:
                 d._decide(j, f"flow {flow_id}: needs met ({decision.reasons.get(j, '')})")

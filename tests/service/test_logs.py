@@ -96,6 +96,13 @@ def test_timed_out_is_an_error_and_cancelled_a_warning() -> None:
                          "/var/lib/jobd/logs/nightly/42.log")
 
 
+def test_upstream_failed_is_a_warning_naming_why() -> None:
+    run = _run(state=RunState.UPSTREAM_FAILED, trigger=TriggerKind.NEEDS, started_at=None,
+               exit_code=None, log_path=None, message="extract failed")
+    assert run_end(run) == (
+        logging.WARNING, "run 42 of job 'nightly' upstream_failed, trigger needs: extract failed")
+
+
 def test_a_skipped_run_is_info_without_times() -> None:
     assert run_end(_run(state=RunState.SKIPPED, started_at=None, exit_code=None,
                         message="condition is false: false")) == (
