@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import anyio
 
+    from jobd.control.limits import raise_nofile
     from jobd.supervisor.daemon import Daemon
+    raise_nofile()  # each control client holds a descriptor: use what the system allows
     try:
         anyio.run(Daemon(config).run)
     except KeyboardInterrupt:

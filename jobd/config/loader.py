@@ -49,11 +49,13 @@ from jobd.config.model import (
 )
 from jobd.durations import parse_duration
 from jobd.expressions import parse_condition, parse_template
+from jobd.expressions.shell import shell_command
 from jobd.flows.graph import find_cycle
 from jobd.matrix import expand
 from jobd.triggers.abc import TimeTrigger
 from jobd.triggers.cadence import CadenceTrigger
 from jobd.triggers.cron import CronTrigger
+from jobd.triggers.manifest import anchor
 from jobd.triggers.timezones import machine_timezone, resolve_timezone
 
 MAX_FILE_BYTES: Final = 1024 * 1024
@@ -570,10 +572,13 @@ class _Table:
             return None
         return seconds
 
-    def template(self, name: str, text: str, *sub: str | int) -> None:
-        """Check that ``text`` is a valid template (``${{ }}`` expressions)."""
+    def template(self, name: str, text: str, *sub: str | int, shell: bool = False) -> None:
+        """Check that ``text`` is a valid template (``${{ }}`` expressions); with ``shell``,
+        also that each expression can reach the shell as a variable."""
         try:
-            parse_template(text)
+            parsed = parse_template(text)
+            if shell:
+                shell_command(parsed)
         except ExpressionError as e:
             self.problem(name, str(e), *sub)
 
@@ -897,7 +902,7 @@ def _step(t: _Table, runs: str, base: Path) -> StepAction | None:
             for i, arg in enumerate(command):
                 t.template("command", arg, i)
             return CommandAction(command=tuple(command))
-        t.template("command", command)
+        t.template("command", command, shell=True)
         return CommandAction(command=command)
     if runs == "entrypoint":
         entry: str = t.values["entrypoint"]
@@ -1014,7 +1019,7 @@ def _watch(t: _Table, base: Path) -> WatchSpec | None:
             else:
                 t.problem("watch", problem, i)
             continue
-        patterns.append(str(_under(base, pattern)))
+        patterns.append(anchor(str(_under(base, pattern))))
     debounce = t.duration("debounce", positive=True)
     return WatchSpec(patterns=tuple(patterns), debounce=0.1 if debounce is None else debounce)
 

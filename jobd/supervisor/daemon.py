@@ -39,6 +39,7 @@ from jobd.executors.process import find_leftovers, stop_leftovers
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.matrix import expand
+from jobd.supervisor import runfiles
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
 from jobd.supervisor.flowing import FlowEngine
@@ -112,9 +113,7 @@ class Daemon:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover, load, serve until ``stop()`` (or SIGTERM), then drain."""
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
-        (self.config.state_dir / "outputs").mkdir(parents=True, exist_ok=True)
+        runfiles.make_dirs(self.config)  # with the modes of docs/security.md
         async with self.journal:
             self._deps = RunnerDeps(
                 config=self.config, journal=self.journal, executor=self.executor,

@@ -128,3 +128,27 @@ def test_job_file_examples_in_the_docs_load(tmp_path: Path) -> None:
     assert jobset.invalid == {}
     assert {"extract", "load", "report", "sync", "ingest", "publish", "vacuum", "nightly",
             "build", "shop:clean-files", "test"} <= set(jobset.jobs)
+
+
+def test_transform_is_robust_to_hostile_names(tmp_path: Path) -> None:
+    """A name with newlines cannot name another file; a symlink is not followed."""
+    job = load_jobs(load_config(CONFIG)).jobs["transform"]
+    assert isinstance(job.action, ScriptAction)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (tmp_path / "w.toml").write_text("secret,stuff\nline,1\n")
+    hostile = inbox / "x\nw.toml\n.csv"
+    hostile.write_text("name,qty\na,1\n")
+    link = inbox / "link.csv"
+    link.symlink_to(tmp_path / "w.toml")
+    listing = tmp_path / "paths"
+    listing.write_bytes(f"{hostile}\0{link}\0".encode())
+    output = tmp_path / "output"
+    env = {**os.environ, "OUTBOX": str(tmp_path / "outbox"), "JOBD_OUTPUT": str(output),
+           "JOBD_CHANGED_PATHS_FILE": str(listing), "JOBD_CHANGED_PATHS": f"{link}"}
+    subprocess.run([sys.executable, str(job.action.script)], env=env, check=True, timeout=30,
+                   capture_output=True, cwd=tmp_path)
+    assert (tmp_path / "outbox" / "summary.txt").read_text() == (
+        "'x\\nw.toml\\n.csv': 1 rows; columns: name, qty\n"
+        "link.csv: skipped (not a regular file)\n")
+    assert output.read_text() == "rows=1\n"
