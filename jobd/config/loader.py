@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from jobd._enums import Catchup, Overlap, TriggerRule
 from jobd._exceptions import ConfigError, ExpressionError, Problem, source_path
+from jobd.config.http import missing_web_modules, parse_listen, token_problem
 from jobd.config.locate import KeyPath, Locations, locate
 from jobd.config.model import (
     Action,
@@ -35,6 +36,7 @@ from jobd.config.model import (
     ContainerAction,
     DaemonConfig,
     EntrypointAction,
+    HttpConfig,
     JobDef,
     JobSet,
     JobSource,
@@ -315,6 +317,11 @@ DAEMON_KEYS: Final[tuple[Key, ...]] = (
     Key("docker_host", STRING, "Docker Engine API for container jobs; default: $DOCKER_HOST, "
         "else unix:///var/run/docker.sock."),
     Key("docker_network", STRING, "Network for container jobs; default: the engine's."),
+)
+HTTP_KEYS: Final[tuple[Key, ...]] = (
+    Key("listen", STRING, 'The dashboard\'s address: "127.0.0.1:8750" or a unix socket path.'),
+    Key("token_file", STRING, "File holding the token every request must carry; required "
+        "when listen is beyond loopback."),
 )
 POOL_KEYS: Final[tuple[Key, ...]] = (
     Key("max_parallel", INTEGER, "Runs of this pool's jobs at once.", minimum=1),
@@ -640,8 +647,9 @@ def load_config(path: Path) -> DaemonConfig:
         raise ConfigError(report.problems)
     base = resolved(path).parent
     for name, value in doc.items():
-        if name not in ("daemon", "pools"):
-            report.add("unknown table" + hint(name, ("daemon", "pools")), at=(name,), key=name)
+        if name not in ("daemon", "pools", "http"):
+            report.add("unknown table" + hint(name, ("daemon", "pools", "http")), at=(name,),
+                       key=name)
         elif not isinstance(value, dict):
             report.add(f"expected a table, got {describe(value)}", at=(name,), key=name)
     section = doc.get("daemon", {})
@@ -685,6 +693,9 @@ def load_config(path: Path) -> DaemonConfig:
         elif p.ok:
             pools[name] = PoolConfig(name=name, max_parallel=p.values["max_parallel"])
 
+    raw_http = doc.get("http")
+    http = _http(report, raw_http, base) if isinstance(raw_http, dict) else None
+
     if report.problems:
         raise ConfigError(sorted(report.problems, key=lambda p: p.line or 0))
     return DaemonConfig(
@@ -701,8 +712,37 @@ def load_config(path: Path) -> DaemonConfig:
         retention_days=30.0 if days is None else days / 86400.0,
         docker_host=t.get("docker_host"),
         docker_network=t.get("docker_network"),
+        http=http,
         **kwargs,
     )
+
+
+def _http(report: _Report, raw: Mapping[str, Any], base: Path) -> HttpConfig | None:
+    """``[http]`` (docs/dashboard.md): an address, and a token beyond loopback."""
+    t = _Table(report, ("http",), None, HTTP_KEYS, raw, prefix="http.")
+    if "listen" not in raw:
+        t.problem(None, 'missing key listen (e.g. listen = "127.0.0.1:8750")')
+        return None
+    if not t.ok:
+        return None
+    try:
+        host, port, sock, loopback = parse_listen(t.values["listen"])
+    except ValueError as e:
+        t.problem("listen", str(e))
+        return None
+    if missing := missing_web_modules():
+        t.problem(None, f"the dashboard needs jobd's web extra ({', '.join(missing)} not "
+                  "installed): pip install 'jobd[web]', or remove [http]")
+    token_file = _under(base, t.values["token_file"]) if "token_file" in t.values else None
+    if token_file is None and not loopback:
+        t.problem("listen", f"{show(t.values['listen'])} is reachable from other machines: "
+                  "set http.token_file to a file holding a token (docs/dashboard.md), or "
+                  'listen on loopback ("127.0.0.1:8750")')
+    elif token_file is not None and (problem := token_problem(token_file)) is not None:
+        t.problem("token_file", problem)
+    return HttpConfig(listen=t.values["listen"], host=host, port=port,
+                      path=_under(base, sock) if sock is not None else None,
+                      token_file=token_file, loopback=loopback) if t.ok else None
 
 
 # --- one job file --------------------------------------------------------------------------

@@ -108,6 +108,7 @@ class Daemon:
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
         self._docker_executor: DockerExecutor | None = None
+        self.http_url: str | None = None  # the dashboard's address, once it listens
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -144,6 +145,9 @@ class Daemon:
                     if self._control:
                         from jobd.control.server import ControlServer
                         await tg.start(ControlServer(self, self.config).serve)
+                    if self.config.http is not None:  # else no port, no web import
+                        from jobd.web import serve_http
+                        self.http_url = await tg.start(serve_http, self, self.config)
                     if self._handle_signals:
                         await tg.start(self._signal_loop)
                     if self._watch_jobs_dir:
@@ -676,9 +680,10 @@ class Daemon:
 
     async def list_jobs(self) -> list[dict[str, Any]]:
         out = []
+        lasts = await self.journal.latest_finished_of(self.jobset.jobs)
         for job_id in sorted(self.jobset.jobs):
             job = self.jobset.jobs[job_id]
-            last = await self.journal.latest_finished(job_id)
+            last = lasts.get(job_id)
             nxt = self._next_run(job)
             out.append({
                 "job_id": job_id, "file": str(job.source.file),
@@ -744,13 +749,26 @@ class Daemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         if job_id is not None and job_id not in self.jobset.jobs \
                 and not await self.journal.list_runs(job_id=job_id, limit=1):
             raise JobNotFound(job_id)
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        from jobd.triggers.catchup import slots_between
+        job = self._job(job_id)
+        return slots_between(job.time_triggers, start, end, limit=limit)
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {j.id: {"needs": list(j.needs), "trigger_rule": str(j.trigger_rule)}
+                for j in self.jobset.jobs.values()}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else log_path(self.config, run)

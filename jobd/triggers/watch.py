@@ -487,7 +487,8 @@ class WatchSource:
         items = self._items
         changes_iter = awatch(
             *sorted(w.roots), watch_filter=None, debounce=w.grouping_ms, step=STEP_MS,
-            stop_event=w.signal,  # duck-typed: awatch only calls is_set() and set()
+            # duck-typed: awatch only calls is_set() and set()
+            stop_event=w.signal,  # type: ignore[arg-type, unused-ignore]
             rust_timeout=RUST_TIMEOUT_MS, yield_on_timeout=True, recursive=w.recursive,
             ignore_permission_denied=True)
         async with aclosing(changes_iter):

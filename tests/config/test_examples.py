@@ -21,20 +21,21 @@ def test_example_config_passes_check() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert run_check(CONFIG, [], out=out, err=err) == 0
     assert err.getvalue() == ""
-    assert out.getvalue() == "ok: 5 jobs in 4 files\n"
+    assert out.getvalue() == "ok: 6 jobs in 4 files\n"
 
 
 def test_example_config_stays_inside_the_checkout() -> None:
     config = load_config(CONFIG)
     assert config.state_dir == ROOT / "var" and config.socket == ROOT / "var" / "jobd.sock"
     jobs = load_jobs(config).jobs
-    assert sorted(jobs) == ["heartbeat", "jobd-example-app:app-report", "nightly-cleanup",
-                            "report", "transform"]
+    assert sorted(jobs) == ["alert", "heartbeat", "jobd-example-app:app-report",
+                            "nightly-cleanup", "report", "transform"]
     for job in jobs.values():
         assert job.workdir.is_relative_to(ROOT)
     assert jobs["transform"].watch is not None
     assert jobs["transform"].watch.patterns == (str(ROOT / "var" / "inbox" / "*.csv"),)
     assert jobs["report"].needs == ("transform",)
+    assert jobs["alert"].needs == ("transform",) and jobs["alert"].trigger_rule == "one_failed"
 
 
 def test_pyproject_example_is_a_symlink_into_the_project() -> None:
