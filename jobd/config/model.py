@@ -70,9 +70,13 @@ RELOADABLE = ("max_parallel", "pools", "shutdown_grace", "timezone", "log_max_by
 
 def restart_needed(old: DaemonConfig, new: DaemonConfig) -> list[str]:
     """The settings that changed but a reload cannot apply (the socket, the journal's place,
-    the Docker connection, ...), in the config's order."""
-    return [f for f in old.__dataclass_fields__ if f not in (*RELOADABLE, "path")
-            and getattr(old, f) != getattr(new, f)]
+    the Docker connection, the dashboard, ...), in the config's order, as the config file names
+    them: ``daemon.socket_mode``, ``http``."""
+    return [f if f in _TABLES else f"daemon.{f}" for f in old.__dataclass_fields__
+            if f not in (*RELOADABLE, "path") and getattr(old, f) != getattr(new, f)]
+
+
+_TABLES = ("http",)  # fields that are whole tables of the config file, not [daemon] keys
 
 
 # --- what runs ---------------------------------------------------------------------------

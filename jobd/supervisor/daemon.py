@@ -829,8 +829,8 @@ class Daemon:
 
     def _apply_config(self, fresh: DaemonConfig) -> None:
         for name in restart_needed(self.config, fresh):
-            log.warning("config: daemon.%s changed; it takes effect only when jobd is "
-                        "restarted (systemctl restart jobd)", name)
+            log.warning("config: %s changed; it takes effect only when jobd is restarted "
+                        "(systemctl restart jobd)", name)
         self.config = replace(self.config, **{k: getattr(fresh, k) for k in RELOADABLE})
 
     async def why(self, job_id: str) -> dict[str, Any]:

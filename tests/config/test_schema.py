@@ -234,6 +234,7 @@ DAEMON_VALID = [
     (ROOT / "systemd" / "jobd.toml").read_text(),
     '[daemon]\nsocket_mode = "0o600"\nlog_max_bytes = "2 MB"\nretention_days = "1w"\n',
     "[daemon]\nsocket_mode = 0o660\nlog_max_bytes = 1000\n[pools.db]\nmax_parallel = 1\n",
+    '[http]\nlisten = "127.0.0.1:8750"\n',
 ]
 DAEMON_INVALID = [  # the parsable cases of tests/config/test_config.py but the time zone's
     "[daemon]\nmax_paralel = 4\n",
@@ -251,6 +252,8 @@ DAEMON_INVALID = [  # the parsable cases of tests/config/test_config.py but the 
     "[pools.db]\n",
     "[pools.db]\nmax_parallel = 1\nsize = 2\n",
     '[pools."d b"]\nmax_parallel = 1\n',
+    '[http]\ntoken_file = "t"\n',
+    '[http]\nlisten = "127.0.0.1:8750"\nport = 1\n',
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobd.config.loader import load_config
-from jobd.config.model import RELOADABLE, DaemonConfig, restart_needed
+from jobd.config.model import RELOADABLE, DaemonConfig, HttpConfig, restart_needed
 
 from .conftest import running, write_config
 
@@ -25,9 +25,13 @@ def test_restart_needed_names_only_what_a_reload_cannot_apply() -> None:
     new = _config(path=Path("/etc/jobd/jobd.toml"), max_parallel=2, socket_mode=0o666,
                   socket_group="ops", docker_host="unix:///d.sock", docker_network="none",
                   state_dir=Path("/t"), retention_days=1.0)
-    assert restart_needed(old, new) == ["state_dir", "socket_group", "socket_mode",
-                                        "docker_host", "docker_network"]
+    assert restart_needed(old, new) == ["daemon.state_dir", "daemon.socket_group",
+                                        "daemon.socket_mode", "daemon.docker_host",
+                                        "daemon.docker_network"]
     assert restart_needed(old, old) == []
+    dashboard = HttpConfig(listen="127.0.0.1:8750", host="127.0.0.1", port=8750, path=None,
+                           token_file=None, loopback=True)
+    assert restart_needed(old, _config(http=dashboard)) == ["http"]
 
 
 def test_every_setting_is_either_reloadable_or_needs_a_restart() -> None:
