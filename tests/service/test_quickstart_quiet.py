@@ -20,6 +20,9 @@ CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 def test_quick_start_logs_only_jobd_and_the_missing_inbox_stays_quiet(tmp_path: Path) -> None:
     shutil.copytree(CONFIG, tmp_path / "config", symlinks=True)
+    cfg = tmp_path / "config" / "jobd.toml"  # the dashboard on a free port, not 8750
+    cfg.write_text(cfg.read_text().replace('"127.0.0.1:8750"', '"127.0.0.1:0"'))
+    assert '"127.0.0.1:0"' in cfg.read_text()
     var, err = tmp_path / "var", tmp_path / "stderr"
     sock = var / "jobd.sock"
     env = {k: v for k, v in os.environ.items()
