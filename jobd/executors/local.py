@@ -25,15 +25,21 @@ import pwd
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import anyio
 
 from jobd.executors._logsink import LogSink
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
-from jobd.executors.process import process_start_ticks, signal_group, stop_process_group
+from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
+from jobd.executors.process import (
+    find_leftovers,
+    process_start_ticks,
+    signal_group,
+    stop_leftovers,
+    stop_process_group,
+)
 
 logger = logging.getLogger("jobd.executors")
 
@@ -250,6 +256,16 @@ class LocalExecutor(Executor):
                 os.close(pidfd)
         finally:
             sink.close()
+
+    async def find_leftovers(self, ref: RunRef) -> list[str]:
+        """The run's processes still alive (``process.find_leftovers``), as pid strings."""
+        pids = await anyio.to_thread.run_sync(partial(
+            find_leftovers, ref.run_id, ref.pid, ref.pid_start, marker=ref.instance))
+        return [str(p) for p in pids]
+
+    async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
+        logger.warning("stopping %d leftover processes %s", len(ids), ", ".join(ids))
+        return [str(p) for p in await stop_leftovers([int(i) for i in ids], grace)]
 
     async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
                          pump: _Pump, label: str,
