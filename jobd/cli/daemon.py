@@ -6,7 +6,6 @@ the daemon cannot start with; 2 bad usage; 3 the journal is in use or unusable."
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -54,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         from jobd import __version__
         print(f"jobd {__version__}")
         return 0
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from jobd.logs import configure
+    configure(args.log_level)
     from jobd._exceptions import ConfigError
     from jobd.config.loader import default_config_path, load_config
     path = args.config or default_config_path()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -169,6 +170,15 @@ def _stages(t: Table, base: Path) -> StagesAction | None:
     return StagesAction(stages=tuple(stages))
 
 
+DOCKER_MISSING = ("container jobs need the docker extra, and aiodocker is not installed: "
+                  "pip install 'jobd[docker]' into jobd's environment")
+
+
+def docker_available() -> bool:
+    """Whether the container executor's library (the ``docker`` extra) can be imported."""
+    return importlib.util.find_spec("aiodocker") is not None
+
+
 def build_job(job_id: str, t: Table, source: JobSource, base: Path,
                config: DaemonConfig) -> JobDef | None:
     t.requires()
@@ -180,6 +190,8 @@ def build_job(job_id: str, t: Table, source: JobSource, base: Path,
         action = _step(t, runs, base)
         if "image" in t.values and isinstance(action, CommandAction):
             action = ContainerAction(image=t.values["image"], command=action.command)
+            if not docker_available():
+                t.problem("image", DOCKER_MISSING)
     executor = _executor(t, action, config)
     timezone = job_timezone(t, config)
     triggers = time_triggers(t, job_id, timezone)

@@ -218,7 +218,7 @@ class ControlServer:
             try:
                 os.chmod(self.path, self.config.socket_mode)
                 if gid is not None:
-                    os.chown(self.path, -1, gid)
+                    self._chgrp(gid)
                 self._group_gid = self.path.stat().st_gid
                 sock.listen(self.backlog)
             except BaseException:
@@ -228,6 +228,23 @@ class ControlServer:
             sock.close()
             raise
         return sock, ident
+
+    def _chgrp(self, gid: int) -> None:
+        """Give the socket to ``socket_group``. A daemon user outside that group may not: the
+        socket then keeps the daemon's group (fewer may connect, never more) and the log says
+        how to fix it, instead of the daemon refusing to start."""
+        try:
+            os.chown(self.path, -1, gid)
+        except PermissionError:
+            try:
+                user = pwd.getpwuid(os.geteuid()).pw_name
+            except KeyError:
+                user = str(os.geteuid())
+            log.error("control socket %s: user %r is not a member of socket_group %r, so the "
+                      "socket stays in group %s and members of %r cannot connect; add the "
+                      "user to the group (usermod -a -G %s %s) and restart jobd", self.path,
+                      user, self.config.socket_group, self.path.stat().st_gid,
+                      self.config.socket_group, self.config.socket_group, user)
 
     def _prepare(self) -> int | None:
         """Make the parent dir, refuse a socket a live daemon answers on, remove a stale one;

@@ -14,6 +14,7 @@ import anyio
 from jobd._enums import RunState, TriggerKind
 from jobd.flows.rules import FlowState, aggregate
 from jobd.journal.abc import Journal, RunRecord
+from jobd.logs import run_end
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.decisions import Decisions
 from jobd.supervisor.events import Trigger
@@ -82,6 +83,7 @@ class FlowEngine:
                          for h in d.follow_ups(r, event_for(r.state), None)]
                 await d.ledger.write([*skipped, *extra])
                 for r in skipped:
+                    log.log(*run_end(r))
                     d.decisions.note(r.job_id, f"flow {flow_id}: {r.state} ({r.message})")
                 d.admit(extra)
             for j in decision.run:

@@ -15,7 +15,7 @@ import anyio
 
 from jobd._exceptions import ConfigError
 from jobd.config.loader import load_config, load_jobs
-from jobd.config.model import DaemonConfig, JobDef
+from jobd.config.model import RELOADABLE, DaemonConfig, JobDef, restart_needed
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.loaded import Loaded
@@ -23,9 +23,6 @@ from jobd.supervisor.notify import Notifier
 from jobd.supervisor.runs import RunTable
 
 log = logging.getLogger("jobd")
-
-RESTART_ONLY = ("state_dir", "socket", "jobs_dir", "celery")  # config keys a reload cannot change
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobsDiff:
@@ -42,13 +39,10 @@ def diff_jobs(old: Mapping[str, JobDef], new: Mapping[str, JobDef]) -> JobsDiff:
 
 
 def merge_config(current: DaemonConfig, fresh: DaemonConfig) -> tuple[DaemonConfig, list[str]]:
-    """The config after a reload, and the keys that changed but wait for the next start."""
-    later = [name for name in RESTART_ONLY if getattr(fresh, name) != getattr(current, name)]
-    merged = replace(current, max_parallel=fresh.max_parallel, pools=fresh.pools,
-                     shutdown_grace=fresh.shutdown_grace, timezone=fresh.timezone,
-                     log_max_bytes=fresh.log_max_bytes, retention_runs=fresh.retention_runs,
-                     retention_days=fresh.retention_days)
-    return merged, later
+    """The config after a reload, and the settings that changed but wait for a restart, as
+    the config file names them (``daemon.socket_mode``, ``http``)."""
+    merged = replace(current, **{k: getattr(fresh, k) for k in RELOADABLE})
+    return merged, restart_needed(current, fresh)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,4 +102,5 @@ class Reloader:
         loaded = self.deps.loaded
         loaded.config, later = merge_config(loaded.config, fresh)
         for name in later:
-            log.warning("config: %s changed; it takes effect at the next start", name)
+            log.warning("config: %s changed; it takes effect only when jobd is restarted "
+                        "(systemctl restart jobd)", name)

@@ -39,6 +39,7 @@ from jobd.executors.celery import WorkerLost
 from jobd.expressions import evaluate_condition, parse_template
 from jobd.expressions.shell import shell_command
 from jobd.journal.abc import RunRecord
+from jobd.logs import run_end
 from jobd.remote.protocol import WORKER_PYTHON
 from jobd.supervisor import runfiles
 from jobd.supervisor.clock import Clock
@@ -302,6 +303,7 @@ class Runner:
             if self.job.executor is ExecutorKind.CELERY and self.deps.remote is not None:
                 await self.deps.remote().settle(final.run_id)
         runfiles.remove(self.deps.config, self.run)  # the journal holds the outputs now
+        log.log(*run_end(final))
         return final
 
     async def _retry_hooks(self, state: RunState, code: int | None, message: str | None

@@ -127,4 +127,9 @@ def test_logs_and_outputs_are_private_whoever_writes_first(daemon: Path) -> None
         assert _mode(path.parent) == 0o750, path.parent
     assert "attempt 1 ended" in (var / "logs" / "quiet").joinpath(
         f"{runs['quiet']['run_id']}.log").read_text()
-    assert list((var / "outputs").iterdir()) == []  # the journal holds them now
+    # The journal holds them now; the runner removes each file just after the final write
+    # that `run --wait` saw, so give that removal a moment.
+    deadline = time.monotonic() + 5
+    while list((var / "outputs").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert list((var / "outputs").iterdir()) == []

@@ -119,5 +119,5 @@ def test_a_reload_takes_the_limits_and_leaves_the_paths_for_the_next_start() -> 
         "retention_days": 2.0}
     fresh = replace(current, jobs_dir=Path("/b/jobs.d"), socket=Path("/b/s"), **changes)
     merged, later = merge_config(current, fresh)
-    assert later == ["socket", "jobs_dir"]
+    assert later == ["daemon.jobs_dir", "daemon.socket"]  # as the config file names them
     assert merged == replace(current, **changes)
