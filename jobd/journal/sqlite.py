@@ -90,6 +90,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, path)
     ) STRICT, WITHOUT ROWID;
     """,
+    # 2: the time slots a run covers besides its own (folded into it).
+    "ALTER TABLE runs ADD COLUMN folded_slots TEXT NOT NULL DEFAULT '[]'",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 GATHER_TICKS = 4

@@ -21,7 +21,8 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from jobd import __version__
-from jobd._enums import Overlap, RunState, TriggerKind
+from jobd._crashpoints import crash_point
+from jobd._enums import Catchup, Overlap, RunState, TriggerKind
 from jobd._exceptions import ConfigError, JobNotFound, RunNotFound
 from jobd.config.loader import load_config, load_jobs
 from jobd.config.model import ContainerAction, DaemonConfig, JobDef, JobSet
@@ -330,9 +331,11 @@ class Daemon:
                                             cursors.get(t.cursor_key, t.scheduled_for))
             running = list(self._active_by_job.get(job.id, ()))
             queued = list(self._queued_by_job.get(job.id, ()))
-            # A run of a flow is that flow's member: never folded into another's run.
+            # A run of a flow is that flow's member: never folded into another's run; with
+            # catchup = "all" every time slot keeps a run of its own (docs/scheduling.md).
+            own_slot = t.scheduled_for is not None and job.catchup is Catchup.ALL
             decision = admit(job.overlap, running=running, queued=queued,
-                             coalescible=not t.params and t.flow_id is None)
+                             coalescible=not t.params and t.flow_id is None and not own_slot)
             if decision.action is Admit.COALESCE and decision.into is not None:
                 into_run = writes.get(decision.into) or self.queued[decision.into]
                 # A queued matrix group takes the trigger in every cell.
@@ -341,7 +344,8 @@ class Daemon:
                 for rid in targets:
                     into = writes.get(rid) or self.queued[rid]
                     paths = tuple(dict.fromkeys((*into.changed_paths, *t.changed_paths)))
-                    merged = into.evolve(changed_paths=paths)
+                    merged = into.evolve(changed_paths=paths,
+                                         folded_slots=_fold(into, t.scheduled_for))
                     writes[rid] = self.queued[rid] = merged
                 cancels.extend(decision.cancel)
                 self._decide(job.id, f"{t.kind} trigger {_slot(t)}folded into queued run "
@@ -372,8 +376,6 @@ class Daemon:
                 writes[cell.run_id] = cell
             if t.reply:
                 replies.append((t.reply, run.run_id))
-        for run in writes.values():
-            self._publish(run)
         for rid in cancels:
             self._cancel_active(rid, "replaced by a newer trigger (overlap = replace)")
         # Dispatch may start these runs while the batch commits: a run's own "running"
@@ -381,7 +383,11 @@ class Daemon:
         # are durable by then, usually in one shared commit (see the journal's writer).
         self._wake_dispatch()
         if writes or cursors:
+            crash_point("intake-before-commit")
             await self.journal.put_runs(list(writes.values()), cursors=cursors)
+        crash_point("intake-committed")
+        for run in writes.values():  # shown once durable: a crash cannot erase a run seen
+            self._publish(run)
         for reply, rid in replies:  # accepted: journaled
             reply.resolve(writes[rid])
 
@@ -851,6 +857,13 @@ def _group(run: RunRecord) -> str | None:
 
 def _fields(t: Trigger) -> dict[str, Any]:
     return {f: getattr(t, f) for f in t.__dataclass_fields__}
+
+
+def _fold(into: RunRecord, slot: datetime | None) -> tuple[datetime, ...]:
+    """The time slots ``into`` covers once a trigger for ``slot`` folds into it."""
+    if slot is None or slot == into.scheduled_for or slot in into.folded_slots:
+        return into.folded_slots
+    return (*into.folded_slots, slot)
 
 
 def _slot(t: Trigger) -> str:

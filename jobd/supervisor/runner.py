@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from jobd._crashpoints import crash_point
 from jobd._enums import RunState, TriggerKind
 from jobd.config.model import (
     Action,
@@ -33,7 +34,7 @@ from jobd.config.model import (
 from jobd.executors.abc import Executor, ProcessSpec
 from jobd.executors.actions import argv_for, read_env_file
 from jobd.expressions import evaluate_condition, parse_template
-from jobd.journal.abc import Journal, RunRecord
+from jobd.journal.abc import Journal, RunRecord, run_key
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.policy import outcome, retry_delay, retryable
 
@@ -142,8 +143,11 @@ def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
         "JOBD_OUTPUT": str(output_path(config, run)),
         "JOBD_INSTANCE": instance,
     })
+    env["JOBD_RUN_KEY"] = run_key(run)
     if run.scheduled_for is not None:
         env["JOBD_SCHEDULED_FOR"] = run.scheduled_for.isoformat()
+    if run.folded_slots:
+        env["JOBD_FOLDED_SLOTS"] = " ".join(d.isoformat() for d in run.folded_slots)
     if run.changed_paths:
         env["JOBD_CHANGED_PATHS"] = "\n".join(run.changed_paths)
     if run.flow_id is not None:
@@ -197,6 +201,7 @@ class Runner:
             await self._save(self.run.evolve(state=RunState.RUNNING, started_at=now,
                                              finished_at=None, exit_code=None, message=None,
                                              log_path=str(self.log)))
+            crash_point("running-committed")
             if self.run.attempt > 1 or self.run.trigger is TriggerKind.RECOVERY:
                 # A first attempt needs no note: creating a log file costs ~1 ms here, and a
                 # quiet job that succeeds then leaves none.
@@ -232,6 +237,7 @@ class Runner:
         outputs = read_outputs(out)
         final = self.run.evolve(state=state, exit_code=code, message=message, outputs=outputs,
                                 finished_at=self.deps.clock.now(), log_path=str(self.log))
+        crash_point("after-exit")
         with anyio.CancelScope(shield=True):
             await self._save(final)
         out.unlink(missing_ok=True)  # the journal holds the outputs now
@@ -283,8 +289,10 @@ class Runner:
                            kill_grace=job.kill_grace, user=job.user)
 
         async def started(pid: int, ticks: int | None) -> None:
+            crash_point("after-spawn")
             await self._save(self.run.evolve(pid=pid, pid_start=ticks), durable=False)
 
+        crash_point("before-spawn")
         result = await deps.executor.run(spec, on_started=started, cancel=self.cancel)
         state, message = outcome(result)
         return state, result.exit_code, message
