@@ -50,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import anyio
 
+    from jobd.executors.contain import become_subreaper
+    from jobd.executors.local import LocalExecutor
     from jobd.supervisor.daemon import Daemon
+    # Orphaned descendants of runs come to the daemon, which reaps those it stops.
+    LocalExecutor.reap = become_subreaper()
     try:
         anyio.run(Daemon(config).run)
     except KeyboardInterrupt:

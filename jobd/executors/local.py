@@ -12,6 +12,9 @@ How a run goes:
 4. On timeout, cancel or the caller's cancellation: SIGTERM to the group, SIGKILL after the
    grace (``process.stop_process_group``). After the leader has exited, whatever is left
    in its group is SIGKILLed while the unreaped leader still pins the group id.
+5. Then the processes that left the group (``setsid``) are stopped too: the run's cgroup leaf
+   is killed whole where the daemon has a delegated cgroup, and whatever still carries the
+   run's marker is stopped (``contain``).
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ import pwd
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from typing import ClassVar
 
 import anyio
 
 from jobd.executors._logsink import LogSink
 from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
+from jobd.executors.contain import Containment, reap_orphans
 from jobd.executors.process import process_start_ticks, signal_group, stop_process_group
 
 logger = logging.getLogger("jobd.executors")
@@ -224,8 +230,19 @@ class LocalExecutor(Executor):
     ``drain_timeout``: after the run's process group is gone, how long to wait for the end
     of its output; only a process that left the group (``setsid``) keeps it open longer."""
 
-    def __init__(self, *, drain_timeout: float = 2.0) -> None:
+    _own: ClassVar[set[int]] = set()  # children being supervised: never reaped by the sweep
+    reap: ClassVar[bool] = False  # set by the daemon once it is a child subreaper
+
+    def __init__(self, *, drain_timeout: float = 2.0,
+                 containment: Containment | None = None) -> None:
         self.drain_timeout = drain_timeout
+        self._containment = containment
+
+    @property
+    def containment(self) -> Containment:
+        if self._containment is None:
+            self._containment = Containment.detect()
+        return self._containment
 
     async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
                   cancel: anyio.Event | None = None) -> ProcessResult:
@@ -242,19 +259,39 @@ class LocalExecutor(Executor):
                 logger.error("%s: %s", label, exc)
                 sink.note(str(exc))
                 return ProcessResult(exit_code=None, error=str(exc))
+            run_id, marker = spec.env.get("JOBD_RUN_ID"), spec.env.get("JOBD_INSTANCE")
+            leaf = self.containment.leaf(marker or "-", run_id or f"pid{proc.pid}")
+            self.containment.enter(leaf, proc.pid)
+            LocalExecutor._own.add(proc.pid)
             try:
                 pump = _Pump(loop, read_fd, sink)
-                return await self._supervise(spec, proc, pidfd, pump, f"{label} (pid {proc.pid})",
-                                             on_started, cancel)
+                return await self._supervise(
+                    spec, proc, pidfd, pump, f"{label} (pid {proc.pid})", on_started, cancel,
+                    partial(self._contain, spec, leaf, run_id, marker, proc.pid, sink))
             finally:
                 os.close(pidfd)
+                LocalExecutor._own.discard(proc.pid)
         finally:
             sink.close()
+
+    async def _contain(self, spec: ProcessSpec, leaf: Path | None, run_id: str | None,
+                       marker: str | None, pid: int, sink: LogSink) -> None:
+        """Stop what left the process group: the cgroup leaf, then the marker's holders."""
+        c = self.containment
+        n = await c.kill_leaf(leaf, group=pid)
+        if run_id is not None and run_id.isdigit() and marker is not None:
+            n += len(await c.sweep(int(run_id), marker=marker, grace=spec.kill_grace,
+                                   exclude=frozenset({pid})))
+        if n:
+            sink.note(f"stopped {n} process(es) that outlived the run's process group")
+        if LocalExecutor.reap:
+            reap_orphans(LocalExecutor._own)
 
     async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
                          pump: _Pump, label: str,
                          on_started: StartedCallback | None,
-                         cancel: anyio.Event | None) -> ProcessResult:
+                         cancel: anyio.Event | None,
+                         contain: Callable[[], Awaitable[None]]) -> ProcessResult:
         pid = proc.pid  # also the process group id: it started a new session
         # the timeout counts from the start, on_started included
         deadline = math.inf if spec.timeout is None else anyio.current_time() + spec.timeout
@@ -299,6 +336,8 @@ class LocalExecutor(Executor):
             signal_group(pid, signal.SIGKILL)
             returncode = proc.poll()
             try:
+                with anyio.CancelScope(shield=True):  # before the drain: escapees hold the pipe
+                    await contain()
                 if not pump.eof.is_set():
                     with anyio.move_on_after(self.drain_timeout, shield=True) as draining:
                         await pump.eof.wait()

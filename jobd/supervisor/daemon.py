@@ -227,6 +227,9 @@ class Daemon:
                     log.warning("run %s: stopping %d leftover processes %s", run.run_id,
                                 len(pids), pids)
                     await stop_leftovers(pids, job.kill_grace if job else 10.0)
+                if isinstance(self.executor, LocalExecutor):  # its cgroup leaf, if any
+                    c = self.executor.containment
+                    await c.kill_leaf(c.leaf(self.instance, str(run.run_id)))
                 if job is not None and isinstance(job.action, ContainerAction):
                     await self._stop_containers(run, job.kill_grace)
                 if job is None:
