@@ -17,12 +17,14 @@ are reparented to it rather than to init, so it can reap the escapees it stopped
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
 import hashlib
 import logging
 import os
+import time
 from pathlib import Path
 
 import anyio
@@ -94,6 +96,7 @@ def own_cgroup() -> Path | None:
     return None
 
 
+@functools.cache
 def delegated_cgroup() -> Path | None:
     """Where run leaves can go: the daemon's own cgroup when it may create and populate
     children there (the leaf kill needs ``cgroup.kill``, Linux 5.14); else None."""
@@ -108,10 +111,10 @@ def delegated_cgroup() -> Path | None:
     try:
         usable = (probe / "cgroup.kill").exists() and os.access(probe / "cgroup.procs", os.W_OK)
     finally:
-        try:
+        with contextlib.suppress(OSError):
             probe.rmdir()
-        except OSError:
-            pass
+    if usable:
+        logger.info("runs get their own cgroup under %s", base)
     return base if usable else None
 
 
@@ -127,10 +130,8 @@ class Containment:
 
     @classmethod
     def detect(cls) -> Containment:
-        base = delegated_cgroup()
-        if base is not None:
-            logger.info("runs get their own cgroup under %s", base)
-        return cls(base)
+        """Once per process (cached): a few reads of /proc and cgroupfs, which live in memory."""
+        return cls(delegated_cgroup())
 
     def leaf(self, instance: str, run_id: str) -> Path | None:
         if self.base is None:
@@ -139,46 +140,69 @@ class Containment:
 
     def enter(self, leaf: Path | None, pid: int) -> None:
         """Move ``pid`` into the leaf (created if need be); a failure is logged, not fatal:
-        the marker sweep remains."""
+        the marker sweep remains. On the event loop: cgroupfs lives in memory."""
         if leaf is None:
             return
         try:
-            leaf.mkdir(exist_ok=True)
-            (leaf / "cgroup.procs").write_text(str(pid))
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(leaf)
+            fd = os.open(leaf / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
         except OSError as exc:
             if exc.errno != errno.ESRCH:
                 logger.warning("cannot move pid %d into cgroup %s: %s", pid, leaf, exc.strerror)
 
-    async def kill_leaf(self, leaf: Path | None, *, group: int | None = None) -> int:
-        """Kill every process in the leaf and remove it; how many there were outside process
-        group ``group`` (the run's own, already being stopped)."""
-        if leaf is None or not leaf.is_dir():
-            return 0
-        try:
-            pids = [int(p) for p in (leaf / "cgroup.procs").read_text().split()]
-            n = sum(1 for p in pids if _pgid(p) not in (group, None))
-            if pids:
-                (leaf / "cgroup.kill").write_text("1")
-                with anyio.move_on_after(_KILL_WAIT):
-                    while "populated 1" in (leaf / "cgroup.events").read_text():
-                        await anyio.sleep(0.01)
-            await _rmdir(leaf)
-            return n
-        except OSError as exc:
-            logger.warning("cannot empty cgroup %s: %s", leaf, exc.strerror)
-            return 0
-
-    async def sweep(self, run_id: int, *, marker: str, grace: float,
-                    exclude: frozenset[int] = frozenset()) -> list[int]:
-        """Stop every process still carrying the run's marker; the pids found."""
-        pids = await anyio.to_thread.run_sync(functools.partial(
-            find_leftovers, run_id, None, None, marker=marker))
-        pids = [p for p in pids if p not in exclude]
+    async def stop_escapees(self, leaf: Path | None, *, group: int | None, run_id: int | None,
+                            marker: str | None, grace: float) -> int:
+        """Stop what is left of a run once its process group is gone: kill its cgroup leaf
+        whole (and remove it), then stop whatever still carries its marker. Returns how
+        many processes had left the group."""
+        n, pids = await anyio.to_thread.run_sync(_leftovers, leaf, group, run_id, marker)
         if pids:
             logger.warning("run %s: stopping %d processes that left its process group %s",
                            run_id, len(pids), pids)
             await stop_leftovers(pids, grace)
-        return pids
+        return n + len(pids)
+
+
+def _leftovers(leaf: Path | None, group: int | None, run_id: int | None,
+               marker: str | None) -> tuple[int, list[int]]:
+    """(processes killed with the leaf outside ``group``, pids still carrying the marker)."""
+    n = 0
+    if leaf is not None:
+        try:
+            n = _kill_leaf(leaf, group)
+        except OSError as exc:
+            logger.warning("cannot empty cgroup %s: %s", leaf, exc.strerror)
+    pids: list[int] = []
+    if run_id is not None and marker is not None:
+        pids = [p for p in find_leftovers(run_id, None, None, marker=marker) if p != group]
+    return n, pids
+
+
+def _kill_leaf(leaf: Path, group: int | None) -> int:
+    try:
+        pids = [int(p) for p in (leaf / "cgroup.procs").read_text().split()]
+    except FileNotFoundError:
+        return 0
+    n = sum(1 for p in pids if _pgid(p) not in (group, None))
+    if pids:
+        (leaf / "cgroup.kill").write_text("1")
+        deadline = time.monotonic() + _KILL_WAIT
+        while _populated(leaf) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    _rmdir(leaf)
+    return n
+
+
+def _populated(leaf: Path) -> bool:
+    try:
+        return "populated 1" in (leaf / "cgroup.events").read_text()
+    except FileNotFoundError:
+        return False
 
 
 def _pgid(pid: int) -> int | None:
@@ -188,18 +212,18 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
-async def _rmdir(leaf: Path) -> None:
+def _rmdir(leaf: Path) -> None:
     # A cgroup whose last process just died can refuse rmdir (EBUSY) for a moment.
-    for _ in range(50):
+    for _ in range(100):
         try:
-            leaf.rmdir()
+            os.rmdir(leaf)
             return
         except FileNotFoundError:
             return
         except OSError as exc:
             if exc.errno != errno.EBUSY:
                 raise
-        await anyio.sleep(0.01)
+        time.sleep(0.005)
 
 
 __all__ = ["Containment", "become_subreaper", "delegated_cgroup", "reap_orphans"]

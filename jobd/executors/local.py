@@ -238,8 +238,8 @@ class LocalExecutor(Executor):
         self.drain_timeout = drain_timeout
         self._containment = containment
 
-    @property
-    def containment(self) -> Containment:
+    def contained(self) -> Containment:
+        """How runs are kept together; detected once per process, on first use."""
         if self._containment is None:
             self._containment = Containment.detect()
         return self._containment
@@ -253,6 +253,7 @@ class LocalExecutor(Executor):
             if cancel is not None and cancel.is_set():
                 sink.note("cancelled before it started")
                 return ProcessResult(exit_code=None, cancelled=True)
+            containment = self.contained()
             try:
                 proc, read_fd, pidfd = _spawn(spec, await _plan_user(spec.user))
             except _StartError as exc:
@@ -260,32 +261,31 @@ class LocalExecutor(Executor):
                 sink.note(str(exc))
                 return ProcessResult(exit_code=None, error=str(exc))
             run_id, marker = spec.env.get("JOBD_RUN_ID"), spec.env.get("JOBD_INSTANCE")
-            leaf = self.containment.leaf(marker or "-", run_id or f"pid{proc.pid}")
-            self.containment.enter(leaf, proc.pid)
+            leaf = containment.leaf(marker or "-", run_id or f"pid{proc.pid}")
+            containment.enter(leaf, proc.pid)
             LocalExecutor._own.add(proc.pid)
             try:
                 pump = _Pump(loop, read_fd, sink)
                 return await self._supervise(
                     spec, proc, pidfd, pump, f"{label} (pid {proc.pid})", on_started, cancel,
-                    partial(self._contain, spec, leaf, run_id, marker, proc.pid, sink))
+                    partial(self._contain, containment, spec, leaf, run_id, marker, proc.pid,
+                            sink))
             finally:
                 os.close(pidfd)
                 LocalExecutor._own.discard(proc.pid)
         finally:
             sink.close()
 
-    async def _contain(self, spec: ProcessSpec, leaf: Path | None, run_id: str | None,
-                       marker: str | None, pid: int, sink: LogSink) -> None:
+    async def _contain(self, containment: Containment, spec: ProcessSpec, leaf: Path | None,
+                       run_id: str | None, marker: str | None, pid: int, sink: LogSink) -> None:
         """Stop what left the process group: the cgroup leaf, then the marker's holders."""
-        c = self.containment
-        n = await c.kill_leaf(leaf, group=pid)
-        if run_id is not None and run_id.isdigit() and marker is not None:
-            n += len(await c.sweep(int(run_id), marker=marker, grace=spec.kill_grace,
-                                   exclude=frozenset({pid})))
+        n = await containment.stop_escapees(
+            leaf, group=pid, run_id=int(run_id) if run_id and run_id.isdigit() else None,
+            marker=marker, grace=spec.kill_grace)
         if n:
             sink.note(f"stopped {n} process(es) that outlived the run's process group")
         if LocalExecutor.reap:
-            reap_orphans(LocalExecutor._own)
+            await anyio.to_thread.run_sync(reap_orphans, set(LocalExecutor._own))
 
     async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
                          pump: _Pump, label: str,

@@ -228,8 +228,9 @@ class Daemon:
                                 len(pids), pids)
                     await stop_leftovers(pids, job.kill_grace if job else 10.0)
                 if isinstance(self.executor, LocalExecutor):  # its cgroup leaf, if any
-                    c = self.executor.containment
-                    await c.kill_leaf(c.leaf(self.instance, str(run.run_id)))
+                    c = self.executor.contained()
+                    await c.stop_escapees(c.leaf(self.instance, str(run.run_id)), group=None,
+                                          run_id=None, marker=None, grace=0)
                 if job is not None and isinstance(job.action, ContainerAction):
                     await self._stop_containers(run, job.kill_grace)
                 if job is None:

@@ -17,7 +17,7 @@ import pytest
 
 from jobd._enums import RunState
 from jobd.config.model import DaemonConfig
-from jobd.executors.contain import Containment, delegated_cgroup
+from jobd.executors.contain import Containment, delegated_cgroup, instance_tag
 from jobd.executors.local import LocalExecutor
 from jobd.supervisor.daemon import Daemon
 
@@ -40,7 +40,7 @@ def alive(pid: int) -> bool:
 
 async def gone(pid: int, within: float = 10) -> None:
     with anyio.fail_after(within):
-        while alive(pid):
+        while alive(pid):  # noqa: ASYNC110 (another process: nothing to wait on)
             await anyio.sleep(0.02)
 
 
@@ -83,7 +83,7 @@ async def test_setsid_escapee_is_stopped(make_config: MakeConfig, tmp_path: Path
         run = await daemon.run_job("escape", {})
         await started(daemon, run.run_id)
         with anyio.fail_after(10):
-            while not pidfile.exists() or not pidfile.read_text().strip():
+            while not pidfile.exists() or not pidfile.read_text().strip():  # noqa: ASYNC110
                 await anyio.sleep(0.02)
         pid = escapee(pidfile)
         if how == "cancel":
@@ -94,10 +94,12 @@ async def test_setsid_escapee_is_stopped(make_config: MakeConfig, tmp_path: Path
         assert done is not None
         assert done.state is {"exit": RunState.SUCCEEDED, "timeout": RunState.TIMED_OUT,
                               "cancel": RunState.CANCELLED}[how]
-        assert "outlived the run's process group" in Path(done.log_path or "").read_text()
+        text = await anyio.Path(done.log_path or "").read_text()
+        assert "outlived the run's process group" in text
         daemon.stop()
-    if executor.containment.base is not None:
-        assert not list(executor.containment.base.glob("jobd-*"))
+    base = executor.contained().base
+    if base is not None:
+        assert not list(base.glob(f"jobd-{instance_tag(daemon.instance)}-*"))
 
 
 @pytest.mark.slow

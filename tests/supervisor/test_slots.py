@@ -109,7 +109,7 @@ async def test_live_slot_folds_into_a_waiting_run(make_config: MakeConfig) -> No
         for m in (0, 1, 2):  # slot 0 runs, slot 1 waits, slot 2 folds into slot 1's run
             clock.set(at(m))
             with anyio.fail_after(5):
-                while d.cursors.get("tick") != at(m):
+                while d.cursors.get("tick") != at(m):  # noqa: ASYNC110 (no event for it)
                     await anyio.sleep(0.01)
         await settle(d)
     runs = await all_runs(config, "tick")
