@@ -21,7 +21,7 @@ def every_slots(job_id: str, period: int, after: datetime, until: datetime) -> l
     after the epoch."""
     off = offset_seconds(job_id, period)
     first = int((after - EPOCH).total_seconds() - off) // period + 1
-    out = []
+    out: list[datetime] = []
     k = first
     while True:
         at = EPOCH + timedelta(seconds=k * period + off)
@@ -38,7 +38,7 @@ def cron_slots(expr: str, after: datetime, until: datetime) -> list[datetime]:
     if len(fields) == 6:  # croniter wants seconds last
         expr = " ".join(fields[1:] + fields[:1])
     it = croniter(expr, after.astimezone(UTC))
-    out = []
+    out: list[datetime] = []
     while (at := it.get_next(datetime)) <= until:
         out.append(at.astimezone(UTC))
     return out

@@ -119,6 +119,15 @@ class Journal(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def fault(self) -> str | None:
+        """Why writes cannot commit right now (disk full, read-only...), or None. While there
+        is one, writes wait and are retried; ``stop_retrying`` makes them fail instead."""
+        return None
+
+    def stop_retrying(self) -> None:  # noqa: B027 (a journal without faults has nothing to do)
+        """Fail writes held back by a fault instead of retrying them (at shutdown)."""
+
     @abstractmethod
     def new_run_id(self) -> int:
         """A fresh run id, never handed out before by this journal (no I/O)."""

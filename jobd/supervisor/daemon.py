@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from jobd import __version__
 from jobd._crashpoints import crash_point
 from jobd._enums import Catchup, Overlap, RunState, TriggerKind
-from jobd._exceptions import ConfigError, JobNotFound, RunNotFound
+from jobd._exceptions import ConfigError, JobNotFound, JournalError, RunNotFound, StorageError
 from jobd.config.loader import load_config, load_jobs
 from jobd.config.model import ContainerAction, DaemonConfig, JobDef, JobSet
 from jobd.executors.abc import Executor
@@ -31,7 +31,7 @@ from jobd.executors.actions import daemon_python
 from jobd.executors.local import LocalExecutor
 from jobd.executors.process import find_leftovers, stop_leftovers
 from jobd.journal.abc import Journal, RunRecord
-from jobd.journal.sqlite import SQLiteJournal
+from jobd.journal.sqlite import SQLiteJournal, os_fault
 from jobd.matrix import expand
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
@@ -106,9 +106,13 @@ class Daemon:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover, load, serve until ``stop()`` (or SIGTERM), then drain."""
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
-        (self.config.state_dir / "outputs").mkdir(parents=True, exist_ok=True)
+        for d in (self.config.state_dir, self.config.logs_dir,
+                  self.config.state_dir / "outputs"):
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                why = os_fault(exc) or exc.strerror
+                raise StorageError(f"state_dir: cannot create {d}: {why}") from exc
         async with self.journal:
             self._deps = RunnerDeps(
                 config=self.config, journal=self.journal, executor=self.executor,
@@ -178,6 +182,8 @@ class Daemon:
             with anyio.move_on_after(self.config.shutdown_grace + 30):
                 while self.active:
                     await self._wait_change()
+        if self.journal.fault is not None:  # what cannot be written now re-runs at next start
+            self.journal.stop_retrying()
         log.info("stopped")
 
     async def _signal_loop(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -313,6 +319,11 @@ class Daemon:
                         break
                 try:
                     await self._accept(batch)
+                except JournalError as exc:  # not accepted: its callers hear why
+                    log.error("%s: %d triggers not accepted", exc, len(batch))
+                    for t in batch:
+                        if t.reply is not None:
+                            t.reply.resolve(None, exc)
                 finally:
                     self._pending_triggers -= len(batch)
                     self._changed()
@@ -490,13 +501,21 @@ class Daemon:
                 active.scope = scope
                 return await active.runner.execute()
             return None  # stopped by the daemon's drain: left running for recovery
+        except JournalError as exc:  # its state stays as journaled: recovery re-runs it
+            log.error("run %s (%s): %s; it runs again at the next start",
+                      active.runner.run.run_id, active.job.id, exc)
+            return None
         except Exception:
             log.exception("run %s (%s): internal error", active.runner.run.run_id, active.job.id)
             with anyio.CancelScope(shield=True):
                 final = active.runner.run.evolve(
                     state=RunState.FAILED, finished_at=self.clock.now(),
                     message="internal error in jobd; see the daemon's log")
-                await self.journal.put_runs([final])
+                try:
+                    await self.journal.put_runs([final])
+                except JournalError as exc:
+                    log.error("run %s: %s; it runs again at the next start", final.run_id, exc)
+                    return None
                 self._publish(final)
             return final
         finally:
@@ -665,6 +684,7 @@ class Daemon:
             "runs_running": len(self.active),
             "runs_queued": len(self.queued),
             "paused": sorted(self.paused),
+            "journal_fault": self.journal.fault,
             "invalid_files": [{"file": str(f), "errors": list(e)}
                               for f, e in sorted(self.jobset.invalid.items())],
         }
@@ -706,6 +726,9 @@ class Daemon:
                              f"its params: {', '.join(sorted(job.params)) or 'none'}")
         if self._draining:
             raise ValueError("the daemon is shutting down")
+        if self.journal.fault is not None:
+            raise ValueError(f"the journal cannot be written now ({self.journal.fault}); "
+                             "try again once that is fixed")
         return await self.submit(Trigger(job_id=job_id, kind=TriggerKind.MANUAL,
                                          params=dict(params)))
 
