@@ -148,8 +148,8 @@ def test_crash_at_a_named_point(tmp_path: Path, point: str) -> None:
     assert not twice, f"(run, attempt) started twice: {twice}"
     key_of: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     jobs_of_run = {str(rid): job for rid, job, _, _, _ in rows(db)}
-    for _, rid, _attempt, key, slot, cell in starts:
-        key_of[(jobs_of_run.get(rid, "?"), slot if slot != "-" else f"run {rid}", cell)].add(key)
+    for _, run, _try, key, when, cell in starts:
+        key_of[(jobs_of_run.get(run, "?"), when if when != "-" else f"run {run}", cell)].add(key)
     assert all(len(keys) == 1 for keys in key_of.values()), key_of
     all_keys = [next(iter(keys)) for keys in key_of.values()]
     assert len(all_keys) == len(set(all_keys)), "two slots or cells share a key"
