@@ -279,9 +279,8 @@ def torture(kills: int, seed: int, root: Path) -> dict[str, Any]:
     missing: list[str] = []
     for job, period in ALL_JOBS.items():
         after = EPOCH + timedelta(microseconds=first_cursor.get(job, micros(window_end)))
-        for s in offset_slots(job, period, after, window_end):
-            if micros(s) not in own[job]:
-                missing.append(f"{job} {s.isoformat()}")
+        missing += [f"{job} {s.isoformat()}" for s in offset_slots(job, period, after, window_end)
+                    if micros(s) not in own[job]]
     unaccounted: list[str] = []
     n_folded = 0
     for job, period in LATEST.items():
