@@ -44,6 +44,7 @@ from jobd.executors.process import process_start_ticks, signal_group, stop_proce
 logger = logging.getLogger("jobd.executors")
 
 _CHUNK = 64 * 1024  # the default pipe capacity
+REAP_EVERY = 10.0  # seconds between sweeps for orphans that ended by themselves
 _READS_PER_WAKE = 16  # bounded work per wake-up, so one flooding job cannot hog the loop
 
 
@@ -232,6 +233,7 @@ class LocalExecutor(Executor):
 
     _own: ClassVar[set[int]] = set()  # children being supervised: never reaped by the sweep
     reap: ClassVar[bool] = False  # set by the daemon once it is a child subreaper
+    _reaped_at: ClassVar[float] = -math.inf
 
     def __init__(self, *, drain_timeout: float = 2.0,
                  containment: Containment | None = None) -> None:
@@ -284,8 +286,12 @@ class LocalExecutor(Executor):
             marker=marker, grace=spec.kill_grace)
         if n:
             sink.note(f"stopped {n} process(es) that outlived the run's process group")
-        if LocalExecutor.reap:
-            await anyio.to_thread.run_sync(reap_orphans, set(LocalExecutor._own))
+        now = anyio.current_time()
+        if LocalExecutor.reap and (n or now - LocalExecutor._reaped_at > REAP_EVERY):
+            # On the loop thread, where every child it spawned is already in _own: reaping
+            # from a worker thread could take the exit status of a child just spawned.
+            LocalExecutor._reaped_at = now
+            reap_orphans(LocalExecutor._own)
 
     async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
                          pump: _Pump, label: str,

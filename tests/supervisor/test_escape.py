@@ -141,3 +141,47 @@ def test_setsid_escapee_is_stopped_at_recovery(tmp_path: Path) -> None:
         second.send_signal(signal.SIGTERM)
         second.wait(30)
         log.close()
+
+
+def zombies_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if len(fields) > 1 and fields[0] == "Z" and fields[1] == str(pid):
+            out.append(int(entry))
+    return out
+
+
+@pytest.mark.slow
+def test_daemon_reaps_the_escapees_it_stops(tmp_path: Path) -> None:
+    """The daemon is a child subreaper: the orphaned escapee comes to it, is stopped at the
+    run's end, and is reaped (no zombie left under the daemon)."""
+    pidfile = tmp_path / "escapee.pid"
+    cfg = write_config(tmp_path, f"""
+        [jobs.escape]
+        command = "{ESCAPE.format(pidfile=pidfile)}"
+        kill_grace = "200ms"
+        """)
+    with (tmp_path / "daemon.log").open("ab") as log:
+        daemon = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(cfg)],
+                                  stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        sock = tmp_path / "var" / "jobd.sock"
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            assert time.monotonic() < deadline and daemon.poll() is None
+            time.sleep(0.05)
+        done = subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(sock),
+                               "run", "escape", "--wait"], capture_output=True, timeout=30)
+        assert done.returncode == 0, done
+        pid = int(pidfile.read_text())
+        deadline = time.monotonic() + 10
+        while alive(pid) or zombies_of(daemon.pid):
+            assert time.monotonic() < deadline, (alive(pid), zombies_of(daemon.pid))
+            time.sleep(0.05)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
