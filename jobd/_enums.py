@@ -54,6 +54,7 @@ class RunState(StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    UPSTREAM_FAILED = "upstream_failed"  # not run: a need failed (Airflow's state)
 
     @property
     def finished(self) -> bool:

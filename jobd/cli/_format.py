@@ -25,6 +25,7 @@ STATE_COLOURS: Mapping[str, str] = {
     "queued": "33",  # yellow
     "cancelled": "35",  # magenta
     "skipped": "2",  # dim
+    "upstream_failed": "38;5;208",  # orange, as in Airflow
     "paused": "33",
     "invalid": "31",
 }

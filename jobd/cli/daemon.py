@@ -61,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import anyio
 
+    from jobd.control.limits import raise_nofile
     from jobd.executors.contain import become_subreaper
     from jobd.executors.local import LocalExecutor
     from jobd.supervisor.daemon import Daemon
+    raise_nofile()  # each control client holds a descriptor: use what the system allows
     # Orphaned descendants of runs come to the daemon, which reaps those it stops.
     LocalExecutor.reap = become_subreaper()
     try:

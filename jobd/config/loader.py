@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from jobd._enums import Catchup, Overlap, TriggerRule
 from jobd._exceptions import ConfigError, ExpressionError, Problem, source_path
+from jobd.config.http import missing_web_modules, parse_listen, token_problem
 from jobd.config.locate import KeyPath, Locations, locate
 from jobd.config.model import (
     Action,
@@ -34,6 +35,7 @@ from jobd.config.model import (
     ContainerAction,
     DaemonConfig,
     EntrypointAction,
+    HttpConfig,
     JobDef,
     JobSet,
     JobSource,
@@ -48,11 +50,13 @@ from jobd.config.model import (
 )
 from jobd.durations import parse_duration
 from jobd.expressions import parse_condition, parse_template
+from jobd.expressions.shell import shell_command
 from jobd.flows.graph import find_cycle
 from jobd.matrix import expand
 from jobd.triggers.abc import TimeTrigger
 from jobd.triggers.cadence import CadenceTrigger
 from jobd.triggers.cron import CronTrigger
+from jobd.triggers.manifest import anchor
 from jobd.triggers.timezones import machine_timezone, resolve_timezone
 
 MAX_FILE_BYTES: Final = 1024 * 1024
@@ -62,6 +66,11 @@ MAX_DEPTH: Final = 32
 MAX_DURATION: Final = 100 * 366 * 86400.0
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SCHEDULED_KEY = re.compile(r"[^\x00-\x1f\x7f]+")
+"""A ``[tool.scheduled.<id>]`` key: the spec allows any TOML key; jobd refuses control
+characters only (ids go into messages, logs and the environment)."""
+MAX_ID_CHARS: Final = 256
+"""The longest full job id (``project:job``): the control protocol's limit."""
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 ENTRYPOINT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
@@ -123,7 +132,8 @@ STRING_LIST = Kind("a list of strings", _is_str_list,
                    {"type": "array", "items": {"type": "string"}})
 ID_LIST = Kind("a list of job ids", _is_str_list,
                {"type": "array", "uniqueItems": True,
-                "items": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"}})
+                "items": {"type": "string", "pattern":
+                          f"^({JOB_ID.pattern}|[^:\\x00-\\x1f\\x7f]+:[^\\x00-\\x1f\\x7f]+)$"}})
 COMMAND = Kind("a string (run by /bin/sh -c) or a list of strings (exec'd)",
                lambda v: isinstance(v, str) or _is_str_list(v),
                {"oneOf": [_STR_SCHEMA, {"type": "array", "minItems": 1,
@@ -306,6 +316,11 @@ DAEMON_KEYS: Final[tuple[Key, ...]] = (
     Key("docker_host", STRING, "Docker Engine API for container jobs; default: $DOCKER_HOST, "
         "else unix:///var/run/docker.sock."),
     Key("docker_network", STRING, "Network for container jobs; default: the engine's."),
+)
+HTTP_KEYS: Final[tuple[Key, ...]] = (
+    Key("listen", STRING, 'The dashboard\'s address: "127.0.0.1:8750" or a unix socket path.'),
+    Key("token_file", STRING, "File holding the token every request must carry; required "
+        "when listen is beyond loopback."),
 )
 POOL_KEYS: Final[tuple[Key, ...]] = (
     Key("max_parallel", INTEGER, "Runs of this pool's jobs at once.", minimum=1),
@@ -563,10 +578,13 @@ class _Table:
             return None
         return seconds
 
-    def template(self, name: str, text: str, *sub: str | int) -> None:
-        """Check that ``text`` is a valid template (``${{ }}`` expressions)."""
+    def template(self, name: str, text: str, *sub: str | int, shell: bool = False) -> None:
+        """Check that ``text`` is a valid template (``${{ }}`` expressions); with ``shell``,
+        also that each expression can reach the shell as a variable."""
         try:
-            parse_template(text)
+            parsed = parse_template(text)
+            if shell:
+                shell_command(parsed)
         except ExpressionError as e:
             self.problem(name, str(e), *sub)
 
@@ -628,8 +646,9 @@ def load_config(path: Path) -> DaemonConfig:
         raise ConfigError(report.problems)
     base = resolved(path).parent
     for name, value in doc.items():
-        if name not in ("daemon", "pools"):
-            report.add("unknown table" + hint(name, ("daemon", "pools")), at=(name,), key=name)
+        if name not in ("daemon", "pools", "http"):
+            report.add("unknown table" + hint(name, ("daemon", "pools", "http")), at=(name,),
+                       key=name)
         elif not isinstance(value, dict):
             report.add(f"expected a table, got {describe(value)}", at=(name,), key=name)
     section = doc.get("daemon", {})
@@ -673,6 +692,9 @@ def load_config(path: Path) -> DaemonConfig:
         elif p.ok:
             pools[name] = PoolConfig(name=name, max_parallel=p.values["max_parallel"])
 
+    raw_http = doc.get("http")
+    http = _http(report, raw_http, base) if isinstance(raw_http, dict) else None
+
     if report.problems:
         raise ConfigError(sorted(report.problems, key=lambda p: p.line or 0))
     return DaemonConfig(
@@ -689,8 +711,37 @@ def load_config(path: Path) -> DaemonConfig:
         retention_days=30.0 if days is None else days / 86400.0,
         docker_host=t.get("docker_host"),
         docker_network=t.get("docker_network"),
+        http=http,
         **kwargs,
     )
+
+
+def _http(report: _Report, raw: Mapping[str, Any], base: Path) -> HttpConfig | None:
+    """``[http]`` (docs/dashboard.md): an address, and a token beyond loopback."""
+    t = _Table(report, ("http",), None, HTTP_KEYS, raw, prefix="http.")
+    if "listen" not in raw:
+        t.problem(None, 'missing key listen (e.g. listen = "127.0.0.1:8750")')
+        return None
+    if not t.ok:
+        return None
+    try:
+        host, port, sock, loopback = parse_listen(t.values["listen"])
+    except ValueError as e:
+        t.problem("listen", str(e))
+        return None
+    if missing := missing_web_modules():
+        t.problem(None, f"the dashboard needs jobd's web extra ({', '.join(missing)} not "
+                  "installed): pip install 'jobd[web]', or remove [http]")
+    token_file = _under(base, t.values["token_file"]) if "token_file" in t.values else None
+    if token_file is None and not loopback:
+        t.problem("listen", f"{show(t.values['listen'])} is reachable from other machines: "
+                  "set http.token_file to a file holding a token (docs/dashboard.md), or "
+                  'listen on loopback ("127.0.0.1:8750")')
+    elif token_file is not None and (problem := token_problem(token_file)) is not None:
+        t.problem("token_file", problem)
+    return HttpConfig(listen=t.values["listen"], host=host, port=port,
+                      path=_under(base, sock) if sock is not None else None,
+                      token_file=token_file, loopback=loopback) if t.ok else None
 
 
 # --- one job file --------------------------------------------------------------------------
@@ -705,6 +756,28 @@ class FileResult:
     problems: tuple[Problem, ...] = ()
     locations: Locations = field(default_factory=lambda: Locations({}))
     tables: Mapping[str, KeyPath] = field(default_factory=dict)  # job id -> its table's path
+
+
+def project_namespace(path: Path, doc: Mapping[str, Any]) -> str:
+    """The namespace of a pyproject's ``[tool.scheduled]`` jobs: ``[project].name``; without
+    one, the name of the project's directory for a (linked) ``pyproject.toml``, else the job
+    file's name without ``.toml``. Lowercased, with every run of other characters than
+    ``a-z0-9`` made one ``-`` (PEP 503's normalization, for valid names)."""
+    project = doc.get("project")
+    name = project.get("name") if isinstance(project, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        real = resolved(path)
+        name = real.parent.name if real.name == "pyproject.toml" else path.stem
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "project"
+
+
+def is_job_ref(name: str) -> bool:
+    """A name that can be a job's id: a ``[jobs.<id>]`` id or a ``project:job`` one."""
+    if JOB_ID.fullmatch(name):
+        return True
+    project, colon, job = name.partition(":")
+    return bool(colon and project and SCHEDULED_KEY.fullmatch(job)
+                and len(name) <= MAX_ID_CHARS)
 
 
 def _is_pyproject(path: Path, doc: Mapping[str, Any]) -> bool:
@@ -730,7 +803,7 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
                            " (a job file holds [jobs.<id>] tables)", at=(name,), key=name)
 
     def each(at: KeyPath, build: Callable[[str, _Table, int | None], JobDef | None],
-             keys: Sequence[Key]) -> None:
+             keys: Sequence[Key], namespace: str | None = None) -> None:
         container: Any = doc
         for part in at:
             container = container.get(part) if isinstance(container, dict) else None
@@ -740,12 +813,21 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
             report.add(f"expected a table of jobs, got {describe(container)}", at=at,
                        key=".".join(map(str, at)))
             return
-        for job_id, table in container.items():
-            where = (*at, job_id)
+        for key, table in container.items():
+            where = (*at, key)
             line = report.locs.nearest(where)
-            if not JOB_ID.fullmatch(job_id):
-                report.add(f"{show(job_id)} is not a valid job id: it must match "
+            if namespace is None and not JOB_ID.fullmatch(key):
+                report.add(f"{show(key)} is not a valid job id: it must match "
                            f"{JOB_ID.pattern}", at=where)
+                continue
+            job_id = key if namespace is None else f"{namespace}:{key}"
+            if namespace is not None and not SCHEDULED_KEY.fullmatch(key):
+                report.add(f"{show(key)} is not a valid job id: it holds a control character"
+                           if key else "an empty job id", at=where)
+                continue
+            if len(job_id) > MAX_ID_CHARS:
+                report.add(f"job id {show(job_id)} is longer than {MAX_ID_CHARS} characters",
+                           at=where)
                 continue
             if not isinstance(table, dict):
                 report.add(f"expected a table ([{'.'.join(map(str, where))}]), got "
@@ -772,7 +854,8 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
     each(("jobs",), build_jobs, JOB_KEYS)
     tool = doc.get("tool")
     if pyproject and isinstance(tool, dict):
-        each(("tool", "scheduled"), build_scheduled, SCHEDULED_KEYS)
+        each(("tool", "scheduled"), build_scheduled, SCHEDULED_KEYS,
+             namespace=project_namespace(path, doc))
     if not tables and not report.problems and path.name != "pyproject.toml" \
             and resolved(path).name != "pyproject.toml":
         report.add("no [jobs.<id>] or [tool.scheduled.<id>] tables: this file defines no jobs")
@@ -858,7 +941,7 @@ def _step(t: _Table, runs: str, base: Path) -> StepAction | None:
             for i, arg in enumerate(command):
                 t.template("command", arg, i)
             return CommandAction(command=tuple(command))
-        t.template("command", command)
+        t.template("command", command, shell=True)
         return CommandAction(command=command)
     if runs == "entrypoint":
         entry: str = t.values["entrypoint"]
@@ -975,7 +1058,7 @@ def _watch(t: _Table, base: Path) -> WatchSpec | None:
             else:
                 t.problem("watch", problem, i)
             continue
-        patterns.append(str(_under(base, pattern)))
+        patterns.append(anchor(str(_under(base, pattern))))
     debounce = t.duration("debounce", positive=True)
     return WatchSpec(patterns=tuple(patterns), debounce=0.1 if debounce is None else debounce)
 
@@ -983,7 +1066,7 @@ def _watch(t: _Table, base: Path) -> WatchSpec | None:
 def _needs(t: _Table, job_id: str) -> tuple[str, ...]:
     needs: list[str] = []
     for i, name in enumerate(t.get("needs", [])):
-        if not JOB_ID.fullmatch(name):
+        if not is_job_ref(name):
             t.problem("needs", f"{show(name)} is not a valid job id", i)
         elif name == job_id:
             t.problem("needs", "a job cannot need itself", i)
@@ -1110,8 +1193,10 @@ def _build_job(job_id: str, t: _Table, source: JobSource, base: Path,
 
 def _build_scheduled(job_id: str, t: _Table, source: JobSource, base: Path,
                      config: DaemonConfig) -> JobDef | None:
-    """A ``[tool.scheduled.<id>]`` job: ``every`` cadence and ``entrypoint`` "module:function",
-    imported from the project directory (the resolved file's directory)."""
+    """A ``[tool.scheduled.<id>]`` job, ``job_id`` being ``project:id``: ``every`` cadence and
+    ``entrypoint`` "module:function", imported from the project directory (the resolved file's
+    directory). Every period missed while the daemon was down runs once (``catchup = all``):
+    the spec asks for at least one run per cadence."""
     for name in ("every", "entrypoint"):
         if name not in t.raw:
             t.problem(None, f"missing key {name} (the scheduled-jobs spec requires every and "
@@ -1122,7 +1207,7 @@ def _build_scheduled(job_id: str, t: _Table, source: JobSource, base: Path,
     if action is None or timezone is None or not t.ok:
         return None
     return JobDef(id=job_id, source=source, action=action, time_triggers=triggers,
-                  timezone=timezone, workdir=base)
+                  timezone=timezone, workdir=base, catchup=Catchup.ALL)
 
 
 # --- all job files -------------------------------------------------------------------------

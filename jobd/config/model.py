@@ -21,6 +21,19 @@ class PoolConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """``[http]``: where the dashboard listens. Exactly one of ``host``/``port`` (TCP) and
+    ``path`` (a unix socket) is set; ``token_file`` holds the token that requests must carry."""
+
+    listen: str  # as written, for messages
+    host: str | None = None
+    port: int | None = None
+    path: Path | None = None
+    token_file: Path | None = None
+    loopback: bool = True  # only this machine can connect (127.0.0.0/8, ::1 or a unix socket)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
     """``[daemon]`` and ``[pools.*]`` of the daemon config, paths made absolute."""
 
@@ -39,6 +52,7 @@ class DaemonConfig:
     retention_days: float = 30.0  # finished runs older than this are pruned
     docker_host: str | None = None  # container jobs: the Engine API; None: $DOCKER_HOST
     docker_network: str | None = None  # container jobs: network mode; None: the engine's
+    http: HttpConfig | None = None  # the dashboard endpoint; None: no port, no web stack
 
     @property
     def journal_path(self) -> Path:

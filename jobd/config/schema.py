@@ -17,6 +17,7 @@ from jobd.config.loader import (
     JOB_ID,
     JOB_KEYS,
     REQUIRES,
+    SCHEDULED_KEY,
     SCHEDULED_KEYS,
     STAGE_KEYS,
     STAGE_RUNS,
@@ -88,7 +89,10 @@ def build_schema() -> dict[str, Any]:
                 "properties": {
                     "scheduled": {
                         "type": "object",
-                        "propertyNames": {"pattern": id_pattern},
+                        "description": "Scheduled jobs by id (any id without control "
+                                       "characters); each runs as the job "
+                                       "<project>:<id>.",
+                        "propertyNames": {"pattern": f"^{SCHEDULED_KEY.pattern}$"},
                         "additionalProperties": {"$ref": "#/$defs/scheduled"},
                     },
                 },

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from jobd._enums import RunState
+from jobd._enums import RunState, TriggerKind
 from jobd.journal.abc import RunRecord
 
 
@@ -55,9 +56,21 @@ class DaemonAPI(Protocol):
         """The job's newest run, any state."""
         ...
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
-        """Run history, newest first."""
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
+        """Run history, newest first; ``before`` pages on (run ids below it)."""
+        ...
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        """The time slots of the job's time triggers in ``[start, end)``, at most ``limit``
+        (the newest kept): what the timeline marks as missed when no run took one."""
+        ...
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        """Every job's ``needs`` (ids) and ``trigger_rule``, by job id."""
         ...
 
     def log_path(self, run: RunRecord) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import _socket  # the socket module's C core: ``socket`` costs jobctl ~3 ms of enums
 import json
 import os
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from enum import Enum
@@ -46,7 +47,8 @@ READ_METHODS = frozenset({"status", "list", "show", "runs", "logs", "why", "subs
 CHANGE_METHODS = frozenset({"run", "cancel", "pause", "resume", "reload"})
 METHODS = READ_METHODS | CHANGE_METHODS
 
-RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped")
+RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped",
+              "upstream_failed")
 ENCODINGS = ("text", "base64")
 
 RequestId = str | int | float | None
@@ -107,13 +109,21 @@ def _default(obj: Any) -> Any:
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
-    """One message as a line: compact JSON, ASCII only (so any client decodes it), ``\\n``."""
-    return json.dumps(message, ensure_ascii=True, separators=(",", ":"),
+    """One message as a line: compact JSON, ASCII only (so any client decodes it), ``\\n``.
+    Raises ``ValueError`` for a float JSON cannot hold (never ``Infinity`` on the wire)."""
+    return json.dumps(message, ensure_ascii=True, separators=(",", ":"), allow_nan=False,
                       default=_default).encode("ascii") + b"\n"
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is too large for a JSON double")
+    return value
 
 
 def decode(line: bytes) -> Any:
@@ -124,7 +134,7 @@ def decode(line: bytes) -> Any:
         raise RPCError(PARSE_ERROR, f"parse error: not UTF-8 ({exc.reason} at byte "
                        f"{exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise RPCError(PARSE_ERROR, "parse error: JSON nested too deeply") from None
     except ValueError as exc:
@@ -328,13 +338,29 @@ class Client:
         self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
-            self._sock.connect(self.path)
+            self._connect(timeout)
         except BaseException:
             self._sock.close()
             raise
         self._buf = bytearray()
         self._next_id = 0
         self._pending: deque[dict[str, Any]] = deque()
+
+    def _connect(self, timeout: float | None) -> None:
+        """Connect, waiting while the daemon's listen backlog is full (a unix socket says
+        EAGAIN at once then, where a TCP socket would wait)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                self._sock.connect(self.path)
+                return
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    raise TimeoutError(f"the daemon at {self.path} accepts no connection "
+                                       f"(its backlog stayed full for {timeout:g}s)") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     def __enter__(self) -> Client:
         return self

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import pwd
+import resource
 import socket
 import stat
 import struct
@@ -42,6 +43,8 @@ from jobd._exceptions import (
 from jobd.config.model import DaemonConfig
 from jobd.control import protocol as p
 from jobd.control.api import DaemonAPI
+from jobd.control.limits import Admission, Limits
+from jobd.control.redact import hide_env
 from jobd.journal.abc import RunRecord
 
 log = logging.getLogger("jobd.control")
@@ -146,15 +149,18 @@ _RANK = {RunState.QUEUED: 0, RunState.RUNNING: 1}  # finished states rank 2
 class ControlServer:
     """Serves the control socket of ``config.socket`` for ``api`` until cancelled.
 
-    ``idle_timeout``: a client with no request under way and no subscription is closed after it;
+    ``idle_timeout``: a client without a subscription is closed this long after its last
+    complete request (or its connection): nothing else, blank lines included, keeps it open;
     ``request_timeout``: a request line must be complete within it once begun;
-    ``write_timeout``: a client that does not read its answers within it is closed.
+    ``write_timeout``: a client that does not read its answers within it is closed;
+    ``limits``: connections and unfinished bytes (``jobd.control.limits``), fitted to the
+    open-files limit.
     """
 
     def __init__(self, api: DaemonAPI, config: DaemonConfig, *, max_line: int = p.MAX_LINE,
-                 idle_timeout: float = 300.0, request_timeout: float = 10.0,
-                 write_timeout: float = 10.0, max_clients: int = 1024, backlog: int = 1024,
-                 poll_interval: float = 0.1) -> None:
+                 idle_timeout: float = 60.0, request_timeout: float = 10.0,
+                 write_timeout: float = 10.0, limits: Limits | None = None,
+                 backlog: int = 1024, poll_interval: float = 0.1) -> None:
         self.api = api
         self.config = config
         self.path = config.socket
@@ -164,7 +170,13 @@ class ControlServer:
         self.write_timeout = write_timeout
         self.poll_interval = poll_interval
         self.backlog = backlog
-        self._slots = anyio.Semaphore(max_clients)
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if nofile == resource.RLIM_INFINITY:
+            nofile = 1 << 20
+        self.admission = Admission((limits or Limits()).fitted(nofile))
+        self._live: dict[int, _Connection] = {}
+        self._conn_ids = itertools.count(1)
+        self._scratch = bytearray(_RECEIVE)
         self._group_gid: int | None = None
         self._daemon_uid = os.geteuid()
         self._sub_ids = itertools.count(1)
@@ -259,32 +271,74 @@ class ControlServer:
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener,
                            tg: anyio.abc.TaskGroup) -> None:
+        warned = -math.inf  # accept errors are logged at most once a minute
+        delay = 0.01
         while True:
-            await self._slots.acquire()
             try:
                 stream = await listener.accept()
-            except OSError as exc:  # EMFILE and friends: wait, never die
-                self._slots.release()
-                log.warning("control socket: accept failed: %s", exc)
-                await anyio.sleep(0.1)
+            except anyio.ClosedResourceError:
+                raise  # the listener is closing
+            except Exception as exc:  # EMFILE and friends: free what can be freed, wait
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                now = anyio.current_time()
+                if now - warned >= 60:
+                    warned = now
+                    log.warning("control socket: accept failed (%s); closing idle clients and "
+                                "retrying (not logged again for a minute)", cause)
+                victim = self.admission.oldest_idle()
+                if victim is not None:
+                    self._evict(victim)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
                 continue
-            except BaseException:
-                self._slots.release()
-                raise
-            tg.start_soon(self._serve_client, stream)
+            delay = 0.01
+            self._admit(stream, tg)
 
-    async def _serve_client(self, stream: anyio.abc.SocketStream) -> None:
+    def _admit(self, stream: anyio.abc.SocketStream, tg: anyio.abc.TaskGroup) -> None:
+        raw: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
         try:
-            async with stream:
-                peer = peer_credentials(stream.extra(anyio.abc.SocketAttribute.raw_socket))
-                await _Connection(self, stream, peer).run()
+            peer = peer_credentials(raw)
+        except OSError:
+            _close_now(raw)
+            return
+        privileged = peer.uid in (0, self._daemon_uid)
+        verdict = self.admission.ask(peer.uid, privileged=privileged)
+        if not verdict.admit:
+            _close_now(raw, p.error(None, p.REFUSED, "too many connections; try again"))
+            return
+        if verdict.evict is not None:
+            self._evict(verdict.evict)
+        cid = next(self._conn_ids)
+        self.admission.add(cid, peer.uid, privileged=privileged, now=anyio.current_time())
+        conn = _Connection(self, stream, raw, peer, cid)
+        self._live[cid] = conn
+        tg.start_soon(self._serve_client, conn)
+
+    def _evict(self, cid: int) -> None:
+        """Close a connection to make room. Only idle ones are chosen, which wait to read: the
+        shutdown wakes them (cheaper than cancelling, which a flood makes thousands of)."""
+        self.admission.remove(cid)
+        conn = self._live.pop(cid, None)
+        if conn is not None:
+            conn.evicted = True
+            with contextlib.suppress(OSError):
+                conn.raw.shutdown(socket.SHUT_RDWR)
+
+    async def _serve_client(self, conn: _Connection) -> None:
+        try:
+            async with conn.stream:
+                await conn.run()
         except Exception as exc:
             if _only_disconnects(exc):
                 log.debug("control client gone: %r", exc)
             else:
                 log.exception("control client failed")
         finally:
-            self._slots.release()
+            # An exception's traceback may keep the connection in a reference cycle until the
+            # next full collection: its buffer must not wait for that
+            conn._buf = bytearray()
+            self.admission.remove(conn.cid)
+            self._live.pop(conn.cid, None)
 
     async def authorized(self, peer: Peer) -> bool:
         """May this peer call the changing methods? (The user database is read in a thread.)"""
@@ -293,6 +347,14 @@ class ControlServer:
         if peer.uid in (0, self._daemon_uid):
             return check()
         return await anyio.to_thread.run_sync(check)
+
+
+def _close_now(raw: socket.socket, message: dict[str, Any] | None = None) -> None:
+    """Close a connection that is not served, with a last line if it fits in the buffer."""
+    if message is not None:
+        with contextlib.suppress(OSError):
+            raw.send(p.encode(message))
+    raw.close()
 
 
 def _only_disconnects(exc: BaseException) -> bool:
@@ -306,12 +368,18 @@ _NO_RESPONSE = object()  # the handler answered itself (subscribe)
 
 
 class _Connection:
-    def __init__(self, server: ControlServer, stream: anyio.abc.SocketStream, peer: Peer) -> None:
+    def __init__(self, server: ControlServer, stream: anyio.abc.SocketStream,
+                 raw: socket.socket, peer: Peer, cid: int) -> None:
         self.server = server
+        self.cid = cid
+        self.raw = raw
+        self.evicted = False  # closed by the server for room: drop what was read
+        self._admission = server.admission
+        self._idle_deadline = anyio.current_time() + server.idle_timeout
         self.api = server.api
         self.stream = stream
         self.peer = peer
-        self._raw: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        self._raw = raw
         self._buf = bytearray()
         self._scanned = 0
         self._deadline: float | None = None
@@ -332,7 +400,16 @@ class _Connection:
             self._tg = tg
             while (line := await self._read_line()) is not None:
                 if line.strip():
-                    await self._handle(line)
+                    now = anyio.current_time()
+                    self._idle_deadline = now + self.server.idle_timeout
+                    self._admission.request(self.cid, now)
+                    self._admission.busy(self.cid, 1)
+                    try:
+                        await self._handle(line)
+                    finally:
+                        self._admission.busy(self.cid, -1)
+                    # idle from the answer on: a slow answer does not eat the client's time
+                    self._idle_deadline = anyio.current_time() + self.server.idle_timeout
             tg.cancel_scope.cancel()  # the client is done: so are its subscriptions
 
     # --- I/O ------------------------------------------------------------------------------
@@ -355,6 +432,7 @@ class _Connection:
             if i >= 0:
                 line = bytes(self._buf[:i])
                 del self._buf[:i + 1]
+                self._admission.release(self.cid, i + 1)
                 self._scanned = 0
                 self._deadline = None
                 if len(line) > limit:
@@ -365,19 +443,23 @@ class _Connection:
             self._scanned = len(self._buf)
             if self._eof:
                 line = bytes(self._buf)  # a last request without its newline still counts
+                self._admission.release(self.cid, len(self._buf))
                 self._buf.clear()
                 return line or None
             now = anyio.current_time()
             if self._buf and self._deadline is None:
                 self._deadline = now + self.server.request_timeout  # a request has begun
+            # idle: only a complete request (or a subscription) keeps the connection open
             timeout = self._deadline - now if self._deadline is not None \
-                else self.server.idle_timeout
+                else max(0.0, self._idle_deadline - now)
             readable = False
             with anyio.move_on_after(timeout):
                 # wait apart from receive(): a receive cut short by a timeout or a shutdown
                 # can race its own wake-up on asyncio (and log InvalidStateError)
                 await anyio.wait_readable(self._raw)
                 readable = True
+            if self.evicted:
+                raise _Close
             if not readable:  # timed out
                 if self._buf:
                     await self._send_quietly(p.error(
@@ -386,14 +468,29 @@ class _Connection:
                     raise _Close
                 if not self._subs:
                     raise _Close  # idle
+                self._idle_deadline = anyio.current_time() + self.server.idle_timeout
                 continue
+            room = self._admission.reserve(self.cid, _RECEIVE)
+            if room.evict is not None:
+                self.server._evict(room.evict)
+            if not room.admit:
+                await self._send_quietly(p.error(
+                    None, p.REFUSED, "the daemon holds too many unfinished requests; closing"))
+                raise _Close
+            # into one shared buffer: a fresh 64 KiB object per read, from thousands of
+            # clients, fragments the heap for good (RSS grew by 80 MB under a flood)
+            scratch = self.server._scratch
             try:
-                chunk = await self.stream.receive(_RECEIVE)
-            except anyio.EndOfStream:
-                chunk = b""
-            if not chunk:
+                n = self._raw.recv_into(scratch)
+            except BlockingIOError:
+                n = -1  # woken for nothing
+            except ConnectionResetError:
+                n = 0
+            self._admission.release(self.cid, _RECEIVE - max(n, 0))
+            if n == 0:
                 self._eof = True
-            self._buf += chunk
+            elif n > 0:
+                self._buf += memoryview(scratch)[:n]
 
     async def _too_long(self) -> None:
         await self._send_quietly(p.error(
@@ -427,8 +524,10 @@ class _Connection:
             result = await self._handlers[req.method](req, params)
             if result is _NO_RESPONSE:
                 return None
-            return p.encode(p.response(req.id, result))  # a result that cannot be encoded
-            # fails here, as an internal error
+            try:
+                return p.encode(p.response(req.id, result))
+            except ValueError as exc:  # a result JSON cannot hold: a bug, not the caller's
+                raise RuntimeError(f"the answer is not JSON: {exc}") from exc
         except _DISCONNECTS:
             raise
         except Exception as exc:
@@ -450,10 +549,14 @@ class _Connection:
     async def _list(self, req: p.Request, a: dict[str, Any]) -> Any:
         jobs = await self.api.list_jobs()
         status = await self.api.status()
+        if not await self._allowed():
+            jobs = hide_env(jobs)
         return {"jobs": jobs, "invalid_files": status.get("invalid_files", [])}
 
     async def _show(self, req: p.Request, a: dict[str, Any]) -> Any:
-        return await self.api.show_job(a["job_id"])
+        shown = await self.api.show_job(a["job_id"])
+        # env values only to those who may change the job (docs/security.md)
+        return shown if await self._allowed() else hide_env(shown)
 
     async def _run(self, req: p.Request, a: dict[str, Any]) -> Any:
         run = await self.api.run_job(a["job_id"], a["params"])
@@ -536,6 +639,7 @@ class _Connection:
                     "subscription": sid, "run": run.to_json() if run else None}))
             with anyio.CancelScope() as scope:
                 self._subs[sid] = scope
+                self._admission.busy(self.cid, 1)
                 task_status.started()
                 try:
                     if run is not None:
@@ -550,6 +654,7 @@ class _Connection:
                         "subscription": sid, "reason": "error", "message": str(exc)}))
                 finally:
                     self._subs.pop(sid, None)
+                    self._admission.busy(self.cid, -1)
 
     async def _stream(self, sid: int, events: MemoryObjectReceiveStream[RunRecord],
                       job_id: str | None) -> None:

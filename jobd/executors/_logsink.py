@@ -15,7 +15,7 @@ def open_log(path: Path) -> int:
     try:
         return os.open(path, flags, 0o640)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # docs/security.md
         return os.open(path, flags, 0o640)
 
 

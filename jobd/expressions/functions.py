@@ -12,7 +12,9 @@ from jobd.expressions.values import (
     PRIMITIVES,
     Kind,
     equals,
+    js_object,
     kind_of,
+    literal_number,
     normalize,
     to_json,
     to_string,
@@ -116,6 +118,10 @@ def _join(args: Sequence[Any]) -> str:
     return sep.join(to_string(v) for v in value)
 
 
+def _json_int(text: str) -> int | float:
+    return literal_number(float(text))
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -125,7 +131,9 @@ def _from_json(args: Sequence[Any]) -> Any:
     if not text.strip():
         raise ExpressionError("fromJson: the input is empty")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        # As JavaScript's JSON.parse: every number a double; objects as js_object builds them
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=js_object,
+                          parse_int=_json_int)
     except RecursionError:
         raise ExpressionError("fromJson: the JSON is nested too deeply") from None
     except ValueError as exc:
@@ -137,6 +145,19 @@ def _to_json(args: Sequence[Any]) -> str:
     return to_json(args[0])
 
 
+def _case(args: Sequence[Any]) -> Any:
+    """``case(pred1, value1, pred2, value2, ..., default)``: the value of the first predicate
+    that is ``true``; a predicate must be a boolean."""
+    for i in range(0, len(args) - 1, 2):
+        predicate = normalize(args[i])
+        if kind_of(predicate) is not Kind.BOOLEAN:
+            raise ExpressionError("case: a predicate must be a boolean, got "
+                                  f"{kind_of(predicate).value}")
+        if predicate:
+            return args[i + 1]
+    return args[-1]
+
+
 FUNCTIONS: dict[str, Function] = {f.name.lower(): f for f in (
     Function("contains", 2, 2, _contains),
     Function("startsWith", 2, 2, lambda a: _affix(a, start=True)),
@@ -145,6 +166,7 @@ FUNCTIONS: dict[str, Function] = {f.name.lower(): f for f in (
     Function("join", 1, 2, _join),
     Function("fromJson", 1, 1, _from_json),
     Function("toJson", 1, 1, _to_json),
+    Function("case", 3, MAX_ARGS, _case),
 )}
 
 # GitHub's job-status functions: jobd expresses them with trigger_rule instead.

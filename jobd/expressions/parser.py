@@ -283,6 +283,9 @@ class _Parser:
                     break
         if not fn.min_args <= len(args) <= fn.max_args:
             raise Located(f"function '{fn.name}' takes {fn.arity()}, got {len(args)}", tok.pos)
+        if name == "case" and len(args) % 2 == 0:
+            raise Located(f"function 'case' takes an odd number of arguments (pairs of a "
+                          f"condition and a value, then the default), got {len(args)}", tok.pos)
         if name == "format" and isinstance(args[0], Literal) and isinstance(args[0].value, str):
             try:
                 format_string(args[0].value, [None] * (len(args) - 1), check_only=True)

@@ -117,6 +117,9 @@ def _parse(text: str, base: int, end: int, whole: str,
     return Expression(source, parsed.node, parsed.contexts, parsed.properties)
 
 
+_EMPTY = Expression("", parse_expression("null", ()).node, frozenset(), frozenset())
+
+
 @lru_cache(maxsize=1024)
 def _parse_template(text: str, roots: tuple[str, ...]) -> Template:
     parts: list[str | Expression] = []
@@ -136,8 +139,9 @@ def _parse_template(text: str, roots: tuple[str, ...]) -> Template:
             raise ExpressionError(f"unclosed '{OPEN}' {_where(text, j)} in '{_shown(text)}'; "
                                   f"close it with '{CLOSE}'")
         if not text[start:end].strip():
-            raise ExpressionError(f"empty expression {_where(text, j)} in '{_shown(text)}'")
-        parts.append(_parse(text, start, end, text, roots))
+            parts.append(_EMPTY)  # GitHub: an empty expression is null (renders as nothing)
+        else:
+            parts.append(_parse(text, start, end, text, roots))
         i = end + len(CLOSE)
     if i < len(text) or not parts:
         parts.append(text[i:])
@@ -166,6 +170,8 @@ def _parse_condition(text: str, roots: tuple[str, ...]) -> Expression:
         if len(exprs) != 1 or rest.strip():
             raise ExpressionError(f"a condition is one expression, written bare or as a single "
                                   f"'{OPEN} ... {CLOSE}': '{_shown(text)}'")
+        if exprs[0] is _EMPTY:  # stricter than GitHub, where an empty if: means success()
+            raise ExpressionError(f"empty condition: '{_shown(text)}'")
         return exprs[0]
     return _parse(text, 0, len(text), text, roots)
 

@@ -3,8 +3,9 @@
 Expressions work on plain Python data: ``None`` (null), ``bool``, ``int``/``float`` (number),
 ``str``, sequences (array: ``list`` or ``tuple``) and mappings (object). Anything else found in
 a context is read as a string (``datetime`` as ISO 8601). The coercions follow GitHub Actions'
-expression evaluator: JavaScript-like loose equality without object-to-primitive conversion,
-case-insensitive string comparison, and JavaScript number formatting.
+expression evaluator (``@actions/expressions``): JavaScript-like loose equality without
+object-to-primitive conversion, case-insensitive string comparison by UTF-16 code units,
+numbers as doubles, JavaScript number formatting, objects whose keys are unique ignoring case.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from enum import Enum
 from typing import Any
 
@@ -37,8 +38,18 @@ class FilteredArray(list[Any]):
     """The result of a ``*`` filter (``needs.*.result``); further property access maps over it."""
 
 
+_SAFE_INT = 2**53
+
+
 def normalize(value: Any) -> Any:
-    """A context value as the language sees it; unknown types become strings."""
+    """A context value as the language sees it: numbers are doubles (an integer beyond 2**53
+    becomes the nearest double, as in JavaScript); unknown types become strings."""
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and not -_SAFE_INT < value < _SAFE_INT:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
     if value is None or isinstance(value, bool | int | float | str | list | tuple | Mapping):
         return value
     if isinstance(value, datetime | date | time):
@@ -168,18 +179,23 @@ def _finite_or_name(x: float) -> str | None:
     return None
 
 
+_ROUNDING = Context(prec=80, rounding=ROUND_HALF_UP)
+_FIFTEEN_PLACES = Decimal("1e-15")
+
+
 def format_number(value: float | int) -> str:
-    """A number as GitHub writes it in strings: at most 15 decimals, no ``.0`` on whole numbers
+    """A number as GitHub writes it in strings, ``(+x.toFixed(15)).toString()``: rounded to 15
+    decimals, half away from zero, from the double's exact value; no ``.0`` on whole numbers
     (``format('{0}', 1.2e2)`` is ``120``, ``-0`` is ``0``, ``0.84551240822557006`` is
     ``0.84551240822557``)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**21:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _SAFE_INT:
         return str(value)
     x = float(value)
     name = _finite_or_name(x)
     if name is not None:
         return name
     if abs(x) < 1e21:
-        x = float(f"{x:.15f}")
+        x = float(Decimal(x).quantize(_FIFTEEN_PLACES, context=_ROUNDING))
         if x == 0:
             return "0"
     return _js_to_string(x)
@@ -187,7 +203,7 @@ def format_number(value: float | int) -> str:
 
 def json_number(value: float | int) -> str:
     """A number as ``JSON.stringify`` writes it (non-finite numbers are ``null``)."""
-    if isinstance(value, int) and abs(value) < 10**21:
+    if isinstance(value, int) and abs(value) < _SAFE_INT:
         return str(value)
     x = float(value)
     if not math.isfinite(x):
@@ -230,6 +246,55 @@ def upper(text: str) -> str:
     return "ı".join(part.upper() for part in text.split("ı"))
 
 
+def utf16(text: str) -> bytes:
+    """The UTF-16 code units of a string, in an order that compares as JavaScript compares
+    strings (``'\uffff' < '😀'`` is false there: the emoji starts with the unit ``0xd83d``)."""
+    return text.encode("utf-16-be", "surrogatepass")
+
+
+def js_string(text: str) -> str:
+    """The string JavaScript would hold: two lone surrogates that form a pair become the one
+    character they encode."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    return utf16(text).decode("utf-16-be", "surrogatepass")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_string(text: str) -> str:
+    """A string as ``JSON.stringify`` writes it: lone surrogates escaped (``"\\ud800"``)."""
+    out = json.dumps(js_string(text), ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+
+
+def js_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as ``fromJson`` builds it: JavaScript's ``JSON.parse`` (a repeated key
+    keeps its first place and its last value; keys that are array indices come first, in
+    numeric order), then GitHub's dictionary, which keeps the first of keys that differ only
+    in case."""
+    parsed: dict[str, Any] = dict(pairs)  # a repeated key: first place, last value
+    indices = sorted((k for k in parsed if _ARRAY_INDEX.fullmatch(k)
+                      and int(k) < 2**32 - 1), key=int)
+    out: dict[str, Any] = {}
+    seen: set[str] = set()
+    for key in (*indices, *(k for k in parsed if k not in set(indices))):
+        folded = js_lower(key)
+        if folded not in seen:
+            seen.add(folded)
+            out[key] = parsed[key]
+    return out
+
+
+_ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
+def js_lower(text: str) -> str:
+    """JavaScript's ``toLowerCase``, which GitHub's dictionaries key on."""
+    return text.lower()
+
+
 def to_json(value: Any, *, indent: int | None = 2) -> str:
     """JSON as JavaScript's ``JSON.stringify(value, null, indent)`` writes it."""
     out: list[str] = []
@@ -253,7 +318,7 @@ def _write_json(value: Any, out: list[str], indent: int | None, level: int,
             out.append(json_number(value))
             return
         case Kind.STRING:
-            out.append(json.dumps(value, ensure_ascii=False))
+            out.append(_json_string(value))
             return
     if id(value) in seen:
         raise ExpressionError("toJson: the value contains itself")
@@ -275,7 +340,7 @@ def _write_json(value: Any, out: list[str], indent: int | None, level: int,
             out.append(",")
         out.append(pad)
         if key is not None:
-            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(_json_string(key))
             out.append(":" if indent is None else ": ")
         _write_json(normalize(item), out, indent, level + 1, seen)
     out.append("" if indent is None else "\n" + " " * (indent * level))
@@ -332,7 +397,7 @@ def greater(a: Any, b: Any) -> bool:
         case Kind.NUMBER:
             return not (math.isnan(a) or math.isnan(b)) and a > b
         case Kind.STRING:
-            return upper(a) > upper(b)
+            return utf16(upper(a)) > utf16(upper(b))
         case Kind.BOOLEAN:
             return bool(a and not b)
     return False
@@ -348,18 +413,17 @@ def less(a: Any, b: Any) -> bool:
         case Kind.NUMBER:
             return not (math.isnan(a) or math.isnan(b)) and a < b
         case Kind.STRING:
-            return upper(a) < upper(b)
+            return utf16(upper(a)) < utf16(upper(b))
         case Kind.BOOLEAN:
             return bool(not a and b)
     return False
 
 
 def lookup(obj: Mapping[Any, Any], key: str) -> tuple[bool, Any]:
-    """A property of an object, by exact key first, then ignoring case (as GitHub)."""
-    if key in obj:
-        return True, obj[key]
-    wanted = upper(key)
+    """A property of an object, ignoring case: GitHub's dictionaries key on the lower-cased
+    name and keep the first of keys that differ only in case, so the first such key wins."""
+    wanted = js_lower(key)
     for k, v in obj.items():
-        if isinstance(k, str) and upper(k) == wanted:
+        if isinstance(k, str) and (k == key or js_lower(k) == wanted):
             return True, v
     return False, None

@@ -1,16 +1,19 @@
 """Trigger rules and the flow tracker: pure decisions over run states, no I/O, no clock.
 
-A need's run state counts as one of three results (Airflow's meaning):
+The rules are Airflow's (``airflow/ti_deps/deps/trigger_rule_dep.py``, as its scheduler runs
+them, with ``flag_upstream_failed``). A need's run state counts as one of four results:
 
 - success: ``succeeded``
 - failed: ``failed``, ``timed_out`` and ``cancelled`` (Airflow marks a task that was killed from
   outside as failed, and so do we)
+- upstream_failed: ``upstream_failed`` (the need itself never ran because one of its needs
+  failed)
 - skipped: ``skipped``
 
-``queued``/``running`` (or ``None``) is pending. ``one_success`` and ``one_failed`` fire as soon
-as one need has that result; every other rule waits until all needs have finished. A rule that
-cannot be met any more gives SKIP, so a downstream job is skipped, which its own downstream
-sees (all_success after a skipped need skips too: Airflow's skip propagation).
+``queued``/``running`` (or ``None``) is pending. A rule is decided as soon as its outcome is
+certain, as Airflow does: ``all_success`` with one need failed gives UPSTREAM_FAILED at once,
+even while a sibling still runs. A job that cannot run is recorded ``upstream_failed`` when a
+failure upstream is the reason, else ``skipped``; its own downstream sees that state.
 """
 
 from __future__ import annotations
@@ -29,8 +32,15 @@ if TYPE_CHECKING:
 
 class Verdict(StrEnum):
     RUN = "run"
-    SKIP = "skip"
+    SKIP = "skip"  # recorded as a ``skipped`` run
+    UPSTREAM_FAILED = "upstream_failed"  # recorded as an ``upstream_failed`` run
     WAIT = "wait"
+
+    @property
+    def state(self) -> RunState | None:
+        """The run state a job given this verdict is recorded with (None: run or wait)."""
+        return {Verdict.SKIP: RunState.SKIPPED,
+                Verdict.UPSTREAM_FAILED: RunState.UPSTREAM_FAILED}.get(self)
 
 
 class Result(StrEnum):
@@ -38,6 +48,7 @@ class Result(StrEnum):
 
     SUCCESS = "success"
     FAILED = "failed"
+    UPSTREAM_FAILED = "upstream_failed"
     SKIPPED = "skipped"
 
 
@@ -46,6 +57,7 @@ _RESULT = {
     RunState.FAILED: Result.FAILED,
     RunState.TIMED_OUT: Result.FAILED,
     RunState.CANCELLED: Result.FAILED,
+    RunState.UPSTREAM_FAILED: Result.UPSTREAM_FAILED,
     RunState.SKIPPED: Result.SKIPPED,
 }
 
@@ -57,7 +69,11 @@ def result_of(state: RunState | None) -> Result | None:
 
 def judge(rule: TriggerRule, results: Mapping[str, RunState | None]) -> Verdict:
     """The verdict for a downstream job whose needs stand at ``results`` (need → its finished
-    state, or None while pending or running). A job without needs always runs."""
+    state, or None while pending or running). A job without needs always runs.
+
+    WAIT only while the outcome still depends on a pending need."""
+    if not results:
+        return Verdict.RUN
     counts = dict.fromkeys(Result, 0)
     pending = 0
     for state in results.values():
@@ -66,24 +82,39 @@ def judge(rule: TriggerRule, results: Mapping[str, RunState | None]) -> Verdict:
             pending += 1
         else:
             counts[r] += 1
-    total = len(results)
-    if total == 0:
-        return Verdict.RUN
-    if rule is TriggerRule.ONE_SUCCESS or rule is TriggerRule.ONE_FAILED:
-        wanted = Result.SUCCESS if rule is TriggerRule.ONE_SUCCESS else Result.FAILED
-        if counts[wanted]:
-            return Verdict.RUN
-        return Verdict.WAIT if pending else Verdict.SKIP
-    if pending:
+    success, skipped = counts[Result.SUCCESS], counts[Result.SKIPPED]
+    failures = counts[Result.FAILED] + counts[Result.UPSTREAM_FAILED]
+    verdict: Verdict
+    match rule:
+        case TriggerRule.ALL_SUCCESS:
+            verdict = (Verdict.UPSTREAM_FAILED if failures else Verdict.SKIP if skipped
+                       else Verdict.RUN)
+        case TriggerRule.ALL_FAILED:
+            verdict = Verdict.SKIP if success or skipped else Verdict.RUN
+        case TriggerRule.ALL_DONE:
+            verdict = Verdict.RUN
+        case TriggerRule.ONE_SUCCESS:
+            if success:
+                return Verdict.RUN
+            verdict = Verdict.SKIP if skipped == len(results) else Verdict.UPSTREAM_FAILED
+        case TriggerRule.ONE_FAILED:
+            if failures:
+                return Verdict.RUN
+            verdict = Verdict.SKIP
+        case TriggerRule.NONE_FAILED:
+            verdict = Verdict.UPSTREAM_FAILED if failures else Verdict.RUN
+        case TriggerRule.NONE_SKIPPED:
+            verdict = Verdict.SKIP if skipped else Verdict.RUN
+    # A negative verdict that no pending need can change is final now; a positive one, and a
+    # negative one that still depends on the pending needs, waits for them.
+    if pending and (verdict is Verdict.RUN or rule in _DECIDED_WHEN_ALL_DONE):
         return Verdict.WAIT
-    met = {
-        TriggerRule.ALL_SUCCESS: counts[Result.SUCCESS] == total,
-        TriggerRule.ALL_FAILED: counts[Result.FAILED] == total,
-        TriggerRule.ALL_DONE: True,
-        TriggerRule.NONE_FAILED: counts[Result.FAILED] == 0,
-        TriggerRule.NONE_SKIPPED: counts[Result.SKIPPED] == 0,
-    }[rule]
-    return Verdict.RUN if met else Verdict.SKIP
+    return verdict
+
+
+# Rules whose negative verdict Airflow gives only once every need has finished.
+_DECIDED_WHEN_ALL_DONE = frozenset({TriggerRule.ONE_SUCCESS, TriggerRule.ONE_FAILED,
+                                    TriggerRule.ALL_DONE})
 
 
 def explain(rule: TriggerRule, results: Mapping[str, RunState | None]) -> str:
@@ -93,13 +124,14 @@ def explain(rule: TriggerRule, results: Mapping[str, RunState | None]) -> str:
     return f"trigger_rule {rule}: " + (", ".join(parts) if parts else "no needs")
 
 
-_SEVERITY = (RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED, RunState.SUCCEEDED,
-             RunState.SKIPPED)
+_SEVERITY = (RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED, RunState.UPSTREAM_FAILED,
+             RunState.SUCCEEDED, RunState.SKIPPED)
 
 
 def aggregate(states: Iterable[RunState]) -> RunState | None:
     """One state for all runs of one job in a flow (the cells of a matrix job): None while
-    any is unfinished or there is none; else the worst (failed, timed_out, cancelled), else
+    any is unfinished or there is none; else the worst (failed, timed_out, cancelled,
+    upstream_failed), else
     succeeded when any succeeded, else skipped."""
     seen = set()
     for s in states:
@@ -114,14 +146,22 @@ def aggregate(states: Iterable[RunState]) -> RunState | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlowDecision:
-    """What to do now: jobs to start and jobs to record as skipped (with the reason)."""
+    """What to do now: jobs to start, jobs to record as skipped and as upstream_failed (each
+    with the reason)."""
 
     run: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
+    upstream_failed: tuple[str, ...] = ()
     reasons: Mapping[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.run or self.skip)
+        return bool(self.run or self.skip or self.upstream_failed)
+
+    def not_run(self) -> tuple[tuple[str, RunState], ...]:
+        """The jobs recorded without running, each with its state, in dependency order as
+        decided (skips first)."""
+        return (*((j, RunState.SKIPPED) for j in self.skip),
+                *((j, RunState.UPSTREAM_FAILED) for j in self.upstream_failed))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,15 +236,18 @@ class FlowState:
 
     @property
     def complete(self) -> bool:
-        """Every member has finished: run to its end or been skipped."""
+        """Every member has finished: run to its end, or been skipped or marked
+        upstream_failed."""
         return not self.pending
 
     def decide(self) -> FlowDecision:
-        """The members to start and to skip now, in dependency order. Skips cascade within
-        one call: a job whose needs were just skipped is judged on that at once."""
+        """The members to start, skip or mark upstream_failed now, in dependency order. These
+        cascade within one call: a job whose needs were just skipped (or marked
+        upstream_failed) is judged on that at once."""
         effective: dict[str, RunState | None] = {}
         run: list[str] = []
         skip: list[str] = []
+        upstream_failed: list[str] = []
         reasons: dict[str, str] = {}
         for job in self.order:
             if job == self.root or job in self.runs:
@@ -217,21 +260,23 @@ class FlowState:
                 run.append(job)
                 reasons[job] = explain(self.rules[job], inputs)
                 effective[job] = None
-            elif verdict is Verdict.SKIP:
-                skip.append(job)
+            elif (state := verdict.state) is not None:
+                (skip if state is RunState.SKIPPED else upstream_failed).append(job)
                 reasons[job] = explain(self.rules[job], inputs)
-                effective[job] = RunState.SKIPPED
+                effective[job] = state
             else:
                 effective[job] = None
-        return FlowDecision(run=tuple(run), skip=tuple(skip), reasons=reasons)
+        return FlowDecision(run=tuple(run), skip=tuple(skip),
+                            upstream_failed=tuple(upstream_failed), reasons=reasons)
 
     def apply(self, decision: FlowDecision) -> FlowState:
-        """The state once the decision is carried out: started jobs queued, skips recorded."""
+        """The state once the decision is carried out: started jobs queued, the others
+        recorded."""
         runs = dict(self.runs)
         for job in decision.run:
             runs[job] = (*runs.get(job, ()), RunState.QUEUED)
-        for job in decision.skip:
-            runs[job] = (*runs.get(job, ()), RunState.SKIPPED)
+        for job, state in decision.not_run():
+            runs[job] = (*runs.get(job, ()), state)
         return replace(self, runs=runs)
 
     def finish(self, job: str, state: RunState) -> FlowState:

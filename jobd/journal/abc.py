@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -148,8 +148,13 @@ class Journal(ABC):
     async def list_runs(self, *, job_id: str | None = None,
                         states: frozenset[RunState] | None = None,
                         flow_id: str | None = None,
-                        limit: int | None = 50) -> list[RunRecord]:
-        """Runs newest first (by run id), filtered."""
+                        limit: int | None = 50,
+                        trigger: TriggerKind | None = None,
+                        before: int | None = None,
+                        queued_since: datetime | None = None) -> list[RunRecord]:
+        """Runs newest first (by run id), filtered; ``before`` keeps run ids below it (keyset
+        paging: pass the last id of a page to get the next), ``queued_since`` runs queued at
+        or after it."""
 
     @abstractmethod
     async def unfinished_runs(self) -> list[RunRecord]:
@@ -158,6 +163,16 @@ class Journal(ABC):
     @abstractmethod
     async def latest_finished(self, job_id: str) -> RunRecord | None:
         """The job's newest run in a finished state."""
+
+    async def latest_finished_of(self, job_ids: Iterable[str]) -> dict[str, RunRecord]:
+        """Each job's newest finished run, for the jobs that have one (one read where the
+        backend can)."""
+        out = {}
+        for job_id in job_ids:
+            run = await self.latest_finished(job_id)
+            if run is not None:
+                out[job_id] = run
+        return out
 
     @abstractmethod
     async def cursors(self) -> dict[str, datetime]:

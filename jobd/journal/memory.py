@@ -12,7 +12,7 @@ from datetime import datetime
 
 import anyio.lowlevel
 
-from jobd._enums import RunState
+from jobd._enums import RunState, TriggerKind
 from jobd._exceptions import JournalError
 from jobd.journal._codec import encode_cursors, from_micros, normalise_run, to_micros
 from jobd.journal.abc import Journal, ManifestEntry, RunRecord
@@ -74,7 +74,9 @@ class MemoryJournal(Journal):
 
     async def list_runs(self, *, job_id: str | None = None,
                         states: frozenset[RunState] | None = None, flow_id: str | None = None,
-                        limit: int | None = 50) -> list[RunRecord]:
+                        limit: int | None = 50, trigger: TriggerKind | None = None,
+                        before: int | None = None,
+                        queued_since: datetime | None = None) -> list[RunRecord]:
         self._check_open()
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
@@ -86,7 +88,10 @@ class MemoryJournal(Journal):
             run = self._runs[run_id]
             if ((job_id is None or run.job_id == job_id)
                     and (states is None or run.state in states)
-                    and (flow_id is None or run.flow_id == flow_id)):
+                    and (flow_id is None or run.flow_id == flow_id)
+                    and (trigger is None or run.trigger == trigger)
+                    and (before is None or run_id < before)
+                    and (queued_since is None or run.queued_at >= queued_since)):
                 found.append(run)
         return found
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,7 +27,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskStatus
 
-from jobd._enums import RunState
+from jobd._enums import RunState, TriggerKind
 from jobd._exceptions import JournalError, StorageError
 from jobd.journal._codec import (
     FINISHED_VALUES,
@@ -90,7 +91,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, path)
     ) STRICT, WITHOUT ROWID;
     """,
-    # 2: the time slots a run covers besides its own (folded into it).
+    # The dashboard's filters (docs/dashboard.md): each index ends in the rowid (run_id), so
+    # "WHERE state = ? AND run_id < ? ORDER BY run_id DESC LIMIT n" walks one index range.
+    """
+    CREATE INDEX runs_by_state ON runs (state);
+    CREATE INDEX runs_by_trigger ON runs (trigger);
+    CREATE INDEX runs_by_job_state ON runs (job_id, state);
+    CREATE INDEX runs_by_queued ON runs (queued_at);
+    """,
+    # 3: the time slots a run covers besides its own (folded into it).
     "ALTER TABLE runs ADD COLUMN folded_slots TEXT NOT NULL DEFAULT '[]'",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -621,7 +630,9 @@ class SQLiteJournal(Journal):
 
     async def list_runs(self, *, job_id: str | None = None,
                         states: frozenset[RunState] | None = None, flow_id: str | None = None,
-                        limit: int | None = 50) -> list[RunRecord]:
+                        limit: int | None = 50, trigger: TriggerKind | None = None,
+                        before: int | None = None,
+                        queued_since: datetime | None = None) -> list[RunRecord]:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         where: list[str] = []
@@ -635,7 +646,19 @@ class SQLiteJournal(Journal):
         if flow_id is not None:
             where.append("flow_id = ?")
             params.append(flow_id)
+        if trigger is not None:
+            where.append("trigger = ?")
+            params.append(str(trigger))
+        if before is not None:
+            where.append("run_id < ?")
+            params.append(before)
+        if queued_since is not None:
+            where.append("queued_at >= ?")
+            params.append(to_micros(queued_since, "queued_since"))
         sql = f"SELECT {_COLS} FROM runs"
+        if queued_since is not None:
+            # Else SQLite walks every run newest first to skip the sort; a window is few.
+            sql += " INDEXED BY runs_by_queued"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY run_id DESC"
@@ -654,6 +677,17 @@ class SQLiteJournal(Journal):
             f"SELECT {_COLS} FROM runs WHERE job_id = ? AND state IN ({_FINISHED_SQL})"
             " ORDER BY run_id DESC LIMIT 1", (job_id,))
         return decode_run(rows[0]) if rows else None
+
+    async def latest_finished_of(self, job_ids: Iterable[str]) -> dict[str, RunRecord]:
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}
+        # One read: a lookup in runs_by_job for each job.
+        rows = await self._read(
+            f"SELECT {_COLS} FROM runs WHERE run_id IN (SELECT (SELECT run_id FROM runs AS r"
+            f" WHERE r.job_id = j.value AND r.state IN ({_FINISHED_SQL})"
+            " ORDER BY r.run_id DESC LIMIT 1) FROM json_each(?) AS j)", (json.dumps(ids),))
+        return {run.job_id: run for run in map(decode_run, rows)}
 
     async def cursors(self) -> dict[str, datetime]:
         rows = await self._read("SELECT job_id, slot FROM cursors")

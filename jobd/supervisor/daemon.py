@@ -33,6 +33,7 @@ from jobd.executors.process import find_leftovers, stop_leftovers
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal, os_fault
 from jobd.matrix import expand
+from jobd.supervisor import runfiles
 from jobd.supervisor.clock import Clock, SystemClock
 from jobd.supervisor.events import Reply, Trigger
 from jobd.supervisor.flowing import FlowEngine
@@ -101,18 +102,17 @@ class Daemon:
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
         self._docker_executor: DockerExecutor | None = None
+        self.http_url: str | None = None  # the dashboard's address, once it listens
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover, load, serve until ``stop()`` (or SIGTERM), then drain."""
-        for d in (self.config.state_dir, self.config.logs_dir,
-                  self.config.state_dir / "outputs"):
-            try:
-                d.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                why = os_fault(exc) or exc.strerror
-                raise StorageError(f"state_dir: cannot create {d}: {why}") from exc
+        try:
+            runfiles.make_dirs(self.config)  # with the modes of docs/security.md
+        except OSError as exc:
+            why = os_fault(exc) or exc.strerror
+            raise StorageError(f"state_dir: cannot prepare {exc.filename}: {why}") from exc
         async with self.journal:
             self._deps = RunnerDeps(
                 config=self.config, journal=self.journal, executor=self.executor,
@@ -143,6 +143,9 @@ class Daemon:
                     if self._control:
                         from jobd.control.server import ControlServer
                         await tg.start(ControlServer(self, self.config).serve)
+                    if self.config.http is not None:  # else no port, no web import
+                        from jobd.web import serve_http
+                        self.http_url = await tg.start(serve_http, self, self.config)
                     if self._handle_signals:
                         await tg.start(self._signal_loop)
                     if self._watch_jobs_dir:
@@ -347,7 +350,7 @@ class Daemon:
             running = list(self._active_by_job.get(job.id, ()))
             queued = list(self._queued_by_job.get(job.id, ()))
             # A run of a flow is that flow's member: never folded into another's run; with
-            # catchup = "all" every time slot keeps a run of its own (docs/scheduling.md).
+            # catchup = "all" every time slot (missed or live) keeps a run of its own.
             own_slot = t.scheduled_for is not None and job.catchup is Catchup.ALL
             decision = admit(job.overlap, running=running, queued=queued,
                              coalescible=not t.params and t.flow_id is None and not own_slot)
@@ -697,9 +700,10 @@ class Daemon:
 
     async def list_jobs(self) -> list[dict[str, Any]]:
         out = []
+        lasts = await self.journal.latest_finished_of(self.jobset.jobs)
         for job_id in sorted(self.jobset.jobs):
             job = self.jobset.jobs[job_id]
-            last = await self.journal.latest_finished(job_id)
+            last = lasts.get(job_id)
             nxt = self._next_run(job)
             out.append({
                 "job_id": job_id, "file": str(job.source.file),
@@ -768,13 +772,26 @@ class Daemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         if job_id is not None and job_id not in self.jobset.jobs \
                 and not await self.journal.list_runs(job_id=job_id, limit=1):
             raise JobNotFound(job_id)
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        from jobd.triggers.catchup import slots_between
+        job = self._job(job_id)
+        return slots_between(job.time_triggers, start, end, limit=limit)
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {j.id: {"needs": list(j.needs), "trigger_rule": str(j.trigger_rule)}
+                for j in self.jobset.jobs.values()}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else log_path(self.config, run)

@@ -1,5 +1,6 @@
-"""Flows: which downstream jobs of a finished run start or are skipped, decided from the
-journal with the pure rules of ``jobd.flows.rules``, and what ``needs.*`` a run sees."""
+"""Flows: which downstream jobs of a finished run start, are skipped or upstream_failed,
+decided from the journal with the pure rules of ``jobd.flows.rules``, and what ``needs.*`` a
+run sees."""
 
 from __future__ import annotations
 
@@ -65,16 +66,15 @@ class FlowEngine:
             decision = state.decide()
             now = d.clock.now()
             skipped = [RunRecord(run_id=d.journal.new_run_id(), job_id=j,
-                                 trigger=TriggerKind.NEEDS, state=RunState.SKIPPED,
+                                 trigger=TriggerKind.NEEDS, state=state,
                                  queued_at=now, finished_at=now, flow_id=flow_id,
-                                 message=f"trigger rule {jobs[j].trigger_rule}: "
-                                         f"{decision.reasons.get(j, '')}")
-                       for j in decision.skip]
+                                 message=decision.reasons.get(j))
+                       for j, state in decision.not_run()]
             if skipped:
                 await d.journal.put_runs(skipped)
                 for r in skipped:
                     d._publish(r)
-                    d._decide(r.job_id, f"flow {flow_id}: skipped ({r.message})")
+                    d._decide(r.job_id, f"flow {flow_id}: {r.state} ({r.message})")
             for j in decision.run:
                 d._decide(j, f"flow {flow_id}: needs met ({decision.reasons.get(j, '')})")
                 await d.submit(Trigger(job_id=j, kind=TriggerKind.NEEDS, flow_id=flow_id))

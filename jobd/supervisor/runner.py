@@ -7,8 +7,11 @@ as ``recovery`` at the next start."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,10 +34,13 @@ from jobd.config.model import (
     StagesAction,
     StepAction,
 )
+from jobd.executors._logsink import open_log
 from jobd.executors.abc import Executor, ProcessSpec
 from jobd.executors.actions import argv_for, read_env_file
 from jobd.expressions import evaluate_condition, parse_template
+from jobd.expressions.shell import shell_command
 from jobd.journal.abc import Journal, RunRecord, run_key
+from jobd.supervisor import runfiles
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.policy import outcome, retry_delay, retryable
 
@@ -64,19 +70,37 @@ class RunFailedToRender(Exception):
 
 
 def log_path(config: DaemonConfig, run: RunRecord) -> Path:
-    return config.logs_dir / run.job_id / f"{run.run_id}.log"
+    return config.logs_dir / log_dir_name(run.job_id) / f"{run.run_id}.log"
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+
+def log_dir_name(job_id: str) -> str:
+    """The directory of a job's logs: its id when that is a plain name; else (a
+    ``[tool.scheduled]`` id may hold ``/``, spaces, any letter, and be long) its plain
+    characters, cut short, and a digest of the whole id, so that the name is safe and unique."""
+    if _PLAIN_ID.fullmatch(job_id) and ".." not in job_id:
+        return job_id
+    plain = re.sub(r"[^A-Za-z0-9_.:-]+", "_", job_id).strip("._")[:64]
+    return f"{plain}~{hashlib.sha256(job_id.encode()).hexdigest()[:16]}"
 
 
 def output_path(config: DaemonConfig, run: RunRecord) -> Path:
-    return config.state_dir / "outputs" / f"{run.run_id}.out"
+    return runfiles.output_path(config, run)
 
 
 def read_outputs(path: Path) -> dict[str, str]:
-    """``key=value`` lines a run wrote to ``JOBD_OUTPUT``; other lines are ignored."""
+    """``key=value`` lines a run wrote to ``JOBD_OUTPUT``; other lines are ignored, and so is
+    everything past its first ``MAX_OUTPUTS_BYTES`` (a job cannot make the daemon hold more)."""
     try:
-        text = path.read_text(errors="replace")
+        with path.open("rb") as f:
+            data = f.read(runfiles.MAX_OUTPUTS_BYTES + 1)
     except OSError:
         return {}
+    if len(data) > runfiles.MAX_OUTPUTS_BYTES:  # keep whole lines only
+        data = data[:data.rfind(b"\n", 0, runfiles.MAX_OUTPUTS_BYTES) + 1]
+    text = data.decode(errors="replace")
     out: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
@@ -114,16 +138,28 @@ def render(text: str, ctx: Mapping[str, Any]) -> str:
         raise RunFailedToRender(f"expression in {text!r}: {exc}") from exc
 
 
-def render_step(action: StepAction, ctx: Mapping[str, Any]) -> StepAction:
+def render_shell(text: str, ctx: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """A shell-string command: its script, and its values as environment variables (values
+    never become shell code: ``jobd.expressions.shell``)."""
+    try:
+        return shell_command(parse_template(text)).render(ctx)
+    except Exception as exc:  # ExpressionError, or a type error in a function
+        raise RunFailedToRender(f"expression in {text!r}: {exc}") from exc
+
+
+def render_step(action: StepAction,
+                ctx: Mapping[str, Any]) -> tuple[StepAction, dict[str, str]]:
+    """The action with its expressions rendered, and the environment entries it needs."""
     if isinstance(action, CommandAction):
         cmd = action.command
-        rendered: tuple[str, ...] | str = (render(cmd, ctx) if isinstance(cmd, str)
-                                           else tuple(render(a, ctx) for a in cmd))
-        return CommandAction(command=rendered)
+        if isinstance(cmd, str):
+            script, values = render_shell(cmd, ctx)
+            return CommandAction(command=script), values
+        return CommandAction(command=tuple(render(a, ctx) for a in cmd)), {}
     if isinstance(action, ScriptAction):
         return ScriptAction(script=action.script, python=action.python,
-                            args=tuple(render(a, ctx) for a in action.args))
-    return action
+                            args=tuple(render(a, ctx) for a in action.args)), {}
+    return action, {}
 
 
 def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
@@ -148,8 +184,7 @@ def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
         env["JOBD_SCHEDULED_FOR"] = run.scheduled_for.isoformat()
     if run.folded_slots:
         env["JOBD_FOLDED_SLOTS"] = " ".join(d.isoformat() for d in run.folded_slots)
-    if run.changed_paths:
-        env["JOBD_CHANGED_PATHS"] = "\n".join(run.changed_paths)
+    env.update(runfiles.changed_paths_env(config, run, run.changed_paths))
     if run.flow_id is not None:
         env["JOBD_FLOW_ID"] = run.flow_id
     for k, v in (run.matrix or {}).items():
@@ -170,10 +205,12 @@ class Runner:
     def note(self, text: str) -> None:
         """A jobd line in the run's log, between the process's own output."""
         try:
-            self.log.parent.mkdir(parents=True, exist_ok=True)
-            with self.log.open("a") as f:
-                stamp = self.deps.clock.now().isoformat(timespec="milliseconds")
-                f.write(f"[jobd {stamp}] {text}\n")
+            stamp = self.deps.clock.now().isoformat(timespec="milliseconds")
+            fd = open_log(self.log)  # 0640, as the executors' own writes
+            try:
+                os.write(fd, f"[jobd {stamp}] {text}\n".encode())
+            finally:
+                os.close(fd)
         except OSError as exc:
             log.warning("run %s: cannot write its log %s: %s", self.run.run_id, self.log, exc)
 
@@ -206,7 +243,7 @@ class Runner:
                 # A first attempt needs no note: creating a log file costs ~1 ms here, and a
                 # quiet job that succeeds then leaves none.
                 self.note(f"attempt {self.run.attempt} ({self.run.trigger}) started")
-            output_path(deps.config, self.run).unlink(missing_ok=True)
+            await self._prepare_files()
             try:
                 state, code, message = await self._attempt(needs)
             except RunFailedToRender as exc:
@@ -240,8 +277,18 @@ class Runner:
         crash_point("after-exit")
         with anyio.CancelScope(shield=True):
             await self._save(final)
-        out.unlink(missing_ok=True)  # the journal holds the outputs now
+        runfiles.remove(self.deps.config, self.run)  # the journal holds the outputs now
         return final
+
+    async def _prepare_files(self) -> None:
+        owner = None
+        if self.job.user is not None and os.geteuid() == 0 \
+                and not isinstance(self.job.action, ContainerAction):
+            owner = await anyio.to_thread.run_sync(runfiles.run_owner, self.job.user)
+        try:
+            runfiles.prepare(self.deps.config, self.run, owner)
+        except OSError as exc:
+            log.warning("run %s: cannot prepare its output file: %s", self.run.run_id, exc)
 
     async def _attempt(self, needs: dict[str, Any]) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
@@ -252,20 +299,24 @@ class Runner:
         if isinstance(action, StagesAction):
             return await self._stages(action, ctx)
         env = base_env(deps, job, self.run, {}, ctx)
-        return await self._process(render_step(action, ctx), env, job.timeout)
+        step, values = render_step(action, ctx)
+        return await self._process(step, {**env, **values}, job.timeout)
 
     async def _container(self, action: ContainerAction,
                          ctx: Mapping[str, Any]) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
         env = base_env(deps, job, self.run, {}, ctx)
         cmd = action.command
+        values: dict[str, str] = {}
+        if isinstance(cmd, str):
+            cmd, values = render_shell(cmd, ctx)
+            env.update(values)
         rendered = ContainerAction(image=render(action.image, ctx), command=(
-            None if cmd is None else render(cmd, ctx) if isinstance(cmd, str)
-            else tuple(render(a, ctx) for a in cmd)))
+            cmd if cmd is None or isinstance(cmd, str) else tuple(render(a, ctx) for a in cmd)))
         spec = ProcessSpec(argv=(), env=env, cwd=job.workdir, log_path=self.log,
                            log_max_bytes=deps.config.log_max_bytes, timeout=job.timeout,
                            kill_grace=job.kill_grace, user=job.user)
-        passthrough = set(job.env)
+        passthrough = set(job.env) | set(values)
         if job.env_file is not None:
             passthrough |= set(read_env_file(job.env_file))
 
@@ -319,8 +370,9 @@ class Runner:
                 timeout = left if timeout is None else min(timeout, left)
             env = base_env(deps, job, self.run, stage.env, sctx)
             env["JOBD_STAGE"] = stage.name
-            state, code, msg = await self._stage_attempts(stage.name, stage.retry,
-                                                          render_step(stage.action, sctx),
+            step, values = render_step(stage.action, sctx)
+            env.update(values)
+            state, code, msg = await self._stage_attempts(stage.name, stage.retry, step,
                                                           env, timeout)
             stages_ctx[stage.name] = {"result": result_word(state), "exit_code": code}
             if state is RunState.CANCELLED:
@@ -352,6 +404,8 @@ class Runner:
 
 
 def result_word(state: RunState) -> str:
-    """A run state in the words of ``needs.<id>.result`` (GitHub's)."""
+    """A run state in the words of ``needs.<id>.result`` (GitHub's: a job not run because a
+    need failed is ``skipped`` there)."""
     return {RunState.SUCCEEDED: "success", RunState.SKIPPED: "skipped",
+            RunState.UPSTREAM_FAILED: "skipped",
             RunState.CANCELLED: "cancelled"}.get(state, "failure")

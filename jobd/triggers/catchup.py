@@ -254,3 +254,26 @@ def next_due(triggers: Sequence[TimeTrigger], after: datetime) -> datetime | Non
     """The first fire time of any of ``triggers`` strictly after ``after``; None if none."""
     times = next_fire_times(triggers, after, 1)
     return times[0] if times else None
+
+
+def slots_between(triggers: Sequence[TimeTrigger], start: datetime, end: datetime, *,
+                  limit: int) -> list[datetime]:
+    """The fire times of ``triggers`` in ``[start, end)``, oldest first; when there are more
+    than ``limit``, the newest of them in a window ending at ``end`` (halved until they fit),
+    so a 1 s cadence over a day costs a few thousand steps, not 86,400 (the timeline)."""
+    _aware("start", start)
+    _aware("end", end)
+    if limit <= 0 or not triggers:
+        return []
+    since = start
+    while True:
+        kept: list[datetime] = []
+        for slot in _slots(list(triggers), since - timedelta(microseconds=1)):
+            if slot.scheduled_for >= end:
+                return kept
+            kept.append(slot.scheduled_for)
+            if len(kept) > limit:
+                break
+        else:
+            return kept
+        since = end - (end - since) / 2

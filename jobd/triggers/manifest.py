@@ -192,9 +192,31 @@ class WatchPlan:
         return WatchPlan(recursive=self.recursive - set(roots), flat=self.flat - set(roots))
 
 
+def anchor(pattern: str) -> str:
+    """The pattern as the loader keeps it: symlinks in the directories above the last fixed
+    component resolved (they are the administrator's layout, followed once, when the job is
+    loaded); the last fixed component itself (the watched directory, or a file) is kept as
+    written. From then on a watch follows no symlink (``is_real_dir``)."""
+    pattern = normalize(pattern)
+    prefix, rest = _split(pattern)
+    parent, name = os.path.split(prefix)
+    if not name:  # "/"
+        return pattern
+    anchored = os.path.join(os.path.realpath(parent), name)
+    return "/".join([anchored, *rest]) if rest else anchored
+
+
+def is_real_dir(path: str) -> bool:
+    """A directory reached without following any symlink (one swapped in later is not)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode) and os.path.realpath(path) == path
+    except (OSError, ValueError):
+        return False
+
+
 def _nearest_dir(path: str) -> str:
     """``path`` if it is a directory, else its nearest ancestor that is."""
-    while not os.path.isdir(path):
+    while not is_real_dir(path):
         parent = os.path.dirname(path)
         if parent == path:
             break
@@ -206,10 +228,10 @@ def _root_for(pattern: str) -> tuple[str, bool]:
     """The directory to watch for one normalized pattern, and whether recursively."""
     prefix, rest = _split(pattern)
     if not rest:  # a literal path
-        if os.path.isdir(prefix):
+        if is_real_dir(prefix):
             return prefix, True
         return _nearest_dir(os.path.dirname(prefix)), False
-    if os.path.isdir(prefix):
+    if is_real_dir(prefix):
         deep = len(rest) > 1 or any("**" in part for part in rest)
         return prefix, deep
     # The fixed part does not exist yet: watch its nearest existing parent for it to appear.
@@ -244,11 +266,13 @@ def watch_roots(patterns: Iterable[str]) -> set[Path]:
 
 
 def _walk(root: str, *, recursive: bool, max_depth: int | None = None) -> Iterator[str]:
-    """Every non-directory entry below ``root``, in a stable order. Symlinked directories are
-    followed as the watcher follows them, each directory once (no loops); unreadable
-    directories are skipped."""
+    """Every non-directory entry below ``root``, in a stable order. Symlinks are entries of
+    their own, never followed (as the watcher does not follow them); unreadable directories
+    are skipped."""
+    if not is_real_dir(root):
+        return
     try:
-        st = os.stat(root)
+        st = os.lstat(root)
     except OSError:
         return
     seen = {(st.st_dev, st.st_ino)}
@@ -263,9 +287,9 @@ def _walk(root: str, *, recursive: bool, max_depth: int | None = None) -> Iterat
         subdirs: list[tuple[str, int]] = []
         for entry in entries:
             try:
-                is_dir = entry.is_dir()
+                is_dir = entry.is_dir(follow_symlinks=False)
                 if is_dir and recursive and (max_depth is None or depth < max_depth):
-                    st = entry.stat()
+                    st = entry.stat(follow_symlinks=False)
                     if (st.st_dev, st.st_ino) not in seen:
                         seen.add((st.st_dev, st.st_ino))
                         subdirs.append((entry.path, depth + 1))
@@ -280,12 +304,12 @@ def _candidates(pattern: str) -> Iterator[str]:
     """Paths that may match one normalized pattern (a superset; the caller filters)."""
     prefix, rest = _split(pattern)
     if not rest:
-        if os.path.isdir(prefix):
+        if is_real_dir(prefix):
             yield from _walk(prefix, recursive=True)
-        elif os.path.lexists(prefix):
+        elif os.path.lexists(prefix) and is_real_dir(os.path.dirname(prefix)):
             yield prefix
         return
-    if not os.path.isdir(prefix):
+    if not is_real_dir(prefix):
         return
     deep = any("**" in part for part in rest)
     yield from _walk(prefix, recursive=len(rest) > 1 or deep,
@@ -293,17 +317,18 @@ def _candidates(pattern: str) -> Iterator[str]:
 
 
 def _entry(path: str) -> ManifestEntry | None:
+    """A regular file, or a symlink as itself (its target is never looked at)."""
     try:
-        st = os.stat(path)
-    except OSError:  # gone, or a broken symlink
+        st = os.lstat(path)
+    except OSError:  # gone
         return None
-    if not stat.S_ISREG(st.st_mode):
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         return None
     return ManifestEntry(path=path, mtime_ns=st.st_mtime_ns, size=st.st_size)
 
 
 def scan(patterns: Iterable[str], *, limit: int = MAX_SCAN_ENTRIES) -> dict[str, ManifestEntry]:
-    """The regular files (symlinks followed) that ``patterns`` match now, by path.
+    """The regular files and symlinks (not followed) that ``patterns`` match now, by path.
 
     Bounded: at most ``limit`` entries, with a warning when the limit is reached."""
     found: dict[str, ManifestEntry] = {}

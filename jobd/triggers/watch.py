@@ -39,6 +39,7 @@ from jobd.config.model import WatchSpec
 from jobd.triggers.manifest import (
     WatchPlan,
     _split,
+    is_real_dir,
     matches_any,
     newly_covered,
     normalize,
@@ -273,18 +274,21 @@ def _survey(patterns: list[str]) -> tuple[WatchPlan, dict[str, tuple[int, int]]]
     return plan, ids
 
 
-def _inspect(patterns: list[str], added: list[str],
-             maybe_dirs: list[str]) -> tuple[set[str], list[str]]:
-    """Which of the paths are directories now, and the matching files below the added ones
-    (files may land in a new directory before its watch exists)."""
+def _inspect(patterns: list[str], added: list[str], maybe_dirs: list[str],
+             parents: set[str]) -> tuple[set[str], list[str], set[str]]:
+    """Which of the paths are directories now, the matching files below the added ones
+    (files may land in a new directory before its watch exists), and which of ``parents``
+    are reached through a symlink (roots are anchored when the job is loaded, so a directory
+    reached without one is its own real path)."""
+    outside = {d for d in parents if os.path.realpath(d) != d}
     dirs: set[str] = set()
     extra: list[str] = []
     for path in added:
-        if os.path.isdir(path):
+        if is_real_dir(path):  # a symlink to a directory is a file here: never followed
             dirs.add(path)
             extra += walk_matching(patterns, path)
-    dirs.update(p for p in maybe_dirs if os.path.isdir(p))
-    return dirs, extra
+    dirs.update(p for p in maybe_dirs if is_real_dir(p))
+    return dirs, extra, outside
 
 
 def _check_specs(specs: Mapping[str, WatchSpec]) -> dict[str, WatchSpec]:
@@ -483,7 +487,8 @@ class WatchSource:
         items = self._items
         changes_iter = awatch(
             *sorted(w.roots), watch_filter=None, debounce=w.grouping_ms, step=STEP_MS,
-            stop_event=w.signal,  # duck-typed: awatch only calls is_set() and set()
+            # duck-typed: awatch only calls is_set() and set()
+            stop_event=w.signal,  # type: ignore[arg-type, unused-ignore]
             rust_timeout=RUST_TIMEOUT_MS, yield_on_timeout=True, recursive=w.recursive,
             ignore_permission_denied=True)
         async with aclosing(changes_iter):
@@ -536,13 +541,15 @@ class WatchSource:
                    if c == Change.modified and any(
                        matches_any(s.patterns, p) for s in self._specs.values())]
         patterns = [p for s in self._specs.values() for p in s.patterns]
-        dirs: set[str] = set()
-        extra: list[str] = []
-        if added or matched:
-            dirs, extra = await anyio.to_thread.run_sync(_inspect, patterns, added, matched)
+        parents = {os.path.dirname(p) for b in batches for _, p in b.changes}
+        dirs, extra, outside = await anyio.to_thread.run_sync(_inspect, patterns, added,
+                                                              matched, parents)
         # A path that is gone was a directory if something below it is in the batches.
-        dirs.update(os.path.dirname(p) for b in batches for _, p in b.changes)
+        dirs.update(parents)
         for b in batches:
-            self._ingest((p for _, p in b.changes if p not in dirs), b.at)
+            # the watcher library follows symlinked directories in a recursive watch: what it
+            # reports below one is outside the declared roots, and dropped (docs/security.md)
+            self._ingest((p for _, p in b.changes
+                          if p not in dirs and os.path.dirname(p) not in outside), b.at)
         if extra or found:
             self._ingest([*extra, *found], self._clock())

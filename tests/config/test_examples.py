@@ -21,34 +21,36 @@ def test_example_config_passes_check() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert run_check(CONFIG, [], out=out, err=err) == 0
     assert err.getvalue() == ""
-    assert out.getvalue() == "ok: 5 jobs in 4 files\n"
+    assert out.getvalue() == "ok: 6 jobs in 4 files\n"
 
 
 def test_example_config_stays_inside_the_checkout() -> None:
     config = load_config(CONFIG)
     assert config.state_dir == ROOT / "var" and config.socket == ROOT / "var" / "jobd.sock"
     jobs = load_jobs(config).jobs
-    assert sorted(jobs) == ["app-report", "heartbeat", "nightly-cleanup", "report",
-                            "transform"]
+    assert sorted(jobs) == ["alert", "heartbeat", "jobd-example-app:app-report",
+                            "nightly-cleanup", "report", "transform"]
     for job in jobs.values():
         assert job.workdir.is_relative_to(ROOT)
     assert jobs["transform"].watch is not None
     assert jobs["transform"].watch.patterns == (str(ROOT / "var" / "inbox" / "*.csv"),)
     assert jobs["report"].needs == ("transform",)
+    assert jobs["alert"].needs == ("transform",) and jobs["alert"].trigger_rule == "one_failed"
 
 
 def test_pyproject_example_is_a_symlink_into_the_project() -> None:
     link = ROOT / "config" / "jobs.d" / "pyproject-example.toml"
     assert link.is_symlink()
     assert link.resolve() == ROOT / "config" / "examples" / "pyproject.toml"
-    job = load_jobs(load_config(CONFIG)).jobs["app-report"]
+    job = load_jobs(load_config(CONFIG)).jobs["jobd-example-app:app-report"]
     assert job.action == EntrypointAction(entrypoint="app.jobs:report",
                                           path=(ROOT / "config" / "examples",))
     code = "import sys; sys.path[:0] = [sys.argv[1]]; import app.jobs; app.jobs.report()"
     out = subprocess.run([sys.executable, "-c", code, str(job.action.path[0])],
                          capture_output=True, text=True, timeout=30, check=True,
-                         env={**os.environ, "JOBD_JOB_ID": "app-report", "JOBD_RUN_ID": "7"})
-    assert "job app-report (run 7): " in out.stdout and "% of / is free" in out.stdout
+                         env={**os.environ, "JOBD_JOB_ID": "jobd-example-app:app-report",
+                              "JOBD_RUN_ID": "7"})
+    assert "job jobd-example-app:app-report (run 7): " in out.stdout and "% of / is free" in out.stdout
 
 
 def test_heartbeat_prints_the_time() -> None:
@@ -126,4 +128,28 @@ def test_job_file_examples_in_the_docs_load(tmp_path: Path) -> None:
     jobset = load_jobs(load_config(tmp_path / "jobd.toml"))
     assert jobset.invalid == {}
     assert {"extract", "load", "report", "sync", "ingest", "publish", "vacuum", "nightly",
-            "build", "clean-files", "test"} <= set(jobset.jobs)
+            "build", "shop:clean-files", "test"} <= set(jobset.jobs)
+
+
+def test_transform_is_robust_to_hostile_names(tmp_path: Path) -> None:
+    """A name with newlines cannot name another file; a symlink is not followed."""
+    job = load_jobs(load_config(CONFIG)).jobs["transform"]
+    assert isinstance(job.action, ScriptAction)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (tmp_path / "w.toml").write_text("secret,stuff\nline,1\n")
+    hostile = inbox / "x\nw.toml\n.csv"
+    hostile.write_text("name,qty\na,1\n")
+    link = inbox / "link.csv"
+    link.symlink_to(tmp_path / "w.toml")
+    listing = tmp_path / "paths"
+    listing.write_bytes(f"{hostile}\0{link}\0".encode())
+    output = tmp_path / "output"
+    env = {**os.environ, "OUTBOX": str(tmp_path / "outbox"), "JOBD_OUTPUT": str(output),
+           "JOBD_CHANGED_PATHS_FILE": str(listing), "JOBD_CHANGED_PATHS": f"{link}"}
+    subprocess.run([sys.executable, str(job.action.script)], env=env, check=True, timeout=30,
+                   capture_output=True, cwd=tmp_path)
+    assert (tmp_path / "outbox" / "summary.txt").read_text() == (
+        "'x\\nw.toml\\n.csv': 1 rows; columns: name, qty\n"
+        "link.csv: skipped (not a regular file)\n")
+    assert output.read_text() == "rows=1\n"

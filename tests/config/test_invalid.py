@@ -180,7 +180,7 @@ CASES = [
     case("bad expression in env", '[jobs.a]\ncommand = "x"\n[jobs.a.env]\nOK = "1"\n'
          'BAD = "${{ lenght(params.x) }}"\n',
          f"{F}:5: job 'a': env: unknown function 'lenght' at column 5 in 'lenght(params.x)'; "
-         "functions: contains, startsWith, endsWith, format, join, fromJson, toJson"),
+         "functions: contains, startsWith, endsWith, format, join, fromJson, toJson, case"),
     case("bad expression in args", '[jobs.a]\nscript = "x.py"\nargs = ["${{ foo.x }}"]\n',
          f"{F}:3: job 'a': args: unknown context 'foo' at column 5 in 'foo.x'; expressions "
          "may read params, matrix, needs, env, job, run, now"),
@@ -275,18 +275,29 @@ CASES = [
     # --- [tool.scheduled] -----------------------------------------------------------------
     case("scheduled bad cadence", '[tool.scheduled.clean]\nevery = "2 days"\n'
          'entrypoint = "app.jobs:clean"\n',
-         f"{F}:2: job 'clean': every: '2 days' is not one of minute, hour, day, week or month; did "
+         f"{F}:2: job 't:clean': every: '2 days' is not one of minute, hour, day, week or month; did "
          "you mean 'day'?"),
     case("scheduled missing entrypoint", '[project]\nname = "x"\n\n'
          '[tool.scheduled.clean]\nevery = "day"\n',
-         f"{F}:4: job 'clean': missing key entrypoint (the scheduled-jobs spec requires "
+         f"{F}:4: job 'x:clean': missing key entrypoint (the scheduled-jobs spec requires "
          "every and entrypoint)"),
     case("scheduled unknown key", '[tool.scheduled.clean]\nevery = "day"\n'
          'entrypoint = "app.jobs:clean"\ncron = "@daily"\n',
-         f"{F}:4: job 'clean': cron: unknown key"),
-    case("id in both forms", '[jobs.clean]\ncommand = "x"\n[tool.scheduled.clean]\n'
-         'every = "day"\nentrypoint = "app.jobs:clean"\n',
-         f"{F}:3: job 'clean': job id defined twice in this file (also at line 1)"),
+         f"{F}:4: job 't:clean': cron: unknown key"),
+    case("scheduled id with a control character", '[tool.scheduled."a\\tb"]\nevery = "day"\n'
+         'entrypoint = "app.jobs:clean"\n',
+         f"{F}:1: 'a\\tb' is not a valid job id: it holds a control character"),
+    case("scheduled id empty", '[tool.scheduled.""]\nevery = "day"\n'
+         'entrypoint = "app.jobs:clean"\n',
+         f"{F}:1: an empty job id"),
+    case("scheduled id too long", "[tool.scheduled." + "a" * 260 + ']\nevery = "day"\n'
+         'entrypoint = "app.jobs:clean"\n',
+         f"{F}:1: job id 't:" + "a" * 55 + "...' is longer than 256 characters"),
+    case("a [jobs] id cannot take the project:job form", '[project]\nname = "x"\n[tool.scheduled.clean]\n'
+         'every = "day"\nentrypoint = "app.jobs:clean"\n[tool.scheduled.Clean]\n'
+         'every = "day"\nentrypoint = "app.jobs:clean"\n[jobs."x:clean"]\ncommand = "x"\n',
+         f"{F}:9: 'x:clean' is not a valid job id: it must match "
+         "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"),
 ]
 
 

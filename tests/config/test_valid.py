@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -254,16 +255,18 @@ def test_symlinked_pyproject_resolves_from_the_project(tmp_path: Path, config: D
     link.symlink_to(project / "pyproject.toml")
     jobset = load_jobs(config)
     assert jobset.invalid == {}
-    assert jobset.jobs["clean-files"] == JobDef(
-        id="clean-files",
+    assert jobset.jobs["shop:clean-files"] == JobDef(
+        id="shop:clean-files",
         source=JobSource(file=link, line=10, form="tool.scheduled"),
         action=EntrypointAction(entrypoint="shop.jobs:clean_files", path=(project,)),
-        time_triggers=(CadenceTrigger.parse("clean-files", "day", "UTC"),),
+        time_triggers=(CadenceTrigger.parse("shop:clean-files", "day", "UTC"),),
         timezone="UTC",
         workdir=project,
+        catchup=Catchup.ALL,  # every missed period runs once
     )
-    assert jobset.jobs["send-digest"].time_triggers == (
-        CadenceTrigger.parse("send-digest", "week", "UTC"),)
+    # the offset rule applies to the full id
+    assert jobset.jobs["shop:send-digest"].time_triggers == (
+        CadenceTrigger.parse("shop:send-digest", "week", "UTC"),)
 
 
 def test_symlinked_pyproject_module_really_imports(tmp_path: Path, config: DaemonConfig,
@@ -278,7 +281,7 @@ def test_symlinked_pyproject_module_really_imports(tmp_path: Path, config: Daemo
     (project / "pyproject.toml").write_text(
         '[tool.scheduled.clean]\nevery = "hour"\nentrypoint = "app.jobs:clean"\n')
     (workdir / "jobs.d" / "proj.toml").symlink_to(project / "pyproject.toml")
-    job = load_jobs(config).jobs["clean"]
+    job = load_jobs(config).jobs["proj:clean"]  # no [project] name: the project's directory
     assert isinstance(job.action, EntrypointAction)
     module, func = job.action.entrypoint.split(":")
     code = f"import sys; sys.path[:0] = {[str(p) for p in job.action.path]!r}; " \
@@ -311,7 +314,49 @@ def test_pyproject_without_jobs_is_fine(write_jobs: Write, config: DaemonConfig)
 def test_pyproject_may_also_hold_jobd_jobs(write_jobs: Write, config: DaemonConfig) -> None:
     (path,) = write_jobs({"pyproject-like.toml": PYPROJECT + '[jobs.extra]\ncommand = "x"\n'})
     assert sorted(j.id for j in load_job_file(path, config)) == [
-        "clean-files", "extra", "send-digest"]
+        "extra", "shop:clean-files", "shop:send-digest"]
+
+
+def test_two_projects_share_a_job_name(tmp_path: Path, config: DaemonConfig,
+                                       workdir: Path) -> None:
+    """Ids are namespaced per project, so two projects may both have [tool.scheduled.cleanup]
+    (and a [jobs.cleanup] may exist too); each gets its own offset."""
+    for name in ("Shop_App", "blog"):
+        project = tmp_path / name
+        project.mkdir()
+        (project / "pyproject.toml").write_text(
+            f'[project]\nname = "{name}"\n[tool.scheduled.cleanup]\nevery = "hour"\n'
+            'entrypoint = "app.jobs:cleanup"\n')
+        (workdir / "jobs.d" / f"{name}.toml").symlink_to(project / "pyproject.toml")
+    (workdir / "jobs.d" / "own.toml").write_text(
+        '[jobs.cleanup]\ncommand = "true"\nneeds = ["blog:cleanup"]\n')
+    jobset = load_jobs(config)
+    assert jobset.invalid == {}
+    assert sorted(jobset.jobs) == ["blog:cleanup", "cleanup", "shop-app:cleanup"]
+    shop, blog = jobset.jobs["shop-app:cleanup"], jobset.jobs["blog:cleanup"]
+    assert shop.workdir == tmp_path / "Shop_App" and blog.workdir == tmp_path / "blog"
+    assert jobset.jobs["cleanup"].needs == ("blog:cleanup",)
+    # offsets from the full ids, by hand: sha256(id) mod 3600
+    for job in (shop, blog):
+        digest = int(hashlib.sha256(job.id.encode()).hexdigest(), 16)
+        [trigger] = job.time_triggers
+        assert trigger.describe() == (f"every hour at :{digest % 3600 // 60:02}:"
+                                      f"{digest % 60:02} (UTC)")
+
+
+def test_the_spec_id_alphabet(tmp_path: Path, config: DaemonConfig, workdir: Path) -> None:
+    """The spec's ids are TOML keys: any letters, spaces, dots, and longer than 64."""
+    long = "nightly-" + "x" * 100
+    (workdir / "jobs.d" / "intl.toml").write_text(
+        '[project]\nname = "intl"\n'
+        '[tool.scheduled."nettoyage-été"]\nevery = "day"\nentrypoint = "a.b:c"\n'
+        '[tool.scheduled."日次 レポート"]\nevery = "day"\nentrypoint = "a.b:c"\n'
+        '[tool.scheduled."a/b.c"]\nevery = "day"\nentrypoint = "a.b:c"\n'
+        f'[tool.scheduled.{long}]\nevery = "day"\nentrypoint = "a.b:c"\n')
+    jobset = load_jobs(config)
+    assert jobset.invalid == {}
+    assert sorted(jobset.jobs) == sorted(["intl:nettoyage-été", "intl:日次 レポート",
+                                          "intl:a/b.c", f"intl:{long}"])
 
 
 def test_hidden_and_other_files_are_not_read(write_jobs: Write, config: DaemonConfig) -> None:

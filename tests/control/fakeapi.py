@@ -187,12 +187,23 @@ class FakeDaemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int,
-                   state: RunState | None) -> list[RunRecord]:
+    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
+                   trigger: TriggerKind | None = None, flow_id: str | None = None,
+                   before: int | None = None,
+                   queued_since: datetime | None = None) -> list[RunRecord]:
         if job_id is not None:
             self._job(job_id)
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit)
+            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
+            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+
+    async def slots(self, job_id: str, start: datetime, end: datetime, *,
+                    limit: int) -> list[datetime]:
+        self._job(job_id)
+        return []
+
+    async def needs_graph(self) -> dict[str, dict[str, Any]]:
+        return {}
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else self.state_dir / "logs" / f"{run.run_id}"

@@ -25,6 +25,8 @@ def jobctl(socket: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_drop_a_csv_and_the_pipeline_runs(tmp_path: Path) -> None:
     shutil.copytree(CONFIG, tmp_path / "config", symlinks=True)
+    cfg = tmp_path / "config" / "jobd.toml"  # the dashboard on a free port, not 8750
+    cfg.write_text(cfg.read_text().replace('"127.0.0.1:8750"', '"127.0.0.1:0"'))
     var = tmp_path / "var"
     sock = var / "jobd.sock"
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "JOBD_CONFIG")}

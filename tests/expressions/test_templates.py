@@ -60,6 +60,7 @@ def test_plain_text_has_no_expressions() -> None:
     ("${{ format('{0}/{1}', env.HOME, job.id) }}", "/root/etl"),
     ("line1\n${{ params.name }}\nline3", "line1\nworld\nline3"),
     ("}} ${{ params.name }} }}", "}} world }}"),
+    ("a${{ }}b${{}}c", "abc"),  # an empty expression is null, as in GitHub
 ])
 def test_render(text: str, expected: str) -> None:
     assert render(text) == expected
@@ -111,7 +112,6 @@ def test_condition_forms() -> None:
     ("${{ params.a & 1 }}", "did you mean '&&'?"),
     ("${{ params.a | 1 }}", "did you mean '||'?"),
     ("${{ 'abc }}", "unclosed string at column 5"),
-    ("${{ }}", "empty expression at column 1"),
     ("${{ params.a params.b }}", "unexpected token 'params' at column 14"),
     ("${{ 1.2.3 }}", "invalid number '1.2.3' at column 5"),
     ("${{ (params.a }}", "unexpected end of expression"),
@@ -137,6 +137,8 @@ def test_error_is_a_value_error() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("", "empty condition"),
     ("   ", "empty condition"),
+    ("${{ }}", "empty condition: '${{ }}'"),
+    ("${{}}", "empty condition"),
     ("${{ 1 }} && ${{ 2 }}", "a condition is one expression"),
     ("${{ 1 }} extra", "a condition is one expression"),
     ("1 ==", "unexpected end of expression at column 5 in '1 =='"),

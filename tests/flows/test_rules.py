@@ -14,10 +14,12 @@ from jobd.config.model import CommandAction, JobDef, JobSource
 from jobd.flows import FlowState, Verdict, aggregate, explain, judge
 
 S, F, K = RunState.SUCCEEDED, RunState.FAILED, RunState.SKIPPED
+UF = RunState.UPSTREAM_FAILED
 LETTER = {S: "s", F: "f", K: "k"}
 
 # For D in the diamond (B and C need A, D needs B and C): the (B, C) results for which D runs,
-# written out by hand from Airflow's definitions (s succeeded, f failed, k skipped).
+# and for which it is marked upstream_failed (else it is skipped), written out by hand from
+# Airflow's definitions (s succeeded, f failed, k skipped).
 RUNS_ON = {
     TriggerRule.ALL_SUCCESS: {"ss"},
     TriggerRule.ALL_FAILED: {"ff"},
@@ -26,6 +28,15 @@ RUNS_ON = {
     TriggerRule.ONE_FAILED: {"sf", "fs", "ff", "fk", "kf"},
     TriggerRule.NONE_FAILED: {"ss", "sk", "ks", "kk"},
     TriggerRule.NONE_SKIPPED: {"ss", "sf", "fs", "ff"},
+}
+UPSTREAM_FAILED_ON = {
+    TriggerRule.ALL_SUCCESS: {"sf", "fs", "ff", "fk", "kf"},
+    TriggerRule.ALL_FAILED: set(),
+    TriggerRule.ALL_DONE: set(),
+    TriggerRule.ONE_SUCCESS: {"ff", "fk", "kf"},
+    TriggerRule.ONE_FAILED: set(),
+    TriggerRule.NONE_FAILED: {"sf", "fs", "ff", "fk", "kf"},
+    TriggerRule.NONE_SKIPPED: set(),
 }
 DIAMOND = {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c")}
 
@@ -37,13 +48,16 @@ def diamond(rule: TriggerRule, *runs: tuple[str, RunState]) -> FlowState:
 @pytest.mark.parametrize("rule", list(TriggerRule))
 @pytest.mark.parametrize(("b", "c"), list(itertools.product([S, F, K], repeat=2)))
 def test_diamond_every_rule_every_outcome(rule: TriggerRule, b: RunState, c: RunState) -> None:
-    expected = Verdict.RUN if LETTER[b] + LETTER[c] in RUNS_ON[rule] else Verdict.SKIP
+    bc = LETTER[b] + LETTER[c]
+    expected = (Verdict.RUN if bc in RUNS_ON[rule] else Verdict.UPSTREAM_FAILED
+                if bc in UPSTREAM_FAILED_ON[rule] else Verdict.SKIP)
     assert judge(rule, {"b": b, "c": c}) is expected
 
     flow = diamond(rule, ("a", S), ("b", b), ("c", c))
     decision = flow.decide()
-    assert (decision.run, decision.skip) == ((("d",), ()) if expected is Verdict.RUN
-                                             else ((), ("d",)))
+    assert (decision.run, decision.skip, decision.upstream_failed) == (
+        (("d",), (), ()) if expected is Verdict.RUN
+        else ((), ("d",), ()) if expected is Verdict.SKIP else ((), (), ("d",)))
     assert decision.reasons["d"] == f"trigger_rule {rule}: b {b}, c {c}"
     after = flow.apply(decision)
     assert not after.decide()  # never decided twice
@@ -51,26 +65,49 @@ def test_diamond_every_rule_every_outcome(rule: TriggerRule, b: RunState, c: Run
     assert done.complete
 
 
+W, R, X = Verdict.WAIT, Verdict.RUN, Verdict.SKIP
+# D's verdict while C still runs, for B = succeeded / failed / skipped / pending, by hand from
+# Airflow: a rule is decided as soon as no result of C can change the outcome.
+WHILE_C_RUNS = {
+    TriggerRule.ALL_SUCCESS: (W, Verdict.UPSTREAM_FAILED, X, W),
+    TriggerRule.ALL_FAILED: (X, W, X, W),
+    TriggerRule.ALL_DONE: (W, W, W, W),
+    TriggerRule.ONE_SUCCESS: (R, W, W, W),
+    TriggerRule.ONE_FAILED: (W, R, W, W),
+    TriggerRule.NONE_FAILED: (W, Verdict.UPSTREAM_FAILED, W, W),
+    TriggerRule.NONE_SKIPPED: (W, W, X, W),
+}
+
+
 @pytest.mark.parametrize("rule", list(TriggerRule))
-@pytest.mark.parametrize("b", [S, F, K, None])
-def test_diamond_with_c_still_running(rule: TriggerRule, b: RunState | None) -> None:
-    verdict = judge(rule, {"b": b, "c": None})
-    if (rule is TriggerRule.ONE_SUCCESS and b is S) or (rule is TriggerRule.ONE_FAILED
-                                                        and b is F):
-        assert verdict is Verdict.RUN  # fires as soon as one need has that result
-    else:
-        assert verdict is Verdict.WAIT  # the others wait until every need has finished
+@pytest.mark.parametrize("i", range(4))
+def test_diamond_with_c_still_running(rule: TriggerRule, i: int) -> None:
+    b = (S, F, K, None)[i]
+    expected = WHILE_C_RUNS[rule][i]
+    assert judge(rule, {"b": b, "c": None}) is expected
     runs = [("a", S), ("b", b or RunState.RUNNING), ("c", RunState.RUNNING)]
     decision = diamond(rule, *runs).decide()
-    assert decision.run == (("d",) if verdict is Verdict.RUN else ())
-    assert decision.skip == ()
+    assert decision.run == (("d",) if expected is R else ())
+    assert decision.skip == (("d",) if expected is X else ())
+    assert decision.upstream_failed == (("d",) if expected is Verdict.UPSTREAM_FAILED else ())
 
 
 @pytest.mark.parametrize("state", [RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED])
 def test_failed_timed_out_and_cancelled_count_as_failed(state: RunState) -> None:
     assert judge(TriggerRule.ONE_FAILED, {"x": state}) is Verdict.RUN
     assert judge(TriggerRule.ALL_FAILED, {"x": state}) is Verdict.RUN
-    assert judge(TriggerRule.NONE_FAILED, {"x": state}) is Verdict.SKIP
+    assert judge(TriggerRule.NONE_FAILED, {"x": state}) is Verdict.UPSTREAM_FAILED
+
+
+def test_upstream_failed_counts_as_a_failure_and_is_recorded() -> None:
+    assert judge(TriggerRule.ONE_FAILED, {"x": UF}) is Verdict.RUN
+    assert judge(TriggerRule.ALL_FAILED, {"x": UF, "y": F}) is Verdict.RUN
+    assert judge(TriggerRule.ALL_SUCCESS, {"x": UF, "y": None}) is Verdict.UPSTREAM_FAILED
+    assert judge(TriggerRule.NONE_SKIPPED, {"x": UF}) is Verdict.RUN
+    assert judge(TriggerRule.ONE_SUCCESS, {"x": UF, "y": K}) is Verdict.UPSTREAM_FAILED
+    assert judge(TriggerRule.ONE_SUCCESS, {"x": K, "y": K}) is Verdict.SKIP
+    assert Verdict.UPSTREAM_FAILED.state is UF and Verdict.SKIP.state is K
+    assert Verdict.RUN.state is None and Verdict.WAIT.state is None
 
 
 def test_queued_and_running_are_pending() -> None:
@@ -83,17 +120,29 @@ def test_no_needs_always_runs() -> None:
         assert judge(rule, {}) is Verdict.RUN
 
 
-def test_root_failure_skips_and_skips_cascade() -> None:
-    needs = {"a": (), "b": ("a",), "c": ("b",), "d": ("c",), "e": ("c",)}
-    rules = {"d": TriggerRule.ALL_DONE, "e": TriggerRule.NONE_FAILED}
+def test_root_failure_propagates_upstream_failed() -> None:
+    needs = {"a": (), "b": ("a",), "c": ("b",), "d": ("c",), "e": ("c",), "f": ("e",)}
+    rules = {"d": TriggerRule.ALL_DONE, "e": TriggerRule.NONE_SKIPPED}
     flow = FlowState.build(needs=needs, root="a", rules=rules, runs=[("a", F)])
     decision = flow.decide()
-    # b skipped (all_success); c sees b skipped and is skipped too (skip propagation);
-    # d runs after its need finished whatever the result; e runs (skipped is not failed)
-    assert decision.skip == ("b", "c")
+    # b upstream_failed (all_success, a failed); c sees b upstream_failed: upstream_failed
+    # too (Airflow's propagation); d runs once c is done, e runs (nothing was skipped), f
+    # waits for e
+    assert decision.upstream_failed == ("b", "c")
+    assert decision.skip == ()
     assert decision.run == ("d", "e")
     assert "a failed" in decision.reasons["b"]
-    assert decision.reasons["c"] == "trigger_rule all_success: b skipped"
+    assert decision.reasons["c"] == "trigger_rule all_success: b upstream_failed"
+    flow = flow.apply(decision)
+    assert flow.result("c") is UF
+    assert flow.pending == ("d", "e", "f")
+
+
+def test_skip_propagates_as_skip() -> None:
+    needs = {"a": (), "b": ("a",), "c": ("b",)}
+    flow = FlowState.build(needs=needs, root="a", runs=[("a", K)])
+    decision = flow.decide()
+    assert decision.skip == ("b", "c") and decision.upstream_failed == ()
 
 
 def test_nothing_happens_while_the_root_runs() -> None:
@@ -129,7 +178,7 @@ def test_matrix_need_counts_once_all_cells_finish() -> None:
     runs[2] = ("b", F)
     flow = FlowState.build(needs=DIAMOND, root="a", runs=runs)
     assert flow.result("b") is F
-    assert flow.decide().skip == ("d",)
+    assert flow.decide().upstream_failed == ("d",)
 
 
 def test_aggregate() -> None:
@@ -139,6 +188,7 @@ def test_aggregate() -> None:
     assert aggregate([K, K]) is K
     assert aggregate([S, RunState.CANCELLED, RunState.TIMED_OUT]) is RunState.TIMED_OUT
     assert aggregate([RunState.CANCELLED, F]) is F
+    assert aggregate([UF]) is UF
 
 
 def test_needs_outside_the_flow_count_with_their_latest_finished_run() -> None:
@@ -209,7 +259,9 @@ def test_any_flow_completes_and_decides_each_job_once(
             assert judge(rules[job], flow.inputs(job)) is Verdict.RUN
         for job in decision.skip:
             assert judge(rules[job], flow.inputs(job)) is Verdict.SKIP
-        decided += [*decision.run, *decision.skip]
+        for job in decision.upstream_failed:
+            assert judge(rules[job], flow.inputs(job)) is Verdict.UPSTREAM_FAILED
+        decided += [*decision.run, *decision.skip, *decision.upstream_failed]
         running += decision.run
         if not running:
             break

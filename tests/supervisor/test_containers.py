@@ -36,3 +36,22 @@ async def test_container_job_runs_with_its_env_and_leaves_nothing(
     assert f"hello from boxed run {run.run_id}, greeting=world secret=\n" in text
     left = docker_cli("ps", "-a", "-q", "--filter", f"label=jobd.instance={d.instance}")
     assert left.strip() == ""
+
+
+async def test_container_shell_command_gets_values_as_data(make_config: MakeConfig,
+                                                           docker_url: str) -> None:
+    """A string command runs under the container's /bin/sh: values reach it as variables."""
+    config = make_config(f"""
+        [jobs.boxed]
+        image = "{IMAGE}"
+        command = "echo [${{{{ params.x }}}}]; ls /tmp/pwned 2>&1 || echo clean"
+        params = {{ x = "" }}
+        """, f'docker_host = "{docker_url}"\ndocker_network = "none"\n')
+    async with running(config) as d:
+        run = await d.run_job("boxed", {"x": "$(touch /tmp/pwned) `touch /tmp/pwned`"})
+        await settle(d, 60)
+        done = await d.journal.get_run(run.run_id)
+    assert done is not None and done.state is RunState.SUCCEEDED, done
+    text = d.log_path(done).read_text()
+    assert "[$(touch /tmp/pwned) `touch /tmp/pwned`]\n" in text
+    assert "clean\n" in text

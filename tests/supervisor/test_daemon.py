@@ -292,14 +292,17 @@ async def test_time_slots_with_an_injected_clock(make_config: MakeConfig) -> Non
     assert all(r.trigger is TriggerKind.CRON for r in quarters)
 
 
-@pytest.mark.parametrize(("catchup", "expected"), [("all", 10), ("latest", 1), ("none", 0)])
-async def test_catch_up_after_downtime(make_config: MakeConfig, catchup: str,
+@pytest.mark.parametrize(("catchup", "overlap", "expected"),
+                         [("all", "allow", 10), ("all", "queue", 10), ("latest", "allow", 1),
+                          ("none", "allow", 0)])
+async def test_catch_up_after_downtime(make_config: MakeConfig, catchup: str, overlap: str,
                                        expected: int) -> None:
+    # catchup = all gives each missed slot its own run, also with overlap = queue
     config = make_config(f"""
         [jobs.tick]
         every = "1m"
         command = "true"
-        overlap = "allow"
+        overlap = "{overlap}"
         catchup = "{catchup}"
         """)
     clock = FakeClock(T0)

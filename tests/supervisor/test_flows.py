@@ -1,5 +1,5 @@
-"""Flows in the real daemon: needs, trigger rules, skip propagation, outputs, one run per
-flow, and a flow cut off by a restart that completes afterwards."""
+"""Flows in the real daemon: needs, trigger rules, upstream_failed propagation, outputs, one
+run per flow, and a flow cut off by a restart that completes afterwards."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ DIAMOND = """
     [jobs.d_all_success]
     needs = ["b", "c"]
     command = "echo never"
-    [jobs.after_skip]
+    [jobs.after_upstream_failed]
     needs = ["d_all_success"]
     trigger_rule = "none_skipped"
-    command = "echo never"
+    command = "echo ran"
     [jobs.d_one_failed]
     needs = ["b", "c"]
     trigger_rule = "one_failed"
@@ -54,12 +54,16 @@ async def test_diamond_trigger_rules_and_outputs(make_config: MakeConfig) -> Non
             "a": RunState.SUCCEEDED,
             "b": RunState.FAILED,
             "c": RunState.SUCCEEDED,
-            "d_all_success": RunState.SKIPPED,
-            "after_skip": RunState.SKIPPED,  # the skip propagates
+            "d_all_success": RunState.UPSTREAM_FAILED,
+            # Airflow: upstream_failed is not skipped, so none_skipped runs
+            "after_upstream_failed": RunState.SUCCEEDED,
             "d_one_failed": RunState.SUCCEEDED,
             "d_all_done": RunState.SUCCEEDED,
         }
         assert all(r.trigger is TriggerKind.NEEDS for j, r in by_job.items() if j != "a")
+        # decided as soon as b failed, whether c had finished or not
+        assert (by_job["d_all_success"].message or "").startswith(
+            "trigger_rule all_success: b failed, c ")
         assert by_job["c"].outputs == {"size": "42"}
         text = d.log_path(by_job["d_all_done"]).read_text()
         assert "c said 42 and b was failure" in text
@@ -68,6 +72,43 @@ async def test_diamond_trigger_rules_and_outputs(make_config: MakeConfig) -> Non
         await settle(d)
         assert second.flow_id != root.flow_id
         assert len(await d.journal.list_runs(flow_id=second.flow_id, limit=None)) == 7
+
+
+async def test_the_five_job_graph_ends_as_in_airflow(make_config: MakeConfig) -> None:
+    """A fails → B (all_success) → C (none_failed); D (one_failed) and E (all_failed) need B.
+    Airflow: B upstream_failed, C upstream_failed, D and E run."""
+    config = make_config("""
+        [jobs.a]
+        command = "exit 3"
+        [jobs.b]
+        needs = ["a"]
+        command = "echo never"
+        [jobs.c]
+        needs = ["b"]
+        trigger_rule = "none_failed"
+        command = "echo never"
+        [jobs.d]
+        needs = ["b"]
+        trigger_rule = "one_failed"
+        command = ["echo", "b was ${{ needs.b.result }}"]
+        [jobs.e]
+        needs = ["b"]
+        trigger_rule = "all_failed"
+        command = "echo e"
+        """)
+    async with running(config) as d:
+        root = await d.run_job("a", {})
+        await settle(d)
+        runs = await d.journal.list_runs(flow_id=root.flow_id, limit=None)
+        assert sorted((r.job_id, r.state) for r in runs) == [
+            ("a", RunState.FAILED), ("b", RunState.UPSTREAM_FAILED),
+            ("c", RunState.UPSTREAM_FAILED), ("d", RunState.SUCCEEDED),
+            ("e", RunState.SUCCEEDED)]
+        [d_run] = [r for r in runs if r.job_id == "d"]
+        assert "b was skipped" in d.log_path(d_run).read_text()  # GitHub's word for it
+        states = {r.state for r in await d.journal.list_runs(
+            states=frozenset({RunState.UPSTREAM_FAILED}), limit=None)}
+        assert states == {RunState.UPSTREAM_FAILED}
 
 
 async def test_flow_cut_off_by_a_stop_completes_after_restart(make_config: MakeConfig) -> None:
