@@ -156,11 +156,18 @@ class Containment:
                 logger.warning("cannot move pid %d into cgroup %s: %s", pid, leaf, exc.strerror)
 
     async def stop_escapees(self, leaf: Path | None, *, group: int | None, run_id: int | None,
-                            marker: str | None, grace: float) -> int:
+                            marker: str | None, grace: float, scan: bool = True) -> int:
         """Stop what is left of a run once its process group is gone: kill its cgroup leaf
-        whole (and remove it), then stop whatever still carries its marker. Returns how
-        many processes had left the group."""
-        n, pids = await anyio.to_thread.run_sync(_leftovers, leaf, group, run_id, marker)
+        whole (and remove it), then stop whatever still carries its marker (``scan``: the
+        caller knows nothing can have escaped otherwise). Returns how many processes had
+        left the group. The usual case, an empty leaf and no scan, needs no thread."""
+        if leaf is not None and not _holds(leaf):
+            _rmdir(leaf)
+            leaf = None
+        if leaf is None and not (scan and run_id is not None and marker is not None):
+            return 0
+        n, pids = await anyio.to_thread.run_sync(
+            _leftovers, leaf, group, run_id if scan else None, marker)
         if pids:
             logger.warning("run %s: stopping %d processes that left its process group %s",
                            run_id, len(pids), pids)
@@ -181,6 +188,29 @@ def _leftovers(leaf: Path | None, group: int | None, run_id: int | None,
     if run_id is not None and marker is not None:
         pids = [p for p in find_leftovers(run_id, None, None, marker=marker) if p != group]
     return n, pids
+
+
+def _holds(leaf: Path) -> bool:
+    """Whether the leaf holds a process (cgroupfs: read on the loop, from memory)."""
+    try:
+        with open(leaf / "cgroup.procs", "rb") as f:
+            return bool(f.read().strip())
+    except FileNotFoundError:
+        return False
+
+
+def strays(own: set[int]) -> bool:
+    """Whether this process has children other than ``own``: with the subreaper flag set,
+    every process that left a run's group and outlived its parent is one (or descends from
+    one), so none means nothing escaped. Reads /proc/self (memory)."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children", "rb") as f:
+                if any(int(p) not in own for p in f.read().split()):
+                    return True
+        except OSError:
+            return True  # cannot tell: look
+    return False
 
 
 def _kill_leaf(leaf: Path, group: int | None) -> int:

@@ -38,7 +38,7 @@ import anyio
 
 from jobd.executors._logsink import LogSink
 from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
-from jobd.executors.contain import Containment, reap_orphans
+from jobd.executors.contain import Containment, reap_orphans, strays
 from jobd.executors.process import process_start_ticks, signal_group, stop_process_group
 
 logger = logging.getLogger("jobd.executors")
@@ -281,9 +281,12 @@ class LocalExecutor(Executor):
     async def _contain(self, containment: Containment, spec: ProcessSpec, leaf: Path | None,
                        run_id: str | None, marker: str | None, pid: int, sink: LogSink) -> None:
         """Stop what left the process group: the cgroup leaf, then the marker's holders."""
+        # A subreaper: an escapee would be a child of ours by now. Otherwise look in /proc,
+        # even with a leaf: the job may have forked before it was moved into it.
+        scan = strays(LocalExecutor._own - {pid}) if LocalExecutor.reap else True
         n = await containment.stop_escapees(
             leaf, group=pid, run_id=int(run_id) if run_id and run_id.isdigit() else None,
-            marker=marker, grace=spec.kill_grace)
+            marker=marker, grace=spec.kill_grace, scan=scan)
         if n:
             sink.note(f"stopped {n} process(es) that outlived the run's process group")
         now = anyio.current_time()

@@ -266,7 +266,8 @@ async def test_no_thread_per_child(executor: LocalExecutor, make_spec: SpecFacto
     during: list[int] = []
 
     async def one(i: int) -> None:
-        await executor.run(make_spec(["sleep", "0.3"], log_path=tmp_path / f"{i}.log"))
+        # long enough that no run has ended (and been swept for escapees) by the sample
+        await executor.run(make_spec(["sleep", "1"], log_path=tmp_path / f"{i}.log"))
 
     async def sample() -> None:
         await anyio.sleep(0.15)
