@@ -14,6 +14,14 @@ class Overlap(StrEnum):
     ALLOW = "allow"
 
 
+class ExecutorKind(StrEnum):
+    """Where a job's processes run: here, in a container, or on a Celery worker."""
+
+    LOCAL = "local"
+    DOCKER = "docker"
+    CELERY = "celery"
+
+
 class Catchup(StrEnum):
     """What happens to time slots missed while the daemon was down."""
 

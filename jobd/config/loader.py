@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from jobd._enums import Catchup, Overlap, TriggerRule
+from jobd._enums import Catchup, ExecutorKind, Overlap, TriggerRule
 from jobd._exceptions import ConfigError, ExpressionError, Problem, source_path
+from jobd.config.celery import parse_celery
 from jobd.config.http import missing_web_modules, parse_listen, token_problem
 from jobd.config.locate import KeyPath, Locations, locate
 from jobd.config.model import (
+    DEFAULT_QUEUE,
     Action,
     CommandAction,
     ContainerAction,
@@ -65,6 +67,7 @@ MAX_DEPTH: Final = 32
 """Tables and arrays nested deeper than this are rejected."""
 MAX_DURATION: Final = 100 * 366 * 86400.0
 
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SCHEDULED_KEY = re.compile(r"[^\x00-\x1f\x7f]+")
 """A ``[tool.scheduled.<id>]`` key: the spec allows any TOML key; jobd refuses control
@@ -238,6 +241,10 @@ JOB_KEYS: Final[tuple[Key, ...]] = (
     *_STEP_KEYS,
     Key("stages", STAGE_LIST, "Steps run in order, each with command, entrypoint or script."),
     Key("image", STRING, "Container image: command runs in it through the Docker Engine API."),
+    _choice_key("executor", [e.value for e in ExecutorKind], "Where it runs: local, docker "
+                "(with image) or celery (on a worker; the daemon config needs [celery]); "
+                "default: docker with image, else local.", None),
+    Key("queue", STRING, "The Celery queue of an executor = \"celery\" job.", "jobd.default"),
     # how it runs
     Key("workdir", STRING, "Working directory; default: the job file's directory."),
     Key("env", ENV_TABLE, "Environment variables. Values may hold ${{ }} expressions.", {}),
@@ -316,6 +323,21 @@ DAEMON_KEYS: Final[tuple[Key, ...]] = (
     Key("docker_host", STRING, "Docker Engine API for container jobs; default: $DOCKER_HOST, "
         "else unix:///var/run/docker.sock."),
     Key("docker_network", STRING, "Network for container jobs; default: the engine's."),
+)
+CELERY_KEYS: Final[tuple[Key, ...]] = (
+    Key("broker", STRING, "Redis URL of the broker: redis://HOST:PORT/DB, rediss://... (TLS) "
+        "or unix:///PATH/redis.sock[?db=N]; credentials go in username and password_file."),
+    Key("signing_key_file", STRING, "File holding the HMAC key of every payload; workers "
+        "refuse payloads not signed with it. Not readable by others."),
+    Key("username", STRING, "Redis ACL user."),
+    Key("password_file", STRING, "File holding the Redis password. Not readable by others."),
+    Key("ca_file", STRING, "rediss://: CA certificates that sign the server's certificate."),
+    Key("max_parallel", INTEGER, "Remote runs at once.", 8, minimum=1),
+    Key("lease", DURATION, "A worker's lease on a run: not renewed for this long, the run is "
+        "fenced and re-run.", "30s"),
+    Key("claim_timeout", DURATION, "A run no worker took this long after it was sent fails.",
+        "10m"),
+    Key("max_lost", INTEGER, "Lost workers a run survives, each a recovery.", 3, minimum=0),
 )
 HTTP_KEYS: Final[tuple[Key, ...]] = (
     Key("listen", STRING, 'The dashboard\'s address: "127.0.0.1:8750" or a unix socket path.'),
@@ -646,8 +668,9 @@ def load_config(path: Path) -> DaemonConfig:
         raise ConfigError(report.problems)
     base = resolved(path).parent
     for name, value in doc.items():
-        if name not in ("daemon", "pools", "http"):
-            report.add("unknown table" + hint(name, ("daemon", "pools", "http")), at=(name,),
+        if name not in ("daemon", "pools", "celery", "http"):
+            report.add("unknown table" + hint(name, ("daemon", "pools", "celery", "http")),
+                       at=(name,),
                        key=name)
         elif not isinstance(value, dict):
             report.add(f"expected a table, got {describe(value)}", at=(name,), key=name)
@@ -692,6 +715,12 @@ def load_config(path: Path) -> DaemonConfig:
         elif p.ok:
             pools[name] = PoolConfig(name=name, max_parallel=p.values["max_parallel"])
 
+    celery = None
+    if isinstance(doc.get("celery"), dict):
+        c = _Table(report, ("celery",), None, CELERY_KEYS, doc["celery"], prefix="celery.")
+        celery = parse_celery(c.values, duration=lambda k: c.duration(k, positive=True),
+                              path_of=lambda text: _under(base, text),
+                              problem=lambda k, m: c.problem(k, m))
     raw_http = doc.get("http")
     http = _http(report, raw_http, base) if isinstance(raw_http, dict) else None
 
@@ -711,6 +740,7 @@ def load_config(path: Path) -> DaemonConfig:
         retention_days=30.0 if days is None else days / 86400.0,
         docker_host=t.get("docker_host"),
         docker_network=t.get("docker_network"),
+        celery=celery,
         http=http,
         **kwargs,
     )
@@ -1144,6 +1174,7 @@ def _build_job(job_id: str, t: _Table, source: JobSource, base: Path,
         action = _step(t, runs, base)
         if "image" in t.values and isinstance(action, CommandAction):
             action = ContainerAction(image=t.values["image"], command=action.command)
+    executor = _executor(t, action, config)
     timezone = _timezone(t, config)
     triggers = _time_triggers(t, job_id, timezone)
     watch = _watch(t, base)
@@ -1188,7 +1219,31 @@ def _build_job(job_id: str, t: _Table, source: JobSource, base: Path,
         params=params,
         matrix=matrix,
         enabled=t.get("enabled", True),
+        executor=executor,
+        queue=t.get("queue", DEFAULT_QUEUE),
     )
+
+
+def _executor(t: _Table, action: Action | None, config: DaemonConfig) -> ExecutorKind:
+    container = isinstance(action, ContainerAction)
+    named = t.get("executor")
+    kind = ExecutorKind(named) if named else (
+        ExecutorKind.DOCKER if container else ExecutorKind.LOCAL)
+    if kind is ExecutorKind.DOCKER and action is not None and not container:
+        t.problem("executor", 'executor = "docker" runs an image: add image (with command)')
+    if kind is not ExecutorKind.DOCKER and container:
+        t.problem("image", f'image runs through Docker, not with executor = "{kind}"')
+    if kind is ExecutorKind.CELERY and config.celery is None:
+        where = display_path(config.path) if config.path else "the daemon config"
+        t.problem("executor", f'executor = "celery" needs a [celery] table in {where} '
+                  "(its broker and signing_key_file)")
+    queue = t.get("queue")
+    if queue is not None and not QUEUE_NAME.fullmatch(queue):
+        t.problem("queue", f"{show(queue)} is not a valid queue name (letters, digits, '_', "
+                  "'.', '-', ':'; at most 128)")
+    elif queue is not None and kind is not ExecutorKind.CELERY:
+        t.problem("queue", 'only applies with executor = "celery"')
+    return kind
 
 
 def _build_scheduled(job_id: str, t: _Table, source: JobSource, base: Path,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobd._enums import Catchup, Overlap, TriggerRule
+from jobd._enums import Catchup, ExecutorKind, Overlap, TriggerRule
 from jobd.triggers.abc import TimeTrigger
 
 
@@ -18,6 +18,28 @@ from jobd.triggers.abc import TimeTrigger
 class PoolConfig:
     name: str
     max_parallel: int
+
+
+DEFAULT_QUEUE = "jobd.default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CeleryConfig:
+    """``[celery]``: the broker that carries runs of ``executor = "celery"`` jobs to workers.
+
+    The same table configures the daemon and the workers (``jobd.remote.worker``)."""
+
+    broker: str  # redis://, rediss:// or unix:// URL, without credentials
+    signing_key: bytes  # HMAC-SHA256 key of every task payload (read from signing_key_file)
+    signing_key_file: Path
+    username: str | None = None  # Redis ACL user
+    password: str | None = None  # read from password_file
+    password_file: Path | None = None
+    ca_file: Path | None = None  # rediss://: CA bundle that signs the server's certificate
+    max_parallel: int = 8  # remote runs at once, beside [daemon] max_parallel
+    lease: float = 30.0  # a worker's lease on a run; lapsed: the run is fenced and re-run
+    claim_timeout: float = 600.0  # published but not claimed this long: the attempt fails
+    max_lost: int = 3  # lost workers a run survives (each a recovery) before it fails
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +74,7 @@ class DaemonConfig:
     retention_days: float = 30.0  # finished runs older than this are pruned
     docker_host: str | None = None  # container jobs: the Engine API; None: $DOCKER_HOST
     docker_network: str | None = None  # container jobs: network mode; None: the engine's
+    celery: CeleryConfig | None = None  # [celery]: remote runs on Celery workers
     http: HttpConfig | None = None  # the dashboard endpoint; None: no port, no web stack
 
     @property
@@ -192,6 +215,8 @@ class JobDef:
     params: Mapping[str, str] = field(default_factory=dict)
     matrix: MatrixSpec | None = None
     enabled: bool = True
+    executor: ExecutorKind = ExecutorKind.LOCAL  # DOCKER when ``image`` is set
+    queue: str = DEFAULT_QUEUE  # the Celery queue of an ``executor = "celery"`` job
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from jobd import __version__
 from jobd._crashpoints import crash_point
-from jobd._enums import Catchup, Overlap, RunState, TriggerKind
+from jobd._enums import Catchup, ExecutorKind, Overlap, RunState, TriggerKind
 from jobd._exceptions import ConfigError, JobNotFound, JournalError, RunNotFound, StorageError
 from jobd.config.loader import load_config, load_jobs
 from jobd.config.model import ContainerAction, DaemonConfig, JobDef, JobSet
@@ -43,6 +43,7 @@ from jobd.supervisor.runner import Runner, RunnerDeps, iso, log_path
 from jobd.triggers.catchup import DuePlan, next_due, next_fire_times, plan_due
 
 if TYPE_CHECKING:
+    from jobd.executors.celery import CeleryExecutor
     from jobd.executors.docker import DockerExecutor
 
 log = logging.getLogger("jobd")
@@ -102,6 +103,8 @@ class Daemon:
         self._watch: Any = None
         self._deps: RunnerDeps | None = None
         self._docker_executor: DockerExecutor | None = None
+        self._celery_executor: CeleryExecutor | None = None
+        self._adopt: set[int] = set()  # remote runs journaled as running: attach to them
         self.http_url: str | None = None  # the dashboard's address, once it listens
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -119,7 +122,7 @@ class Daemon:
                 clock=self.clock, publish=self._publish, instance=self.instance,
                 python=self._python, needs_context=self.flows.needs_context,
                 rng=random.Random(), docker=self._docker,
-                environ=dict(os.environ))
+                environ=dict(os.environ), remote=self._remote)
             self.paused = await self.journal.paused()
             self.cursors = await self.journal.cursors()
             self.jobset = load_jobs(self.config)
@@ -163,6 +166,9 @@ class Daemon:
                     await self._stop.wait()
                     await self._drain()
                     tg.cancel_scope.cancel()
+            if self._celery_executor is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._celery_executor.aclose()
         self.notifier.close()
 
     def stop(self) -> None:
@@ -179,7 +185,10 @@ class Daemon:
                 while self.active:
                     await self._wait_change()
             for a in list(self.active.values()):
-                a.runner.note("daemon stopping: run stopped; it re-runs at the next start")
+                a.runner.note("daemon stopping: run stopped; it re-runs at the next start"
+                              if a.job.executor is not ExecutorKind.CELERY else
+                              "daemon stopping: the run goes on on its worker; the next "
+                              "start adopts it")
                 if a.scope is not None:
                     a.scope.cancel()
             with anyio.move_on_after(self.config.shutdown_grace + 30):
@@ -210,6 +219,17 @@ class Daemon:
                                                    instance=self.instance)
         return self._docker_executor
 
+    def _remote(self) -> CeleryExecutor:
+        """The Celery executor, made (and celery imported) on first use."""
+        if self._celery_executor is None:
+            from jobd.executors.celery import CeleryExecutor
+            from jobd.remote.instance import instance_id
+            if self.config.celery is None:
+                raise RuntimeError("executor = \"celery\" without a [celery] table")
+            self._celery_executor = CeleryExecutor(
+                self.config.celery, instance=instance_id(self.config.state_dir))
+        return self._celery_executor
+
     async def _stop_containers(self, run: RunRecord, grace: float) -> None:
         """Remove the containers left from an interrupted container run."""
         from jobd.executors.docker import find_container_leftovers, remove_containers
@@ -229,7 +249,17 @@ class Daemon:
         updates: list[RunRecord] = []
         for run in await self.journal.unfinished_runs():
             job = self.jobset.jobs.get(run.job_id)
-            if run.state is RunState.RUNNING:
+            if run.state is RunState.RUNNING and job is not None \
+                    and job.executor is ExecutorKind.CELERY:
+                # on a worker: adopted if it lives or has ended, else fenced and re-run
+                run = run.evolve(state=RunState.QUEUED, pid=None, pid_start=None,
+                                 message=f"the daemon stopped during attempt {run.attempt} "
+                                         "on a worker: adopting it")
+                updates.append(run)
+                self._adopt.add(run.run_id)
+                self._decide(run.job_id, f"run {run.run_id} re-queued to adopt attempt "
+                                         f"{run.attempt} from its worker")
+            elif run.state is RunState.RUNNING:
                 pids = await anyio.to_thread.run_sync(functools.partial(
                     find_leftovers, run.run_id, run.pid, run.pid_start, marker=self.instance))
                 if pids:
@@ -478,15 +508,36 @@ class Daemon:
                     for rid, a in self.active.items()]
             pools = {name: p.max_parallel for name, p in self.config.pools.items()}
             cands = (self._candidate(r) for r in self._start_order())
-            for rid in select(cands, busy, max_parallel=self.config.max_parallel, pools=pools):
+            for rid in self._select(cands, busy, pools):
                 run = self._dequeue(rid)
                 job = self.jobset.jobs[run.job_id]
                 assert self._deps is not None
-                active = Active(runner=Runner(job, run, self._deps), job=job)
+                active = Active(runner=Runner(job, run, self._deps,
+                                              adopt=rid in self._adopt), job=job)
+                self._adopt.discard(rid)
                 self.active[rid] = active
                 self._active_by_job.setdefault(job.id, {})[rid] = None
                 self._tg.start_soon(self._run_task, active, name=f"run {rid} ({job.id})")
             self._changed()
+
+    def _select(self, cands: Iterable[Candidate], busy: list[Busy],
+                pools: Mapping[str, int]) -> list[int]:
+        """Local runs take [daemon] max_parallel slots, remote runs [celery] max_parallel."""
+        celery = self.config.celery
+        if celery is None:
+            return select(cands, busy, max_parallel=self.config.max_parallel, pools=pools)
+
+        def remote(job_id: str) -> bool:
+            job = self.jobset.jobs.get(job_id)
+            return job is not None and job.executor is ExecutorKind.CELERY
+
+        every = list(cands)
+        return [*select((c for c in every if not remote(c.job_id)),
+                        [b for b in busy if not remote(b.job_id)],
+                        max_parallel=self.config.max_parallel, pools=pools),
+                *select((c for c in every if remote(c.job_id)),
+                        [b for b in busy if remote(b.job_id)],
+                        max_parallel=celery.max_parallel, pools=pools)]
 
     async def _run_task(self, active: Active) -> None:
         self._pending_triggers += 1  # its flow moves on before the daemon counts as idle
@@ -851,7 +902,7 @@ class Daemon:
         return await self.status()
 
     def _apply_config(self, fresh: DaemonConfig) -> None:
-        for name in ("state_dir", "socket", "jobs_dir"):
+        for name in ("state_dir", "socket", "jobs_dir", "celery"):
             if getattr(fresh, name) != getattr(self.config, name):
                 log.warning("config: %s changed; it takes effect at the next start", name)
         self.config = replace(self.config, max_parallel=fresh.max_parallel,

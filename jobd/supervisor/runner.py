@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from jobd._crashpoints import crash_point
-from jobd._enums import RunState, TriggerKind
+from jobd._enums import ExecutorKind, RunState, TriggerKind
 from jobd.config.model import (
     Action,
     CommandAction,
@@ -37,14 +37,17 @@ from jobd.config.model import (
 from jobd.executors._logsink import open_log
 from jobd.executors.abc import Executor, ProcessSpec
 from jobd.executors.actions import argv_for, read_env_file
+from jobd.executors.celery import WorkerLost
 from jobd.expressions import evaluate_condition, parse_template
 from jobd.expressions.shell import shell_command
 from jobd.journal.abc import Journal, RunRecord, run_key
+from jobd.remote.protocol import WORKER_PYTHON
 from jobd.supervisor import runfiles
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.policy import outcome, retry_delay, retryable
 
 if TYPE_CHECKING:
+    from jobd.executors.celery import CeleryExecutor
     from jobd.executors.docker import DockerExecutor
 
 log = logging.getLogger("jobd.runner")
@@ -63,6 +66,7 @@ class RunnerDeps:
     rng: random.Random
     docker: Callable[[], DockerExecutor]  # created on first use: most daemons run no containers
     environ: Mapping[str, str]  # the daemon's environment, read once (os.environ decodes per key)
+    remote: Callable[[], CeleryExecutor] | None = None  # executor = "celery" jobs
 
 
 class RunFailedToRender(Exception):
@@ -166,7 +170,8 @@ def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
              extra: Mapping[str, str], ctx: Mapping[str, Any]) -> dict[str, str]:
     """The daemon's environment, then ``env_file``, then ``env``, then the ``JOBD_*`` names."""
     config, instance = deps.config, deps.instance
-    env = dict(deps.environ)
+    # a worker starts from its own environment: the daemon's means nothing on its host
+    env = dict(deps.environ) if job.executor is not ExecutorKind.CELERY else {}
     if job.env_file is not None:
         env.update(read_env_file(job.env_file))
     for k, v in {**job.env, **extra}.items():
@@ -195,10 +200,12 @@ def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
 class Runner:
     """Runs one run of one job to its end; ``cancel`` stops it as ``cancelled``."""
 
-    def __init__(self, job: JobDef, run: RunRecord, deps: RunnerDeps) -> None:
+    def __init__(self, job: JobDef, run: RunRecord, deps: RunnerDeps, *,
+                 adopt: bool = False) -> None:
         self.job = job
         self.run = run
         self.deps = deps
+        self.adopt = adopt  # a remote attempt journaled as running: attach to it
         self.cancel = anyio.Event()
         self.log = log_path(deps.config, run)
 
@@ -244,10 +251,18 @@ class Runner:
                 # quiet job that succeeds then leaves none.
                 self.note(f"attempt {self.run.attempt} ({self.run.trigger}) started")
             await self._prepare_files()
+            if self.adopt and deps.remote is not None:
+                deps.remote().adopt(self.run.run_id, self.run.attempt)
+                self.adopt = False
             try:
                 state, code, message = await self._attempt(needs)
             except RunFailedToRender as exc:
                 state, code, message = RunState.FAILED, None, str(exc)
+            except WorkerLost as exc:  # fenced: the next attempt, as a recovery
+                self.note(f"attempt {self.run.attempt}: {exc}; re-run as a recovery")
+                self.run = self.run.evolve(attempt=self.run.attempt + 1,
+                                           trigger=TriggerKind.RECOVERY)
+                continue
             if state is not RunState.SUCCEEDED:
                 self.note(f"attempt {self.run.attempt} ended: {state}"
                           + (f" ({message})" if message else ""))
@@ -277,6 +292,8 @@ class Runner:
         crash_point("after-exit")
         with anyio.CancelScope(shield=True):
             await self._save(final)
+            if self.job.executor is ExecutorKind.CELERY and self.deps.remote is not None:
+                await self.deps.remote().settle(final.run_id)
         runfiles.remove(self.deps.config, self.run)  # the journal holds the outputs now
         return final
 
@@ -331,7 +348,7 @@ class Runner:
     async def _process(self, action: StepAction, env: dict[str, str],
                        time_limit: float | None) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
-        python = deps.python
+        python = deps.python if job.executor is not ExecutorKind.CELERY else WORKER_PYTHON
         if isinstance(action, EntrypointAction | ScriptAction) and action.python:
             python = action.python
         spec = ProcessSpec(argv=argv_for(action, default_python=python), env=env,
@@ -344,7 +361,10 @@ class Runner:
             await self._save(self.run.evolve(pid=pid, pid_start=ticks), durable=False)
 
         crash_point("before-spawn")
-        result = await deps.executor.run(spec, on_started=started, cancel=self.cancel)
+        if job.executor is ExecutorKind.CELERY and deps.remote is not None:
+            result = await deps.remote().run_remote(spec, queue=job.queue, cancel=self.cancel)
+        else:
+            result = await deps.executor.run(spec, on_started=started, cancel=self.cancel)
         state, message = outcome(result)
         return state, result.exit_code, message
 
