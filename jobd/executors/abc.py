@@ -1,13 +1,32 @@
-"""What an executor must do: run one process for one attempt of one run (or stage)."""
+"""The executor contract: run the work of one attempt of one run (or stage), and find and
+stop what a run left behind when the daemon stopped without seeing its end.
+
+Every executor (local processes, Docker containers, a remote worker queue) implements it;
+the supervisor never asks which one it holds. ``ProcessSpec.container`` carries what only a
+container needs; ``RunRef`` is what finds a run's leftovers again (a pid and its start
+ticks, the run id and the daemon's instance marker, the job's action)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
+
+if TYPE_CHECKING:
+    from jobd.config.model import Action
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainerSpec:
+    """What a container attempt runs on top of its ``ProcessSpec`` (rendered)."""
+
+    image: str
+    command: tuple[str, ...] | str | None = None  # None: the image's own command
+    passthrough: frozenset[str] = frozenset()  # env keys (besides JOBD_*) that cross over
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +41,7 @@ class ProcessSpec:
     timeout: float | None = None
     kill_grace: float = 10.0
     user: str | None = None  # only honoured when the daemon runs as root
+    container: ContainerSpec | None = None  # set: the attempt runs in a container
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,7 +58,20 @@ class ProcessResult:
 
 
 StartedCallback = Callable[[int, int | None], Awaitable[None]]
-"""Called with (pid, start time in clock ticks) right after the process starts."""
+"""Called with (pid, start time in clock ticks) right after the work starts; an executor
+whose work has no local pid (a container's is the engine's, a remote worker's none) passes
+0 and None."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRef:
+    """A journaled ``running`` run whose work may have outlived the daemon."""
+
+    run_id: int
+    instance: str  # the daemon's JOBD_INSTANCE marker
+    pid: int | None = None
+    pid_start: int | None = None
+    action: Action | None = None  # the job's action; None when the job is gone
 
 
 class Executor(ABC):
@@ -51,3 +84,16 @@ class Executor(ABC):
         ``kill_grace``, each step logged; the result says ``timed_out`` / ``cancelled``. When the
         calling scope itself is cancelled (daemon shutdown), the group is stopped the same way
         in a shielded scope before the cancellation propagates: no process outlives its run."""
+
+    @abstractmethod
+    async def find_leftovers(self, ref: RunRef) -> list[str]:
+        """Ids (executor-specific, printable) of what is left of the run: processes,
+        containers, remote tasks. Never raises: what cannot be looked at is logged."""
+
+    @abstractmethod
+    async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
+        """Stop (politely, then for good after ``grace`` seconds) what ``find_leftovers``
+        found; returns the ids still there at the end (each logged). Bounded in time."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional: most executors hold nothing
+        """The daemon is stopping: its runs have ended or been stopped; release clients."""

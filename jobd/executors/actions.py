@@ -6,9 +6,17 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from jobd.config.model import CommandAction, EntrypointAction, ScriptAction
+from jobd.config.model import (
+    Action,
+    CommandAction,
+    ContainerAction,
+    EntrypointAction,
+    ScriptAction,
+)
+from jobd.executors.abc import ContainerSpec, ProcessSpec
 
 SHELL = "/bin/sh"
 
@@ -50,6 +58,50 @@ def argv_for(action: CommandAction | EntrypointAction | ScriptAction, *,
         case ScriptAction():
             return (action.python or default_python, str(action.script), *action.args)
     raise TypeError(f"not a step action: {action!r}")
+
+
+def process_spec(action: CommandAction | EntrypointAction | ScriptAction | ContainerAction, *,
+                 default_python: str, env: Mapping[str, str], cwd: Path, log_path: Path,
+                 log_max_bytes: int, timeout: float | None, kill_grace: float,
+                 user: str | None, env_keys: Iterable[str] = (),
+                 env_file: Path | None = None,
+                 render: Callable[[str], str] | None = None,
+                 render_shell: Callable[[str], tuple[str, dict[str, str]]] | None = None
+                 ) -> ProcessSpec:
+    """The spec of one attempt of an action, for whichever executor runs it.
+
+    A step action comes rendered. A container's image and command are rendered here with
+    ``render`` (``render_shell`` for a shell string: its values travel as environment
+    variables, never as shell code); it gets no argv (its command is the container's) and
+    only the job's own variables (``env_keys``, the keys of ``env_file``, the shell values)
+    besides ``JOBD_*``."""
+    container = None
+    argv: tuple[str, ...] = ()
+    if isinstance(action, ContainerAction):
+        r = render or (lambda text: text)
+        cmd: tuple[str, ...] | str | None = action.command
+        values: dict[str, str] = {}
+        if isinstance(cmd, str):
+            cmd, values = render_shell(cmd) if render_shell is not None else (cmd, {})
+            env = {**env, **values}
+        elif cmd is not None:
+            cmd = tuple(map(r, cmd))
+        keys = set(env_keys) | set(values)
+        if env_file is not None:
+            keys |= set(read_env_file(env_file))
+        container = ContainerSpec(image=r(action.image), command=cmd,
+                                  passthrough=frozenset(keys))
+    else:
+        argv = argv_for(action, default_python=default_python)
+    return ProcessSpec(argv=argv, env=env, cwd=cwd, log_path=log_path,
+                       log_max_bytes=log_max_bytes, timeout=timeout, kill_grace=kill_grace,
+                       user=user, container=container)
+
+
+def host_user(action: Action) -> bool:
+    """Whether a job's ``user`` names a user of this host (its process runs here) rather than
+    one of a container image."""
+    return not isinstance(action, ContainerAction)
 
 
 _ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,7 +26,7 @@ import anyio
 from jobd._exceptions import JobdError
 from jobd.config.model import DEFAULT_QUEUE, CeleryConfig
 from jobd.executors._logsink import LogSink
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
+from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
 from jobd.remote import protocol as p
 from jobd.remote.broker import async_client, make_app
 
@@ -93,6 +94,14 @@ class CeleryExecutor(Executor):
                   cancel: anyio.Event | None = None) -> ProcessResult:
         """Run ``spec`` on a worker of the default queue (see ``run_remote``)."""
         return await self.run_remote(spec, queue=DEFAULT_QUEUE, cancel=cancel)
+
+    async def find_leftovers(self, ref: RunRef) -> list[str]:
+        """None: a remote run is adopted at the next start (``adopt``), or fenced and re-run
+        by ``run_remote``, never stopped from here."""
+        return []
+
+    async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
+        return list(ids)
 
     def adopt(self, run_id: int, attempt: int) -> None:
         """The journal says this attempt was running when the daemon stopped: attach to it."""

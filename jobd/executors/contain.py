@@ -197,6 +197,10 @@ def _holds(leaf: Path) -> bool:
             return bool(f.read().strip())
     except FileNotFoundError:
         return False
+    except OSError as exc:  # ENODEV: removed between the open and the read
+        if exc.errno != errno.ENODEV:
+            raise
+        return False
 
 
 def strays(own: set[int]) -> bool:

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import aiodocker
@@ -35,14 +34,22 @@ from aiodocker.stream import Stream
 
 from jobd.config.model import ContainerAction
 from jobd.executors._logsink import LogSink
-from jobd.executors.abc import ProcessResult, ProcessSpec, StartedCallback
+from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
+from jobd.executors.docker_config import (
+    DEFAULT_DOCKER_URL,
+    LABEL_INSTANCE,
+    LABEL_JOB_ID,
+    LABEL_RUN_ID,
+    container_cmd,
+    container_config,
+    container_env,
+    container_labels,
+    docker_url,
+    stop_grace,
+)
 
 logger = logging.getLogger("jobd.executors")
 
-DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
-LABEL_INSTANCE = "jobd.instance"
-LABEL_RUN_ID = "jobd.run_id"
-LABEL_JOB_ID = "jobd.job_id"
 _CLEANUP_TIMEOUT = 30.0  # bound on removing a container, so shutdown cannot hang on Docker
 # a client error of any kind: refused socket, HTTP error, timeout, a closed connection
 _DOCKER_ERRORS = (DockerError, aiohttp.ClientError, OSError, TimeoutError)
@@ -50,72 +57,6 @@ _DOCKER_ERRORS = (DockerError, aiohttp.ClientError, OSError, TimeoutError)
 
 class _StartError(Exception):
     """The container could not be created or started; the message is the result's ``error``."""
-
-
-# --- pure decisions ----------------------------------------------------------------------
-
-
-def docker_url(url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
-    """The Docker host to talk to: ``url``, else ``$DOCKER_HOST``, else the standard socket."""
-    if url:
-        return url
-    env = os.environ if environ is None else environ
-    return env.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
-
-
-def container_env(env: Mapping[str, str], passthrough: Collection[str] = ()) -> list[str]:
-    """The container's environment (``KEY=value`` items), sorted by key.
-
-    Only the job's own variables cross into the container: every ``JOBD_*`` variable of
-    ``env`` plus the keys named in ``passthrough`` (the job's ``env`` table and ``env_file``).
-    The daemon's environment (PATH, HOME, secrets it was started with) stays outside; the
-    image's own ``ENV`` fills in the rest."""
-    return [f"{key}={value}" for key, value in sorted(env.items())
-            if key.startswith("JOBD_") or key in passthrough]
-
-
-def container_cmd(command: tuple[str, ...] | str | None) -> list[str] | None:
-    """``Cmd`` for the command: a string runs under ``/bin/sh -c``; None keeps the image's."""
-    if command is None:
-        return None
-    if isinstance(command, str):
-        return ["/bin/sh", "-c", command]
-    return list(command)
-
-
-def container_labels(env: Mapping[str, str], instance: str | None = None) -> dict[str, str]:
-    """Labels that let crash recovery find a run's container: instance, run id, job id."""
-    pairs = ((LABEL_INSTANCE, instance or env.get("JOBD_INSTANCE")),
-             (LABEL_RUN_ID, env.get("JOBD_RUN_ID")), (LABEL_JOB_ID, env.get("JOBD_JOB_ID")))
-    return {label: value for label, value in pairs if value is not None}
-
-
-def container_config(action: ContainerAction, spec: ProcessSpec, *,
-                     passthrough: Collection[str] = (), instance: str | None = None,
-                     network: str | None = None, init: bool = True) -> dict[str, Any]:
-    """The body of ``POST /containers/create`` for one attempt."""
-    host: dict[str, Any] = {"Init": init, "LogConfig": {"Type": "none", "Config": {}}}
-    if network is not None:
-        host["NetworkMode"] = network
-    config: dict[str, Any] = {
-        "Image": action.image,
-        "Env": container_env(spec.env, passthrough),
-        "Labels": container_labels(spec.env, instance),
-        "AttachStdin": False, "AttachStdout": True, "AttachStderr": True,
-        "OpenStdin": False, "Tty": False,
-        "HostConfig": host,
-    }
-    cmd = container_cmd(action.command)
-    if cmd is not None:
-        config["Cmd"] = cmd
-    if spec.user is not None:
-        config["User"] = spec.user  # a user of the image, not of the host
-    return config
-
-
-def stop_grace(kill_grace: float) -> int:
-    """Docker's stop timeout is whole seconds: round the grace up, at least 1."""
-    return max(1, math.ceil(kill_grace))
 
 
 def _describe(exc: BaseException) -> str:
@@ -186,7 +127,7 @@ async def _wait(container: DockerContainer, cancel: anyio.Event | None) -> tuple
     return status is None, -1 if status is None else status
 
 
-class DockerExecutor:
+class DockerExecutor(Executor):
     """Runs each attempt of a container job (``image`` with ``command``) in a fresh container.
 
     ``url``: the Docker host (default ``$DOCKER_HOST``, else ``unix:///var/run/docker.sock``).
@@ -204,10 +145,36 @@ class DockerExecutor:
         self.init = init
         self.drain_timeout = drain_timeout
 
-    async def run(self, action: ContainerAction, spec: ProcessSpec, *,
-                  on_started: StartedCallback | None = None,
-                  cancel: anyio.Event | None = None,
-                  passthrough: Collection[str] = ()) -> ProcessResult:
+    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
+                  cancel: anyio.Event | None = None) -> ProcessResult:
+        """The ``Executor`` entry: ``spec.container`` says what to run (see ``run_container``)."""
+        c = spec.container
+        if c is None:
+            raise ValueError("the container executor needs a ProcessSpec with a container")
+        return await self.run_container(ContainerAction(image=c.image, command=c.command), spec,
+                                        on_started=on_started, cancel=cancel,
+                                        passthrough=c.passthrough)
+
+    async def find_leftovers(self, ref: RunRef) -> list[str]:
+        """The run's containers, running or not (found by their labels)."""
+        try:
+            return await find_container_leftovers(ref.instance, ref.run_id, url=self.url)
+        except Exception as exc:  # the engine may be down: the re-run goes ahead regardless
+            logger.warning("run %s: cannot look for leftover containers: %s", ref.run_id,
+                           _describe(exc))
+            return []
+
+    async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
+        try:
+            return await remove_containers(ids, grace, url=self.url)
+        except Exception as exc:
+            logger.warning("cannot remove leftover containers: %s", _describe(exc))
+            return list(ids)
+
+    async def run_container(self, action: ContainerAction, spec: ProcessSpec, *,
+                            on_started: StartedCallback | None = None,
+                            cancel: anyio.Event | None = None,
+                            passthrough: Collection[str] = ()) -> ProcessResult:
         """Run ``action`` in a new container to its end and return how it ended.
 
         ``spec`` gives the environment (filtered by ``container_env``: ``JOBD_*`` plus the

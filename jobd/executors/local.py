@@ -28,7 +28,7 @@ import pwd
 import shlex
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,13 +37,20 @@ from typing import ClassVar
 import anyio
 
 from jobd.executors._logsink import LogSink
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
+from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
 from jobd.executors.contain import Containment, reap_orphans, strays
-from jobd.executors.process import process_start_ticks, signal_group, stop_process_group
+from jobd.executors.process import (
+    find_leftovers,
+    process_start_ticks,
+    signal_group,
+    stop_leftovers,
+    stop_process_group,
+)
 
 logger = logging.getLogger("jobd.executors")
 
 _CHUNK = 64 * 1024  # the default pipe capacity
+_CGROUP = "cgroup:"  # a leftover id naming a run's cgroup leaf
 REAP_EVERY = 10.0  # seconds between sweeps for orphans that ended by themselves
 _READS_PER_WAKE = 16  # bounded work per wake-up, so one flooding job cannot hog the loop
 
@@ -295,6 +302,36 @@ class LocalExecutor(Executor):
             # from a worker thread could take the exit status of a child just spawned.
             LocalExecutor._reaped_at = now
             reap_orphans(LocalExecutor._own)
+
+    async def find_leftovers(self, ref: RunRef) -> list[str]:
+        """The run's processes still alive (``process.find_leftovers``), as pid strings, and
+        its cgroup leaf (``cgroup:<name>``) while it exists (an empty one is just removed)."""
+        pids = await anyio.to_thread.run_sync(partial(
+            find_leftovers, ref.run_id, ref.pid, ref.pid_start, marker=ref.instance))
+        out = [str(p) for p in pids]
+        c = self.contained()
+        leaf = c.leaf(ref.instance, str(ref.run_id))
+        if leaf is not None and leaf.exists():
+            out.append(f"{_CGROUP}{leaf.name}")
+        return out
+
+    async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
+        leaves = [i for i in ids if i.startswith(_CGROUP)]
+        pids = [int(i) for i in ids if not i.startswith(_CGROUP)]
+        left: list[str] = []
+        if pids:
+            logger.warning("stopping %d leftover processes %s", len(pids),
+                           ", ".join(map(str, pids)))
+            left += [str(p) for p in await stop_leftovers(pids, grace)]
+        c = self.contained()
+        for name in leaves:  # killed whole, then removed: what escaped the pid search too
+            if c.base is None:
+                continue
+            await c.stop_escapees(c.base / name.removeprefix(_CGROUP), group=None,
+                                  run_id=None, marker=None, grace=0)
+            if (c.base / name.removeprefix(_CGROUP)).exists():
+                left.append(name)
+        return left
 
     async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
                          pump: _Pump, label: str,

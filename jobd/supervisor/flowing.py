@@ -5,49 +5,51 @@ run sees."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
 from jobd._enums import RunState, TriggerKind
 from jobd.flows.rules import FlowState, aggregate
-from jobd.journal.abc import RunRecord
+from jobd.journal.abc import Journal, RunRecord
+from jobd.supervisor.clock import Clock
+from jobd.supervisor.decisions import Decisions
 from jobd.supervisor.events import Trigger
+from jobd.supervisor.ledger import Ledger
+from jobd.supervisor.loaded import Loaded
 from jobd.supervisor.runner import result_word
-
-if TYPE_CHECKING:
-    from jobd.supervisor.daemon import Daemon
 
 log = logging.getLogger("jobd.flows")
 
 
-class FlowEngine:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self._lock = anyio.Lock()
-        self._needed_for: object = None
-        self._needed_cache: frozenset[str] = frozenset()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowDeps:
+    loaded: Loaded
+    journal: Journal  # reads: a flow is decided from the journal alone
+    ledger: Ledger
+    clock: Clock
+    decisions: Decisions
+    submit: Callable[[Trigger], Awaitable[RunRecord]]
 
-    @property
-    def needed(self) -> frozenset[str]:
-        """Ids of jobs that other jobs need: a trigger of one of them starts a flow."""
-        d = self.daemon
-        if self._needed_for is not d.jobset:
-            self._needed_cache = frozenset(n for j in d.jobset.jobs.values() for n in j.needs)
-            self._needed_for = d.jobset
-        return self._needed_cache
+
+class FlowEngine:
+    def __init__(self, deps: FlowDeps) -> None:
+        self.deps = deps
+        self._lock = anyio.Lock()
 
     async def advance(self, flow_id: str) -> None:
         """Start or skip the flow's downstream jobs whose needs have finished. Decided from
         the journal alone, under one lock, so it holds after a restart and never starts a
         job twice in one flow."""
-        d = self.daemon
+        d = self.deps
         async with self._lock:
             runs = await d.journal.list_runs(flow_id=flow_id, limit=None)
             root = next((r for r in runs if str(r.run_id) == flow_id), None)
-            if root is None or root.job_id not in d.jobset.jobs:
+            jobs = d.loaded.jobs
+            if root is None or root.job_id not in jobs:
                 return
-            jobs = d.jobset.jobs
             members = {r.job_id for r in runs}
             outside: dict[str, RunState | None] = {}
             for job in jobs.values():
@@ -65,23 +67,22 @@ class FlowEngine:
                 return
             decision = state.decide()
             now = d.clock.now()
-            skipped = [RunRecord(run_id=d.journal.new_run_id(), job_id=j,
+            skipped = [RunRecord(run_id=d.ledger.new_run_id(), job_id=j,
                                  trigger=TriggerKind.NEEDS, state=state,
                                  queued_at=now, finished_at=now, flow_id=flow_id,
                                  message=decision.reasons.get(j))
                        for j, state in decision.not_run()]
             if skipped:
-                await d.journal.put_runs(skipped)
+                await d.ledger.write(skipped)
                 for r in skipped:
-                    d._publish(r)
-                    d._decide(r.job_id, f"flow {flow_id}: {r.state} ({r.message})")
+                    d.decisions.note(r.job_id, f"flow {flow_id}: {r.state} ({r.message})")
             for j in decision.run:
-                d._decide(j, f"flow {flow_id}: needs met ({decision.reasons.get(j, '')})")
+                d.decisions.note(j, f"flow {flow_id}: needs met ({decision.reasons.get(j, '')})")
                 await d.submit(Trigger(job_id=j, kind=TriggerKind.NEEDS, flow_id=flow_id))
 
     async def resume(self) -> None:
         """After a restart, move on every recent flow that was cut off mid-way."""
-        d = self.daemon
+        d = self.deps
         recent = await d.journal.list_runs(limit=2000)
         for flow_id in dict.fromkeys(r.flow_id for r in recent if r.flow_id is not None):
             await self.advance(flow_id)
@@ -90,8 +91,8 @@ class FlowEngine:
         """``needs.<id>``: ``result`` and ``outputs`` of each need's run in this flow (else its
         latest finished run); for a matrix need, ``outputs`` merges its cells in run order
         and ``cells`` keeps every cell's own."""
-        d = self.daemon
-        job = d.jobset.jobs.get(run.job_id)
+        d = self.deps
+        job = d.loaded.jobs.get(run.job_id)
         if job is None or not job.needs:
             return {}
         out: dict[str, Any] = {}

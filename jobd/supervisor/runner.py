@@ -27,7 +27,6 @@ from jobd.config.model import (
     CommandAction,
     ContainerAction,
     DaemonConfig,
-    EntrypointAction,
     JobDef,
     RetryPolicy,
     ScriptAction,
@@ -35,20 +34,20 @@ from jobd.config.model import (
     StepAction,
 )
 from jobd.executors._logsink import open_log
-from jobd.executors.abc import Executor, ProcessSpec
-from jobd.executors.actions import argv_for, read_env_file
+from jobd.executors.abc import Executor
+from jobd.executors.actions import host_user, process_spec, read_env_file
 from jobd.executors.celery import WorkerLost
 from jobd.expressions import evaluate_condition, parse_template
 from jobd.expressions.shell import shell_command
-from jobd.journal.abc import Journal, RunRecord, run_key
+from jobd.journal.abc import RunRecord, run_key
 from jobd.remote.protocol import WORKER_PYTHON
 from jobd.supervisor import runfiles
 from jobd.supervisor.clock import Clock
+from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.policy import outcome, retry_delay, retryable
 
 if TYPE_CHECKING:
     from jobd.executors.celery import CeleryExecutor
-    from jobd.executors.docker import DockerExecutor
 
 log = logging.getLogger("jobd.runner")
 
@@ -56,15 +55,13 @@ log = logging.getLogger("jobd.runner")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunnerDeps:
     config: DaemonConfig
-    journal: Journal
+    ledger: Ledger  # writes the run's states (and publishes them)
     executor: Executor
     clock: Clock
-    publish: Callable[[RunRecord], None]
     instance: str  # JOBD_INSTANCE marker: finds this daemon's leftovers after a crash
     python: str  # absolute interpreter for entrypoints and scripts
     needs_context: Callable[[RunRecord], Awaitable[dict[str, Any]]]
     rng: random.Random
-    docker: Callable[[], DockerExecutor]  # created on first use: most daemons run no containers
     environ: Mapping[str, str]  # the daemon's environment, read once (os.environ decodes per key)
     remote: Callable[[], CeleryExecutor] | None = None  # executor = "celery" jobs
 
@@ -151,9 +148,11 @@ def render_shell(text: str, ctx: Mapping[str, Any]) -> tuple[str, dict[str, str]
         raise RunFailedToRender(f"expression in {text!r}: {exc}") from exc
 
 
-def render_step(action: StepAction,
-                ctx: Mapping[str, Any]) -> tuple[StepAction, dict[str, str]]:
-    """The action with its expressions rendered, and the environment entries it needs."""
+def render_step(action: StepAction | ContainerAction, ctx: Mapping[str, Any]
+                ) -> tuple[StepAction | ContainerAction, dict[str, str]]:
+    """The action with its expressions rendered, and the environment entries it needs. A
+    container's image and command are rendered by ``process_spec`` (given ``render`` and
+    ``render_shell``): the executors own what a container is."""
     if isinstance(action, CommandAction):
         cmd = action.command
         if isinstance(cmd, str):
@@ -223,8 +222,7 @@ class Runner:
 
     async def _save(self, run: RunRecord, *, durable: bool = True) -> None:
         self.run = run
-        await self.deps.journal.put_runs([run], durable=durable)
-        self.deps.publish(run)
+        await self.deps.ledger.write([run], durable=durable)
 
     async def execute(self) -> RunRecord:
         """Run it; returns the finished record (already journaled and published)."""
@@ -300,7 +298,7 @@ class Runner:
     async def _prepare_files(self) -> None:
         owner = None
         if self.job.user is not None and os.geteuid() == 0 \
-                and not isinstance(self.job.action, ContainerAction):
+                and host_user(self.job.action):
             owner = await anyio.to_thread.run_sync(runfiles.run_owner, self.job.user)
         try:
             runfiles.prepare(self.deps.config, self.run, owner)
@@ -311,57 +309,32 @@ class Runner:
         job, deps = self.job, self.deps
         ctx = expression_context(job, self.run, deps.clock.now(), deps.environ, needs)
         action: Action = job.action
-        if isinstance(action, ContainerAction):
-            return await self._container(action, ctx)
         if isinstance(action, StagesAction):
             return await self._stages(action, ctx)
         env = base_env(deps, job, self.run, {}, ctx)
         step, values = render_step(action, ctx)
-        return await self._process(step, {**env, **values}, job.timeout)
+        return await self._process(step, {**env, **values}, job.timeout, ctx)
 
-    async def _container(self, action: ContainerAction,
-                         ctx: Mapping[str, Any]) -> tuple[RunState, int | None, str | None]:
+    async def _process(self, action: StepAction | ContainerAction, env: dict[str, str],
+                       time_limit: float | None, ctx: Mapping[str, Any] | None = None
+                       ) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
-        env = base_env(deps, job, self.run, {}, ctx)
-        cmd = action.command
-        values: dict[str, str] = {}
-        if isinstance(cmd, str):
-            cmd, values = render_shell(cmd, ctx)
-            env.update(values)
-        rendered = ContainerAction(image=render(action.image, ctx), command=(
-            cmd if cmd is None or isinstance(cmd, str) else tuple(render(a, ctx) for a in cmd)))
-        spec = ProcessSpec(argv=(), env=env, cwd=job.workdir, log_path=self.log,
-                           log_max_bytes=deps.config.log_max_bytes, timeout=job.timeout,
-                           kill_grace=job.kill_grace, user=job.user)
-        passthrough = set(job.env) | set(values)
-        if job.env_file is not None:
-            passthrough |= set(read_env_file(job.env_file))
-
-        async def started(pid: int, ticks: int | None) -> None:
-            await self._save(self.run.evolve(pid=pid or None, pid_start=ticks), durable=False)
-
-        result = await deps.docker().run(rendered, spec, on_started=started, cancel=self.cancel,
-                                         passthrough=passthrough)
-        state, message = outcome(result)
-        return state, result.exit_code, message
-
-    async def _process(self, action: StepAction, env: dict[str, str],
-                       time_limit: float | None) -> tuple[RunState, int | None, str | None]:
-        job, deps = self.job, self.deps
-        python = deps.python if job.executor is not ExecutorKind.CELERY else WORKER_PYTHON
-        if isinstance(action, EntrypointAction | ScriptAction) and action.python:
-            python = action.python
-        spec = ProcessSpec(argv=argv_for(action, default_python=python), env=env,
-                           cwd=job.workdir, log_path=self.log,
-                           log_max_bytes=deps.config.log_max_bytes, timeout=time_limit,
-                           kill_grace=job.kill_grace, user=job.user)
+        remote = job.executor is ExecutorKind.CELERY and deps.remote is not None
+        spec = process_spec(action, default_python=WORKER_PYTHON if remote else deps.python,
+                            env=env, cwd=job.workdir, log_path=self.log,
+                            log_max_bytes=deps.config.log_max_bytes, timeout=time_limit,
+                            kill_grace=job.kill_grace, user=job.user, env_keys=job.env,
+                            env_file=job.env_file,
+                            render=None if ctx is None else lambda text: render(text, ctx),
+                            render_shell=None if ctx is None
+                            else lambda text: render_shell(text, ctx))
 
         async def started(pid: int, ticks: int | None) -> None:
             crash_point("after-spawn")
-            await self._save(self.run.evolve(pid=pid, pid_start=ticks), durable=False)
+            await self._save(self.run.evolve(pid=pid or None, pid_start=ticks), durable=False)
 
         crash_point("before-spawn")
-        if job.executor is ExecutorKind.CELERY and deps.remote is not None:
+        if remote and deps.remote is not None:
             result = await deps.remote().run_remote(spec, queue=job.queue, cancel=self.cancel)
         else:
             result = await deps.executor.run(spec, on_started=started, cancel=self.cancel)
@@ -405,7 +378,8 @@ class Runner:
             last_code = code
         return overall, last_code, message
 
-    async def _stage_attempts(self, name: str, retry: RetryPolicy, action: StepAction,
+    async def _stage_attempts(self, name: str, retry: RetryPolicy,
+                              action: StepAction | ContainerAction,
                               env: dict[str, str], time_limit: float | None
                               ) -> tuple[RunState, int | None, str | None]:
         tries = 0

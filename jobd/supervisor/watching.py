@@ -4,37 +4,51 @@ manifest of what was last seen makes changes during downtime trigger at start.""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import anyio
 
 from jobd._crashpoints import crash_point
 from jobd._enums import TriggerKind
 from jobd.config.model import WatchSpec
-from jobd.journal.abc import ManifestEntry
+from jobd.journal.abc import Journal, ManifestEntry, RunRecord
+from jobd.supervisor.clock import Clock
+from jobd.supervisor.decisions import Decisions
 from jobd.supervisor.events import Trigger
+from jobd.supervisor.ledger import Ledger
+from jobd.supervisor.loaded import Loaded
 from jobd.triggers.manifest import diff, refresh, scan
 from jobd.triggers.watch import WatchFired, WatchSource
-
-if TYPE_CHECKING:
-    from jobd.supervisor.daemon import Daemon
 
 log = logging.getLogger("jobd.watch")
 
 SEEN_KEY = "{}:watch"  # a cursor entry marks a job whose manifest has a baseline
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchDeps:
+    loaded: Loaded
+    journal: Journal  # the manifests
+    ledger: Ledger  # the baseline cursors
+    cursors: dict[str, datetime]
+    clock: Clock
+    decisions: Decisions
+    submit: Callable[[Trigger], Awaitable[RunRecord]]
+
+
 class WatchService:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, deps: WatchDeps) -> None:
+        self.deps = deps
         self.source: WatchSource | None = None
         self._known: dict[str, WatchSpec] = {}
         self._seen: dict[str, dict[str, ManifestEntry]] = {}  # the journaled manifests
 
     def _specs(self) -> dict[str, WatchSpec]:
-        d = self.daemon
-        return {j.id: j.watch for j in d.jobset.jobs.values()
-                if j.watch is not None and j.enabled and j.id not in d.paused}
+        loaded = self.deps.loaded
+        return {j.id: j.watch for j in loaded.jobs.values()
+                if j.watch is not None and j.enabled and j.id not in loaded.paused}
 
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         specs = self._specs()
@@ -52,7 +66,8 @@ class WatchService:
         await self._baseline(new, fire=False)
 
     async def _baseline(self, specs: dict[str, WatchSpec], *, fire: bool) -> None:
-        journal, cursors = self.daemon.journal, self.daemon.cursors
+        d = self.deps
+        journal, cursors = d.journal, d.cursors
         for job_id, spec in specs.items():
             self._known[job_id] = spec
             seen = await anyio.to_thread.run_sync(scan, spec.patterns)
@@ -62,22 +77,22 @@ class WatchService:
                 if changed:
                     log.info("%s: %d watched paths changed while jobd was down", job_id,
                              len(changed))
-                    self.daemon._decide(job_id, f"{len(changed)} watched paths changed while "
-                                                "the daemon was down")
-                    await self.daemon.submit(Trigger(job_id=job_id, kind=TriggerKind.WATCH,
-                                                     changed_paths=tuple(changed)))
+                    d.decisions.note(job_id, f"{len(changed)} watched paths changed while "
+                                             "the daemon was down")
+                    await d.submit(Trigger(job_id=job_id, kind=TriggerKind.WATCH,
+                                           changed_paths=tuple(changed)))
                     crash_point("watch-journaled")
             await journal.set_manifest(job_id, seen)
             self._seen[job_id] = seen
             if key not in cursors:
-                now = self.daemon.clock.now()
+                now = d.clock.now()
                 cursors[key] = now
-                await journal.put_runs([], cursors={key: now})
+                await d.ledger.write(cursors={key: now})
 
     async def _fired(self, event: WatchFired) -> None:
-        d = self.daemon
-        job = d.jobset.jobs.get(event.job_id)
-        if job is None or job.watch is None or event.job_id in d.paused:
+        d = self.deps
+        job = d.loaded.jobs.get(event.job_id)
+        if job is None or job.watch is None or event.job_id in d.loaded.paused:
             return
         await d.submit(Trigger(job_id=event.job_id, kind=TriggerKind.WATCH,
                                changed_paths=event.paths))

@@ -131,7 +131,7 @@ def serve(*, socket_mode: int = 0o660, socket_group: str | None = None,
                           socket=d / "run" / "jobd.sock", socket_mode=socket_mode,
                           socket_group=socket_group)
     api = FakeDaemon(d / "var")
-    api.add(FakeJob("hello", output=[b"hello\n", b"world\n"], triggers=["cron 0 * * * *"]))
+    api.add(FakeJob("hello", output=[b"hello\n", b"world\n"], cron="0 * * * *"))
     api.add(FakeJob("fails", output=[b"oops\n"], exit_code=3))
     api.add(FakeJob("slow", output=[b"one\n", b"two\n", b"three\n"], step=0.15))
     api.add(FakeJob("hold", output=[b"waiting\n"], hold=True))

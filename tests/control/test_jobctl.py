@@ -42,7 +42,7 @@ def test_status_and_list_show_invalid_files(harness: Harness) -> None:
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["JOB", "TRIGGERS", "NEXT", "LAST", "RUN"]
     hello = next(line for line in lines if line.startswith("hello"))
-    assert "cron 0 * * * *" in hello and "in " in hello
+    assert "cron '0 * * * *' (UTC)" in hello and "in " in hello
     assert next(line for line in lines if line.startswith("slow")).endswith("paused")
     assert "invalid files (1)" in r.stdout and "not a valid cron expression" in r.stdout
 
@@ -59,7 +59,7 @@ def test_show_and_why(harness: Harness) -> None:
     assert "jobs.d/hello.toml:1" in r.stdout and "2030-01-01 00:00:00 UTC" in r.stdout
     assert json.loads(harness.jobctl("--json", "show", "hello").stdout)["next_fire_times"]
     r = harness.jobctl("why", "hello")
-    assert (r.returncode, r.stdout.splitlines()[0]) == (0, "hello has not run yet")
+    assert (r.returncode, r.stdout.splitlines()[0]) == (0, "'hello' has not run yet.")
     assert json.loads(harness.jobctl("--json", "why", "hello").stdout)["job_id"] == "hello"
 
 

@@ -36,9 +36,9 @@ async def test_exit_codes_and_output(docker_url: str, instance: str,
         started.append(pid)
 
     with anyio.fail_after(20):
-        ok = await ex.run(ContainerAction(image=IMAGE, command=("echo", "hello", "$HOME")),
+        ok = await ex.run_container(ContainerAction(image=IMAGE, command=("echo", "hello", "$HOME")),
                           ok_spec, on_started=on_started)
-        bad = await ex.run(ContainerAction(image=IMAGE, command="echo out; echo err >&2; exit 3"),
+        bad = await ex.run_container(ContainerAction(image=IMAGE, command="echo out; echo err >&2; exit 3"),
                            bad_spec)
     assert ok.ok and ok.exit_code == 0 and ok.error is None
     assert len(started) == 1  # its pid, or 0 when it had already exited
@@ -51,7 +51,7 @@ async def test_env_is_the_jobs_own_only(docker_url: str, instance: str,
                                         make_spec: SpecFactory) -> None:
     spec = make_spec(run_id=7, env={"GREETING": "hi there", "JOBD_ATTEMPT": "2"})
     with anyio.fail_after(20):
-        result = await executor(docker_url, instance).run(
+        result = await executor(docker_url, instance).run_container(
             ContainerAction(image=IMAGE, command="env"), spec, passthrough={"GREETING"})
     assert result.ok, result
     env = dict(line.split("=", 1) for line in log_of(spec.log_path).splitlines())
@@ -66,7 +66,7 @@ async def test_missing_image_is_a_clear_error(docker_url: str, instance: str,
                                               make_spec: SpecFactory) -> None:
     spec = make_spec()
     with anyio.fail_after(10):
-        result = await executor(docker_url, instance).run(
+        result = await executor(docker_url, instance).run_container(
             ContainerAction(image="jobd-test-no-such-image:1", command="true"), spec)
     assert result.exit_code is None and not result.ok
     assert result.error == ("image 'jobd-test-no-such-image:1' is not present on the Docker "
@@ -77,7 +77,7 @@ async def test_missing_image_is_a_clear_error(docker_url: str, instance: str,
 async def test_unreachable_engine_is_an_error(tmp_path: Path, make_spec: SpecFactory) -> None:
     url = f"unix://{tmp_path}/nothing.sock"
     with anyio.fail_after(10):
-        result = await DockerExecutor(url=url).run(
+        result = await DockerExecutor(url=url).run_container(
             ContainerAction(image=IMAGE, command="true"), make_spec())
     assert result.exit_code is None
     assert result.error is not None
@@ -88,7 +88,7 @@ async def test_command_not_found(docker_url: str, instance: str,
                                  make_spec: SpecFactory) -> None:
     spec = make_spec()
     with anyio.fail_after(20):
-        result = await executor(docker_url, instance).run(
+        result = await executor(docker_url, instance).run_container(
             ContainerAction(image=IMAGE, command=("no-such-program",)), spec)
     assert result.exit_code == 127 and result.error is None  # as a shell says it
     assert "exec no-such-program failed" in log_of(spec.log_path)  # docker-init's message
@@ -99,7 +99,7 @@ async def test_timeout_stops_and_removes_it(docker_url: str, instance: str,
     spec = make_spec(timeout=1.0, kill_grace=1.0)
     begun = time.monotonic()
     with anyio.fail_after(20):
-        result = await executor(docker_url, instance).run(
+        result = await executor(docker_url, instance).run_container(
             ContainerAction(image=IMAGE, command="echo begun; sleep 30"), spec)
     assert result.timed_out and not result.cancelled and not result.ok
     assert time.monotonic() - begun < 10
@@ -114,7 +114,7 @@ async def test_sigkill_after_the_grace(docker_url: str, instance: str,
                                        make_spec: SpecFactory) -> None:
     spec = make_spec(timeout=0.5, kill_grace=1.0)
     with anyio.fail_after(20):
-        result = await executor(docker_url, instance).run(
+        result = await executor(docker_url, instance).run_container(
             ContainerAction(image=IMAGE, command="trap '' TERM; echo ready; sleep 30 & wait"),
             spec)
     assert result.timed_out and result.signal == 9
@@ -134,7 +134,7 @@ async def test_cancel(docker_url: str, instance: str, make_spec: SpecFactory) ->
         cancel.set()
 
     with anyio.fail_after(20):
-        result = await executor(docker_url, instance).run(
+        result = await executor(docker_url, instance).run_container(
             ContainerAction(image=IMAGE, command=("sleep", "30")), spec,
             on_started=on_started, cancel=cancel)
     assert result.cancelled and not result.timed_out and not result.ok
@@ -152,7 +152,7 @@ async def test_scope_cancellation_stops_and_removes_it(docker_url: str, instance
     ex = executor(docker_url, instance)
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: ex.run(ContainerAction(image=IMAGE, command=("sleep", "30")),
+            tg.start_soon(lambda: ex.run_container(ContainerAction(image=IMAGE, command=("sleep", "30")),
                                          make_spec(), on_started=on_started))
             await started.wait()
             tg.cancel_scope.cancel()
@@ -163,7 +163,7 @@ async def test_log_cap_with_a_flood(docker_url: str, instance: str,
                                     make_spec: SpecFactory) -> None:
     spec = make_spec(log_max_bytes=1000)
     with anyio.fail_after(30):
-        result = await executor(docker_url, instance).run(
+        result = await executor(docker_url, instance).run_container(
             ContainerAction(image=IMAGE,
                             command="head -c 20000000 /dev/zero | tr '\\0' x; echo; echo done"),
             spec)

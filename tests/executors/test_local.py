@@ -15,6 +15,7 @@ import pytest
 
 from jobd.config.model import CommandAction
 from jobd.executors import (
+    RUN_ID_VAR,
     LocalExecutor,
     ProcessResult,
     argv_for,
@@ -267,7 +268,9 @@ async def test_no_thread_per_child(executor: LocalExecutor, make_spec: SpecFacto
 
     async def one(i: int) -> None:
         # long enough that no run has ended (and been swept for escapees) by the sample
-        await executor.run(make_spec(["sleep", "1"], log_path=tmp_path / f"{i}.log"))
+        # each its own run id, as in the daemon: runs sharing one would share a cgroup leaf
+        await executor.run(make_spec(["sleep", "1"], log_path=tmp_path / f"{i}.log",
+                                     env={RUN_ID_VAR: str(i + 1)}))
 
     async def sample() -> None:
         await anyio.sleep(0.15)
@@ -278,7 +281,8 @@ async def test_no_thread_per_child(executor: LocalExecutor, make_spec: SpecFacto
             for i in range(16):
                 tg.start_soon(one, i)
             tg.start_soon(sample)
-    assert during == [before]
+    # not one more thread (an idle worker thread of an earlier test may end meanwhile)
+    assert len(during) == 1 and during[0] <= before
 
 
 # --- what cannot start --------------------------------------------------------------------

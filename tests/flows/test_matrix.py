@@ -156,3 +156,65 @@ def test_docs_pipelines_example() -> None:
         "os=bsd, python=3.12, coverage=true",
         "os=mac, python=3.12",
     ]
+
+
+# --- value matching (GitHub compares by value and type: true is not 1) -----------------
+
+
+def test_exclude_matches_by_value_and_type() -> None:
+    dims = {"flag": (True, False, 1, 0)}
+    assert expand(spec(dims, exclude=[{"flag": True}])) == [
+        {"flag": False}, {"flag": 1}, {"flag": 0}]
+    assert expand(spec(dims, exclude=[{"flag": 1}])) == [
+        {"flag": True}, {"flag": False}, {"flag": 0}]
+    assert expand(spec(dims, exclude=[{"flag": False}, {"flag": 0}])) == [
+        {"flag": True}, {"flag": 1}]
+
+
+def test_exclude_matches_tables_and_lists_whole() -> None:
+    dims = {"cfg": ({"a": 1, "b": [1, 2]}, {"a": 1, "b": [1, 3]}, {"a": 1}),
+            "args": ([1, 2], [1, 2, 3], [2, 1])}
+    got = expand(spec(dims, exclude=[{"cfg": {"a": 1, "b": [1, 2]}}, {"args": [1, 2]}]))
+    assert got == [
+        {"cfg": {"a": 1, "b": [1, 3]}, "args": [1, 2, 3]},
+        {"cfg": {"a": 1, "b": [1, 3]}, "args": [2, 1]},
+        {"cfg": {"a": 1}, "args": [1, 2, 3]},
+        {"cfg": {"a": 1}, "args": [2, 1]},
+    ]
+    # a table with other keys, or true for 1 inside a list, is another value
+    assert len(expand(spec(dims, exclude=[{"cfg": {"a": 1, "c": 2}},
+                                          {"args": [True, 2]}]))) == 9
+
+
+def test_include_merges_by_value_and_type() -> None:
+    got = expand(spec({"x": (1, True)}, include=[{"x": True, "extra": "y"}]))
+    assert got == [{"x": 1}, {"x": True, "extra": "y"}]
+
+
+def test_a_table_or_list_never_matches_a_scalar() -> None:
+    assert expand(spec({"cfg": ({"a": 1}, 2)}, exclude=[{"cfg": 2}])) == [{"cfg": {"a": 1}}]
+    assert expand(spec({"cfg": (2, {"a": 1})}, exclude=[{"cfg": {"a": 1}}])) == [{"cfg": 2}]
+    assert expand(spec({"args": ([1], 2)}, exclude=[{"args": 2}])) == [{"args": [1]}]
+    assert expand(spec({"args": (2, [1])}, exclude=[{"args": [1]}])) == [{"args": 2}]
+
+
+@pytest.mark.parametrize(("matrix", "message"), [
+    (spec({"include": (1,)}), "matrix: 'include' is not a dimension name (it is a matrix key)"),
+    (spec({"exclude": (1,)}), "matrix: 'exclude' is not a dimension name (it is a matrix key)"),
+    (spec({"a": (1,)}, include=[5]),  # type: ignore[list-item]
+     "matrix: include entry 1 must be a table of key = value, got 5"),
+    (spec({"a": (1,)}, exclude=[{"a": 1}, "x"]),  # type: ignore[list-item]
+     "matrix: exclude entry 2 must be a table of key = value, got 'x'"),
+    (spec({"a": (1,), "b": (2,)}, exclude=[{"q": 1, "p": 2}]),
+     "matrix: exclude entry 1 names 'p', 'q', which are not a dimension (dimensions: a, b)"),
+    (spec({}, include=[{"a": 1}], exclude=[{"a": 1}]),
+     "matrix: exclude entry 1 names 'a', which is not a dimension (dimensions: none)"),
+    (spec({"a": (1, 2)}, exclude=[{"a": 1}, {"a": 2}]),
+     "matrix: no combinations left (exclude removed every one)"),
+    (spec({"a": tuple(range(20)), "b": tuple(range(15))}),
+     "matrix: 300 combinations; at most 256 may run (GitHub's limit)"),
+])
+def test_matrix_errors_word_for_word(matrix: MatrixSpec, message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        expand(matrix)
+    assert str(e.value) == message

@@ -16,6 +16,7 @@ from jobd.supervisor.policy import (
     admit,
     outcome,
     retry_delay,
+    retryable,
     select,
 )
 
@@ -33,12 +34,30 @@ from jobd.supervisor.policy import (
         (Overlap.REPLACE, [1], [2], Admit.COALESCE, 2, (1,)),
         (Overlap.REPLACE, [], [], Admit.NEW, None, ()),
         (Overlap.ALLOW, [1, 3], [2], Admit.NEW, None, ()),
+        # skip only skips while a run is *running*: a queued one takes the trigger
+        (Overlap.SKIP, [], [2], Admit.COALESCE, 2, ()),
+        (Overlap.SKIP, [1], [2], Admit.SKIP, None, ()),
+        # folding goes into the newest queued run (the one that starts last)
+        (Overlap.QUEUE, [1], [2, 5], Admit.COALESCE, 5, ()),
+        (Overlap.QUEUE, [], [2, 5], Admit.COALESCE, 5, ()),
+        (Overlap.REPLACE, [1, 3], [2, 5], Admit.COALESCE, 5, (1, 3)),
+        (Overlap.REPLACE, [1, 3], [], Admit.REPLACE, None, (1, 3)),
     ],
 )
 def test_admit(overlap: Overlap, running: list[int], queued: list[int], action: Admit,
                into: int | None, cancel: tuple[int, ...]) -> None:
     a = admit(overlap, running=running, queued=queued)
     assert (a.action, a.into, a.cancel) == (action, into, cancel)
+
+
+def test_admit_reasons() -> None:
+    assert admit(Overlap.SKIP, running=[4, 6], queued=[]).reason == \
+        "overlap = skip: run 4 was still running"
+    assert admit(Overlap.REPLACE, running=[4], queued=[]).reason == \
+        "overlap = replace: cancelling run 4"
+    assert admit(Overlap.QUEUE, running=[], queued=[2, 5]).reason == \
+        "overlap = queue: folded into queued run 5"
+    assert admit(Overlap.ALLOW, running=[1], queued=[2]).reason == ""
 
 
 def test_manual_run_with_params_is_never_folded() -> None:
@@ -108,6 +127,60 @@ def test_retry_delay_is_exponential_capped_and_jittered() -> None:
 )
 def test_outcome(result: ProcessResult, state: RunState) -> None:
     assert outcome(result)[0] is state
+
+
+def test_outcome_messages() -> None:
+    assert [outcome(r)[1] for r in (
+        ProcessResult(exit_code=0), ProcessResult(exit_code=3),
+        ProcessResult(exit_code=None, signal=9), ProcessResult(exit_code=None, timed_out=True),
+        ProcessResult(exit_code=None, cancelled=True),
+        ProcessResult(exit_code=None, error="command not found: 'x'"))] == [
+        None, "exit code 3", "killed by signal 9", "timed out", "cancelled",
+        "command not found: 'x'"]
+
+
+def test_retryable_states() -> None:
+    assert {s for s in RunState if retryable(s)} == {RunState.FAILED, RunState.TIMED_OUT}
+
+
+class _Extremes(random.Random):
+    """Draws the top (or bottom) of every interval: the jitter's bounds, exactly."""
+
+    def __init__(self, top: bool) -> None:
+        super().__init__(0)
+        self.top = top
+
+    def uniform(self, a: float, b: float) -> float:
+        return b if self.top else a
+
+
+def test_retry_delay_bounds_are_exact() -> None:
+    p = RetryPolicy(retries=10, delay=1.0, backoff=2.0, max_delay=10.0)
+    assert [retry_delay(p, n, _Extremes(top=True)) for n in (1, 2, 3, 4, 5)] == [
+        1.0, 2.0, 4.0, 8.0, 10.0]
+    assert [retry_delay(p, n, _Extremes(top=False)) for n in (1, 2, 3, 4, 5)] == [
+        0.5, 1.0, 2.0, 4.0, 5.0]
+
+
+def test_a_pool_counts_each_run_it_starts() -> None:
+    queued = [cand(i, f"j{i}", pool="db") for i in range(4)]
+    assert select(queued, [], max_parallel=8, pools={"db": 2}) == [0, 1]
+    busy = [Busy(run_id=9, job_id="z", pool="db")]
+    assert select(queued, busy, max_parallel=8, pools={"db": 2}) == [0]
+
+
+def test_a_pool_without_its_own_limit_shares_max_parallel() -> None:
+    queued = [cand(i, f"j{i}", pool="undeclared") for i in range(3)]
+    assert select(queued, [], max_parallel=2, pools={}) == [0, 1]
+
+
+def test_a_running_cell_counts_against_its_group_and_blocks_no_one_else() -> None:
+    cells = [Candidate(run_id=i, job_id="m", pool=None, priority=0, exclusive=False,
+                       group="m@1", group_limit=2) for i in (1, 2)]
+    other = cand(5, "other")
+    busy = [Busy(run_id=0, job_id="m", pool=None, group="m@1"),
+            Busy(run_id=7, job_id="x", pool=None)]
+    assert select([*cells, other], busy, max_parallel=8, pools={}) == [1, 5]
 
 
 def test_matrix_cells_share_an_exclusive_job_but_other_triggers_wait() -> None:

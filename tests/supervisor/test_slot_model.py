@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import anyio.lowlevel
 import pytest
 
 from jobd.config.loader import load_config
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
+from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
 from jobd.journal.abc import RunRecord
 from jobd.journal.memory import MemoryJournal
 from jobd.supervisor.clock import FakeClock
@@ -97,6 +98,12 @@ class ModelExecutor(Executor):
             tg.cancel_scope.cancel()
         return ProcessResult(exit_code=None if cancelled else 0, cancelled=cancelled)
 
+    async def find_leftovers(self, ref: RunRef) -> list[str]:
+        return []  # a model process ends with the daemon's life: nothing is left over
+
+    async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
+        return []
+
 
 async def turns(n: int) -> None:
     """Let the daemon's tasks run for ``n`` event-loop turns (the model time stands still)."""
@@ -106,8 +113,10 @@ async def turns(n: int) -> None:
 
 def settled(daemon: Daemon, end: datetime) -> bool:
     """Every slot up to ``end`` taken, and none of them waiting or running."""
-    waiting = [*daemon.queued.values(), *(a.runner.run for a in daemon.active.values())]
-    return (daemon._pending_triggers == 0
+    table = daemon.table
+    waiting = [*table.queued.values(), *(a.runner.run for a in table.active.values())]
+    # ``pending`` counts the triggers on the bus and the run tasks: none of the former left
+    return (table.pending <= len(table.active)
             and all(daemon.cursors.get(j, end) >= end for j in "abcd")
             and all(r.scheduled_for is None or r.scheduled_for > end for r in waiting))
 

@@ -1,0 +1,126 @@
+"""Time triggers: catch-up of the slots missed while the daemon was down, then one timer
+for every job's next slot. ``cursors`` (the last slot each job was triggered for) is owned
+here; it is journaled with the slot's run, or on its own when no run carries it."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import anyio
+from anyio.abc import TaskStatus
+
+from jobd.config.model import JobDef
+from jobd.supervisor.clock import Clock
+from jobd.supervisor.decisions import Decisions
+from jobd.supervisor.events import Trigger
+from jobd.supervisor.ledger import Ledger
+from jobd.supervisor.loaded import Loaded
+from jobd.triggers.catchup import DuePlan, next_due, plan_due
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerDeps:
+    loaded: Loaded
+    cursors: dict[str, datetime]
+    ledger: Ledger
+    clock: Clock
+    decisions: Decisions
+    post: Callable[[Trigger], Awaitable[None]]
+
+
+class Timer:
+    def __init__(self, deps: TimerDeps) -> None:
+        self.deps = deps
+        self._wake = anyio.Event()
+        self._next_at: dict[str, datetime | None] = {}  # from the start-up plan
+
+    def wake(self) -> None:
+        """Look at every job's next slot again (after reload, pause, resume)."""
+        self._wake.set()
+
+    async def catch_up(self) -> None:
+        """Plan the time slots missed while the daemon was down (``catchup``)."""
+        d = self.deps
+        now = d.clock.now()
+        fresh: dict[str, datetime] = {}
+        for job in d.loaded.timed():
+            plan = plan_due(job.time_triggers, cursor=d.cursors.get(job.id), now=now,
+                            catchup=job.catchup, start_deadline=job.start_deadline,
+                            at_start=True)
+            await self._post_plan(job, plan, cursor_writes=fresh)
+            self._next_at[job.id] = plan.next_at
+        if fresh:  # one commit for every job seen the first time, not one each
+            await d.ledger.write(cursors=fresh)
+
+    async def _post_plan(self, job: JobDef, plan: DuePlan, *,
+                         cursor_writes: dict[str, datetime] | None = None) -> None:
+        d = self.deps
+        for drop in plan.dropped:
+            n = drop.count if drop.count is not None else "many"
+            d.decisions.note(job.id, f"{n} slots from {drop.first.isoformat()} to "
+                                     f"{drop.last.isoformat()} not run ({drop.reason})")
+        for slot in plan.runs:
+            await d.post(Trigger(job_id=job.id, kind=slot.kind,
+                                 scheduled_for=slot.scheduled_for, cursor_key=job.id))
+        last_run = plan.runs[-1].scheduled_for if plan.runs else None
+        if plan.cursor != d.cursors.get(job.id) and plan.cursor != last_run:
+            # Nothing carries this cursor into the journal: write it on its own.
+            if cursor_writes is not None:
+                cursor_writes[job.id] = plan.cursor
+            else:
+                await d.ledger.write(cursors={job.id: plan.cursor})
+        d.cursors[job.id] = plan.cursor
+
+    async def loop(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """One timer: sleeps until the earliest due slot of any job, posts it, repeats.
+        A heap keyed by each job's next slot; rebuilt on reload, pause and resume."""
+        d = self.deps
+        heap: list[tuple[datetime, str]] = []
+        built_for: object = None
+        task_status.started()
+        while True:
+            wake = self._wake
+            if built_for is not d.loaded.jobset or wake.is_set():
+                self._wake = wake = anyio.Event()
+                built_for = d.loaded.jobset
+                now = d.clock.now()
+                heap = []
+                for job in d.loaded.timed():
+                    if job.id in self._next_at:  # planned at start: no need to look again
+                        nxt = self._next_at.pop(job.id)
+                    else:
+                        nxt = next_due(job.time_triggers, d.cursors.setdefault(job.id, now))
+                    if nxt is not None:
+                        heap.append((nxt, job.id))
+                heapq.heapify(heap)
+            if not heap:
+                await wake.wait()
+                continue
+            when, job_id = heap[0]
+            now = d.clock.now()
+            if when > now:
+                await _sleep_or_wake(d.clock, when, wake)
+                continue
+            heapq.heappop(heap)
+            job = d.loaded.jobs[job_id]
+            plan = plan_due(job.time_triggers, cursor=d.cursors.get(job_id), now=now,
+                            catchup=job.catchup, start_deadline=job.start_deadline,
+                            at_start=False)
+            await self._post_plan(job, plan)
+            if plan.next_at is not None:
+                heapq.heappush(heap, (plan.next_at, job_id))
+
+
+async def _sleep_or_wake(clock: Clock, when: datetime, wake: anyio.Event) -> None:
+    """Return when the clock reaches ``when`` or ``wake`` is set, whichever is first."""
+    async with anyio.create_task_group() as tg:
+        async def sleeper() -> None:
+            await clock.sleep_until(when)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(sleeper)
+        await wake.wait()
+        tg.cancel_scope.cancel()
