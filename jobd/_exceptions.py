@@ -76,6 +76,11 @@ class JournalError(JobdError, RuntimeError):
     """The journal could not be opened or is from an incompatible version."""
 
 
+class StorageError(JournalError):
+    """The journal's storage failed (disk full, read-only, I/O error): the journal itself may
+    well be intact; the machine needs fixing, not the file."""
+
+
 def source_path(path: Path) -> str:
     """How a file is named in messages: relative to the working directory when below it."""
     try:

@@ -1,7 +1,9 @@
 """``jobd`` and ``jobd check``: the only place that exits.
 
-Exit codes: 0 clean stop (or a valid check); 1 invalid config or files (check), or a config
-the daemon cannot start with; 2 bad usage; 3 the journal is in use or unusable."""
+Exit codes: 0 clean stop (or a valid check, a sound journal); 1 invalid config or files
+(check), or a config the daemon cannot start with; 2 bad usage; 3 the journal is in use,
+damaged (corrupt, truncated, empty) or from a newer jobd; 4 the state directory's storage
+failed (disk full, read-only, I/O error): the journal is not damaged. docs/journal.md."""
 
 from __future__ import annotations
 
@@ -48,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
             return run_import(args_in[1:])
         except SystemExit as exc:  # --help (0) or bad usage (2)
             return exc.code if isinstance(exc.code, int) else 2
+    if args_in[:2] == ["journal", "check"]:
+        jp = argparse.ArgumentParser(prog="jobd journal check",
+                                     description="check the journal (read-only)")
+        jp.add_argument("--config", type=Path, default=None)
+        jp.add_argument("path", nargs="?", type=Path, default=None,
+                        help="the journal file (default: the config's state_dir/jobd.db)")
+        jargs = jp.parse_args(args_in[2:])
+        from jobd.cli.journal import run_journal_check
+        return run_journal_check(jargs.config, jargs.path)
     args = _parser().parse_args(args_in)
     if args.version:
         from jobd import __version__
@@ -67,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     import anyio
 
     from jobd.control.limits import raise_nofile
+    from jobd.executors.contain import become_subreaper
+    from jobd.executors.local import LocalExecutor
     from jobd.supervisor.daemon import Daemon
     raise_nofile()  # each control client holds a descriptor: use what the system allows
+    # Orphaned descendants of runs come to the daemon, which reaps those it stops.
+    LocalExecutor.reap = become_subreaper()
     try:
         anyio.run(Daemon(config).run)
     except KeyboardInterrupt:
@@ -80,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _exit_code(exc: BaseException, socket: Path) -> int:
     """Print what stopped the daemon at start-up; its exit code, or re-raise a bug."""
-    from jobd._exceptions import ConfigError, JournalError
+    from jobd._exceptions import ConfigError, JournalError, StorageError
     leaves = list(_leaves(exc))
     if leaves and all(isinstance(e, JournalError | ConfigError | OSError) for e in leaves):
         for e in leaves:
             where = f"control socket {socket}: " if isinstance(e, OSError) else ""
             print(f"jobd: {where}{e}", file=sys.stderr)
+        if any(isinstance(e, StorageError) for e in leaves):
+            return 4
         return 3 if any(isinstance(e, JournalError) for e in leaves) else 1
     raise exc
 

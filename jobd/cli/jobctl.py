@@ -424,7 +424,9 @@ def cmd_runs(s: Session, a: argparse.Namespace, out: Out) -> int:
     for r in runs:
         started = r.get("started_at") or r.get("queued_at")
         code = r.get("exit_code")
-        rows.append([str(r.get("run_id")), str(r.get("job_id")), str(r.get("trigger")),
+        folded = len(r.get("folded_slots") or ())
+        trigger = str(r.get("trigger")) + (f"+{folded}" if folded else "")
+        rows.append([str(r.get("run_id")), str(r.get("job_id")), trigger,
                      out.run_state(r), "-" if code is None else str(code),
                      str(r.get("attempt")), str(r.get("flow_id") or "-"), out.when(started),
                      _run_duration(r, out.now)])

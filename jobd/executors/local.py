@@ -12,6 +12,9 @@ How a run goes:
 4. On timeout, cancel or the caller's cancellation: SIGTERM to the group, SIGKILL after the
    grace (``process.stop_process_group``). After the leader has exited, whatever is left
    in its group is SIGKILLed while the unreaped leader still pins the group id.
+5. Then the processes that left the group (``setsid``) are stopped too: the run's cgroup leaf
+   is killed whole where the daemon has a delegated cgroup, and whatever still carries the
+   run's marker is stopped (``contain``).
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ import pwd
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from typing import ClassVar
 
 import anyio
 
 from jobd.executors._logsink import LogSink
 from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
+from jobd.executors.contain import Containment, reap_orphans, strays
 from jobd.executors.process import (
     find_leftovers,
     process_start_ticks,
@@ -44,6 +50,8 @@ from jobd.executors.process import (
 logger = logging.getLogger("jobd.executors")
 
 _CHUNK = 64 * 1024  # the default pipe capacity
+_CGROUP = "cgroup:"  # a leftover id naming a run's cgroup leaf
+REAP_EVERY = 10.0  # seconds between sweeps for orphans that ended by themselves
 _READS_PER_WAKE = 16  # bounded work per wake-up, so one flooding job cannot hog the loop
 
 
@@ -230,8 +238,20 @@ class LocalExecutor(Executor):
     ``drain_timeout``: after the run's process group is gone, how long to wait for the end
     of its output; only a process that left the group (``setsid``) keeps it open longer."""
 
-    def __init__(self, *, drain_timeout: float = 2.0) -> None:
+    _own: ClassVar[set[int]] = set()  # children being supervised: never reaped by the sweep
+    reap: ClassVar[bool] = False  # set by the daemon once it is a child subreaper
+    _reaped_at: ClassVar[float] = -math.inf
+
+    def __init__(self, *, drain_timeout: float = 2.0,
+                 containment: Containment | None = None) -> None:
         self.drain_timeout = drain_timeout
+        self._containment = containment
+
+    def contained(self) -> Containment:
+        """How runs are kept together; detected once per process, on first use."""
+        if self._containment is None:
+            self._containment = Containment.detect()
+        return self._containment
 
     async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
                   cancel: anyio.Event | None = None) -> ProcessResult:
@@ -242,35 +262,82 @@ class LocalExecutor(Executor):
             if cancel is not None and cancel.is_set():
                 sink.note("cancelled before it started")
                 return ProcessResult(exit_code=None, cancelled=True)
+            containment = self.contained()
             try:
                 proc, read_fd, pidfd = _spawn(spec, await _plan_user(spec.user))
             except _StartError as exc:
                 logger.error("%s: %s", label, exc)
                 sink.note(str(exc))
                 return ProcessResult(exit_code=None, error=str(exc))
+            run_id, marker = spec.env.get("JOBD_RUN_ID"), spec.env.get("JOBD_INSTANCE")
+            leaf = containment.leaf(marker or "-", run_id or f"pid{proc.pid}")
+            containment.enter(leaf, proc.pid)
+            LocalExecutor._own.add(proc.pid)
             try:
                 pump = _Pump(loop, read_fd, sink)
-                return await self._supervise(spec, proc, pidfd, pump, f"{label} (pid {proc.pid})",
-                                             on_started, cancel)
+                return await self._supervise(
+                    spec, proc, pidfd, pump, f"{label} (pid {proc.pid})", on_started, cancel,
+                    partial(self._contain, containment, spec, leaf, run_id, marker, proc.pid,
+                            sink))
             finally:
                 os.close(pidfd)
+                LocalExecutor._own.discard(proc.pid)
         finally:
             sink.close()
 
+    async def _contain(self, containment: Containment, spec: ProcessSpec, leaf: Path | None,
+                       run_id: str | None, marker: str | None, pid: int, sink: LogSink) -> None:
+        """Stop what left the process group: the cgroup leaf, then the marker's holders."""
+        # A subreaper: an escapee would be a child of ours by now. Otherwise look in /proc,
+        # even with a leaf: the job may have forked before it was moved into it.
+        scan = strays(LocalExecutor._own - {pid}) if LocalExecutor.reap else True
+        n = await containment.stop_escapees(
+            leaf, group=pid, run_id=int(run_id) if run_id and run_id.isdigit() else None,
+            marker=marker, grace=spec.kill_grace, scan=scan)
+        if n:
+            sink.note(f"stopped {n} process(es) that outlived the run's process group")
+        now = anyio.current_time()
+        if LocalExecutor.reap and (n or now - LocalExecutor._reaped_at > REAP_EVERY):
+            # On the loop thread, where every child it spawned is already in _own: reaping
+            # from a worker thread could take the exit status of a child just spawned.
+            LocalExecutor._reaped_at = now
+            reap_orphans(LocalExecutor._own)
+
     async def find_leftovers(self, ref: RunRef) -> list[str]:
-        """The run's processes still alive (``process.find_leftovers``), as pid strings."""
+        """The run's processes still alive (``process.find_leftovers``), as pid strings, and
+        its cgroup leaf (``cgroup:<name>``) while it exists (an empty one is just removed)."""
         pids = await anyio.to_thread.run_sync(partial(
             find_leftovers, ref.run_id, ref.pid, ref.pid_start, marker=ref.instance))
-        return [str(p) for p in pids]
+        out = [str(p) for p in pids]
+        c = self.contained()
+        leaf = c.leaf(ref.instance, str(ref.run_id))
+        if leaf is not None and leaf.exists():
+            out.append(f"{_CGROUP}{leaf.name}")
+        return out
 
     async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
-        logger.warning("stopping %d leftover processes %s", len(ids), ", ".join(ids))
-        return [str(p) for p in await stop_leftovers([int(i) for i in ids], grace)]
+        leaves = [i for i in ids if i.startswith(_CGROUP)]
+        pids = [int(i) for i in ids if not i.startswith(_CGROUP)]
+        left: list[str] = []
+        if pids:
+            logger.warning("stopping %d leftover processes %s", len(pids),
+                           ", ".join(map(str, pids)))
+            left += [str(p) for p in await stop_leftovers(pids, grace)]
+        c = self.contained()
+        for name in leaves:  # killed whole, then removed: what escaped the pid search too
+            if c.base is None:
+                continue
+            await c.stop_escapees(c.base / name.removeprefix(_CGROUP), group=None,
+                                  run_id=None, marker=None, grace=0)
+            if (c.base / name.removeprefix(_CGROUP)).exists():
+                left.append(name)
+        return left
 
     async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
                          pump: _Pump, label: str,
                          on_started: StartedCallback | None,
-                         cancel: anyio.Event | None) -> ProcessResult:
+                         cancel: anyio.Event | None,
+                         contain: Callable[[], Awaitable[None]]) -> ProcessResult:
         pid = proc.pid  # also the process group id: it started a new session
         # the timeout counts from the start, on_started included
         deadline = math.inf if spec.timeout is None else anyio.current_time() + spec.timeout
@@ -315,6 +382,8 @@ class LocalExecutor(Executor):
             signal_group(pid, signal.SIGKILL)
             returncode = proc.poll()
             try:
+                with anyio.CancelScope(shield=True):  # before the drain: escapees hold the pipe
+                    await contain()
                 if not pump.eof.is_set():
                     with anyio.move_on_after(self.drain_timeout, shield=True) as draining:
                         await pump.eof.wait()

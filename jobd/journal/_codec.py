@@ -22,7 +22,7 @@ _INT64 = range(-(2**63), 2**63)
 RUN_COLUMNS = (
     "run_id", "job_id", "trigger", "state", "attempt", "queued_at", "scheduled_for", "flow_id",
     "params", "changed_paths", "matrix", "started_at", "finished_at", "exit_code", "pid",
-    "pid_start", "outputs", "log_path", "message",
+    "pid_start", "outputs", "log_path", "message", "folded_slots",
 )
 FINISHED_VALUES = tuple(sorted(str(s) for s in FINISHED_STATES))
 UNFINISHED_VALUES = (str(RunState.QUEUED), str(RunState.RUNNING))
@@ -87,6 +87,8 @@ def encode_run(run: RunRecord) -> tuple[Any, ...]:
         _json(dict(run.outputs), f"{who}: outputs"),
         run.log_path,
         run.message,
+        _json([to_micros(d, f"{who}: folded_slots") for d in run.folded_slots],
+              f"{who}: folded_slots"),
     )
 
 
@@ -94,7 +96,7 @@ def decode_run(row: Sequence[Any]) -> RunRecord:
     """The inverse of ``encode_run``."""
     (run_id, job_id, trigger, state, attempt, queued_at, scheduled_for, flow_id, params,
      changed_paths, matrix, started_at, finished_at, exit_code, pid, pid_start, outputs,
-     log_path, message) = row
+     log_path, message, folded_slots) = row
     return RunRecord(
         run_id=run_id, job_id=job_id, trigger=TriggerKind(trigger), state=RunState(state),
         attempt=attempt, queued_at=from_micros(queued_at), scheduled_for=_opt_dt(scheduled_for),
@@ -102,6 +104,7 @@ def decode_run(row: Sequence[Any]) -> RunRecord:
         matrix=None if matrix is None else json.loads(matrix), started_at=_opt_dt(started_at),
         finished_at=_opt_dt(finished_at), exit_code=exit_code, pid=pid, pid_start=pid_start,
         outputs=json.loads(outputs), log_path=log_path, message=message,
+        folded_slots=tuple(from_micros(us) for us in json.loads(folded_slots)),
     )
 
 

@@ -3,10 +3,12 @@ same contract suite (tests/journal/test_contract.py) and serves pure-logic tests
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from jobd._enums import RunState, TriggerKind
@@ -35,6 +37,7 @@ class RunRecord:
     outputs: Mapping[str, str] = field(default_factory=dict)
     log_path: str | None = None
     message: str | None = None  # why it ended so, or why it was skipped
+    folded_slots: tuple[datetime, ...] = ()  # time slots covered by this run (folded into it)
 
     def evolve(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
@@ -63,7 +66,25 @@ class RunRecord:
             "outputs": dict(self.outputs),
             "pid": self.pid,
             "message": self.message,
+            "folded_slots": [d.isoformat() for d in self.folded_slots],
+            "run_key": run_key(self),
         }
+
+
+def run_key(run: RunRecord) -> str:
+    """``JOBD_RUN_KEY``: the same for every attempt and recovery of one slot or trigger, and
+    different between slots and matrix cells (docs/journal.md). The trigger is named by its
+    time slot, else by its flow, else by the run id (which recovery keeps)."""
+    if run.scheduled_for is not None:
+        origin = "slot:" + run.scheduled_for.astimezone(UTC).isoformat()
+    elif run.flow_id is not None:
+        origin = f"flow:{run.flow_id}"
+    else:
+        origin = f"run:{run.run_id}"
+    cell = json.dumps(dict(run.matrix), sort_keys=True, separators=(",", ":"),
+                      default=str) if run.matrix is not None else ""
+    text = "\0".join((run.job_id, origin, cell))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +118,15 @@ class Journal(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def fault(self) -> str | None:
+        """Why writes cannot commit right now (disk full, read-only...), or None. While there
+        is one, writes wait and are retried; ``stop_retrying`` makes them fail instead."""
+        return None
+
+    def stop_retrying(self) -> None:  # noqa: B027 (a journal without faults has nothing to do)
+        """Fail writes held back by a fault instead of retrying them (at shutdown)."""
 
     @abstractmethod
     def new_run_id(self) -> int:

@@ -29,7 +29,7 @@ import anyio.to_thread
 from anyio.abc import TaskStatus
 
 from jobd._enums import RunState, TriggerKind
-from jobd._exceptions import JournalError
+from jobd._exceptions import JournalError, StorageError
 from jobd.journal._codec import (
     FINISHED_VALUES,
     RUN_COLUMNS,
@@ -42,7 +42,7 @@ from jobd.journal._codec import (
 )
 from jobd.journal.abc import Journal, ManifestEntry, RunRecord
 
-__all__ = ["SCHEMA_VERSION", "JournalStats", "SQLiteJournal"]
+__all__ = ["SCHEMA_VERSION", "JournalStats", "SQLiteJournal", "os_fault", "storage_fault"]
 
 log = logging.getLogger("jobd.journal")
 
@@ -100,9 +100,48 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_by_job_state ON runs (job_id, state);
     CREATE INDEX runs_by_queued ON runs (queued_at);
     """,
+    # 3: the time slots a run covers besides its own (folded into it).
+    "ALTER TABLE runs ADD COLUMN folded_slots TEXT NOT NULL DEFAULT '[]'",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 GATHER_TICKS = 4
+RETRY_MIN, RETRY_MAX = 0.1, 5.0  # seconds between commit attempts while the storage fails
+
+# SQLite primary result codes that mean the storage failed, not the database
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 8, 10, 13, 14
+
+
+def os_fault(exc: OSError) -> str | None:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full (No space left on device): free space, then start again"
+    if exc.errno == errno.EROFS:
+        return "the file system is read-only: make the state directory writable"
+    if exc.errno == errno.EACCES:
+        return "permission denied: the daemon's user must be able to write the state directory"
+    return None
+
+
+def storage_fault(exc: sqlite3.Error, path: Path) -> str | None:
+    """What failed if ``exc`` is a storage fault rather than damage to the journal: the disk
+    is full, the file system is read-only, or an I/O error; None otherwise."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code not in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN):
+        return None
+    where = path.parent
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        st = None
+    if st is not None and st.f_flag & os.ST_RDONLY:
+        return f"the file system holding {where} is read-only ({exc})"
+    if code == _SQLITE_FULL or (st is not None and st.f_bavail * st.f_frsize < 64 * 1024):
+        free = st.f_bavail * st.f_frsize if st is not None else 0
+        return f"the disk holding {where} is full ({free} bytes free; {exc})"
+    if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN) and not os.access(where, os.W_OK):
+        return f"{where} is not writable by this user ({exc})"
+    if code == _SQLITE_IOERR:
+        return f"I/O error on {where} ({exc}): check the disk (dmesg)"
+    return None
 
 _COLS = ", ".join(RUN_COLUMNS)
 _UPSERT_RUN = (
@@ -184,6 +223,8 @@ class SQLiteJournal(Journal):
         self._stats = JournalStats()
         # Told after each commit: its seconds and whether it succeeded (the daemon's metrics).
         self.on_commit: Callable[[float, bool], None] | None = None
+        self._fault: str | None = None
+        self._no_retry = False
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r}, open={self._open})"
@@ -195,6 +236,13 @@ class SQLiteJournal(Journal):
 
     # -- open / close -----------------------------------------------------------------------
 
+    @property
+    def fault(self) -> str | None:
+        return self._fault
+
+    def stop_retrying(self) -> None:
+        self._no_retry = True
+
     async def open(self) -> None:
         if self._open:
             raise JournalError(f"journal {self.path} is already open")
@@ -203,6 +251,7 @@ class SQLiteJournal(Journal):
                 lock_fd = await anyio.to_thread.run_sync(self._lock)
                 stack.callback(_unlock, lock_fd)
             self._writer = await self._connect(stack, writer=True)
+            await self._check_size(self._writer)
             await self._migrate(self._writer)
             self._next_id = await self._first_free_id(self._writer)
             self._reader = await self._connect(stack, writer=False)
@@ -245,10 +294,9 @@ class SQLiteJournal(Journal):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise JournalError(f"journal {self.path}: cannot create lock file "
-                               f"{self.lock_path}: {exc.strerror}") from exc
+            raise self._os_error(f"cannot create lock file {self.lock_path}", exc) from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_unless_held(fd)
         except OSError as exc:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
@@ -262,16 +310,28 @@ class SQLiteJournal(Journal):
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             if not self.path.exists():
                 _create_durably(self.path)
+            elif self.path.is_file() and self.path.stat().st_size == 0:
+                raise JournalError(
+                    f"journal {self.path} exists but is empty (0 bytes): it was truncated or "
+                    "emptied, and jobd never leaves it so. Restore it from a backup (see "
+                    "docs/journal.md), or move it aside to start a new, empty journal")
         except OSError as exc:
             os.close(fd)
-            raise JournalError(f"journal {self.path}: cannot create it: {exc.strerror}") from exc
+            raise self._os_error("cannot create it", exc) from exc
+        except JournalError:
+            os.close(fd)
+            raise
         return fd
 
     async def _connect(self, stack: AsyncExitStack, *, writer: bool) -> aiosqlite.Connection:
+        conn = aiosqlite.connect(self.path, isolation_level=None)
         try:
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            await conn
         except sqlite3.Error as exc:
-            raise self._unusable(exc) from exc
+            # A failed connect stops aiosqlite's worker thread without waiting for it; the
+            # thread then posts to this loop, which may be closed by then. Wait for it here.
+            await anyio.to_thread.run_sync(conn._thread.join, 5.0)
+            raise await self._unusable(exc) from exc
         stack.push_async_callback(_disconnect, conn)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -287,11 +347,40 @@ class SQLiteJournal(Journal):
             else:
                 await conn.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
-            raise self._unusable(exc) from exc
+            raise await self._unusable(exc) from exc
         return conn
 
-    def _unusable(self, exc: BaseException) -> JournalError:
-        return JournalError(f"journal {self.path} is not a usable SQLite database: {exc}")
+    def _os_error(self, what: str, exc: OSError) -> JournalError:
+        fault = os_fault(exc)
+        if fault is not None:
+            return StorageError(f"journal {self.path}: {what}: {fault}")
+        return JournalError(f"journal {self.path}: {what}: {exc.strerror}")
+
+    async def _unusable(self, exc: BaseException) -> JournalError:
+        if isinstance(exc, sqlite3.Error):
+            fault = await anyio.to_thread.run_sync(storage_fault, exc, self.path)
+            if fault is not None:
+                return StorageError(f"journal {self.path}: cannot be opened: {fault}")
+        return JournalError(
+            f"journal {self.path} is not a usable SQLite database: {exc}. The file is damaged: "
+            f"restore it from a backup, or see what is left with 'jobd journal check' "
+            "(docs/journal.md)")
+
+    async def _check_size(self, conn: aiosqlite.Connection) -> None:
+        """A main file shorter than the pages it claims, with no WAL to hold the rest, was
+        truncated: say so now rather than fail on the first read of a missing page."""
+        try:
+            rows = list(await conn.execute_fetchall("PRAGMA page_count"))
+            size_rows = list(await conn.execute_fetchall("PRAGMA page_size"))
+        except sqlite3.Error as exc:
+            raise await self._unusable(exc) from exc
+        claimed = int(rows[0][0]) * int(size_rows[0][0])
+        actual, wal = await anyio.to_thread.run_sync(_sizes, self.path)
+        if actual < claimed and not wal:
+            raise JournalError(
+                f"journal {self.path} is truncated ({actual} bytes of the {claimed} it "
+                "claims). Restore it from a backup, or see what is left with 'jobd journal "
+                "check' (docs/journal.md)")
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         migrations = self.MIGRATIONS
@@ -307,7 +396,7 @@ class SQLiteJournal(Journal):
             else:
                 version = 0
         except sqlite3.Error as exc:
-            raise self._unusable(exc) from exc
+            raise await self._unusable(exc) from exc
         if version > len(migrations):
             raise JournalError(
                 f"journal {self.path} has schema version {version}, newer than this jobd "
@@ -332,7 +421,7 @@ class SQLiteJournal(Journal):
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0),"
                 " coalesce((SELECT max(run_id) FROM runs), 0))"))
         except sqlite3.Error as exc:
-            raise self._unusable(exc) from exc
+            raise await self._unusable(exc) from exc
         return int(rows[0][0]) + 1
 
     # -- the writer -------------------------------------------------------------------------
@@ -391,6 +480,36 @@ class SQLiteJournal(Journal):
                 self._writer_done.set()
 
     async def _commit(self, batch: list[_Write]) -> None:
+        assert self._writer is not None
+        delay = RETRY_MIN
+        while True:
+            try:
+                await self._apply(self._writer, batch)
+            except sqlite3.OperationalError as exc:
+                fault = await anyio.to_thread.run_sync(storage_fault, exc, self.path)
+                if fault is None or self._closing or self._no_retry:
+                    self._fail(batch, exc)
+                    return
+                # The store cannot take writes for now (disk full, say): the writes wait and
+                # are retried, so nothing awaited is lost and the daemon stays up.
+                if self._fault is None:
+                    log.error("journal %s: cannot write: %s; writes wait and are retried until "
+                              "that is fixed (nothing already journaled is lost)",
+                              self.path, fault)
+                self._fault = fault
+                await anyio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            except (sqlite3.Error, ValueError, OverflowError):
+                await self._commit_apart(batch)
+                return
+            if self._fault is not None:
+                log.warning("journal %s: writes go through again (%s is over)", self.path,
+                            self._fault)
+                self._fault = None
+            return
+
+    async def _commit_apart(self, batch: list[_Write]) -> None:
         assert self._writer is not None
         try:
             await self._apply(self._writer, batch)
@@ -601,11 +720,69 @@ class SQLiteJournal(Journal):
                 for path, mtime_ns, size in rows}
 
 
+def _sizes(path: Path) -> tuple[int, int]:
+    """The sizes of the journal's main file and of its WAL (0 when there is none)."""
+    try:
+        wal = os.stat(f"{path}-wal").st_size
+    except FileNotFoundError:
+        wal = 0
+    return os.stat(path).st_size, wal
+
+
+def _flock_unless_held(fd: int, *, patience: float = 3.0) -> None:
+    """Take the lock; while the pid written in the file is gone, keep trying for ``patience``.
+
+    A daemon killed with SIGKILL may leave its lock held for a moment by a child forked but not
+    yet exec'd (the descriptor is close-on-exec); a live holder is refused at once."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN) or time.monotonic() > deadline:
+                raise
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            if not text.isdigit() or _pid_alive(int(text)):
+                raise
+            time.sleep(0.05)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _create_durably(path: Path) -> None:
-    """Create the empty database file and make its directory entry durable: SQLite syncs
-    the directory for the WAL it creates, never for the main file."""
+    """Create the database file whole and make its directory entry durable: it is built
+    under a temporary name and renamed, so ``jobd.db`` is never left empty (an empty one
+    means damage, docs/journal.md); SQLite syncs the directory for its WAL, not this file."""
+    tmp = path.with_name(path.name + ".new")
     # Runs may carry secrets in params and outputs; the WAL files inherit this mode.
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
+    try:
+        conn = sqlite3.connect(tmp)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")  # writes the header: page 1
+        finally:
+            conn.close()
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except (OSError, sqlite3.Error) as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, sqlite3.Error):
+            raise OSError(errno.EIO, str(exc)) from exc
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dir_fd)

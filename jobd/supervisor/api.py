@@ -68,6 +68,7 @@ class ControlAPI:
             "paused": sorted(d.loaded.paused),
             "stale": sorted(j for j, s in d.alerts.staleness.items()
                             if s.stale and j in d.loaded.jobs),
+            "journal_fault": d.journal.fault,
             "invalid_files": [{"file": str(f), "errors": list(e)}
                               for f, e in sorted(d.loaded.jobset.invalid.items())],
         }
@@ -138,6 +139,9 @@ class ControlAPI:
                              f"its params: {', '.join(sorted(job.params)) or 'none'}")
         if d.dispatch.draining:
             raise ValueError("the daemon is shutting down")
+        if d.journal.fault is not None:
+            raise ValueError(f"the journal cannot be written now ({d.journal.fault}); "
+                             "try again once that is fixed")
         return await d.submit(Trigger(job_id=job_id, kind=TriggerKind.MANUAL,
                                       params=dict(params)))
 

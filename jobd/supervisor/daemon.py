@@ -127,7 +127,7 @@ class Daemon:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover, catch up, start the services, serve until ``stop()`` (or SIGTERM), drain."""
-        runfiles.make_dirs(self.config)  # with the modes of docs/security.md
+        runfiles.make_state_dirs(self.config)  # with the modes of docs/security.md
         async with self.journal:
             await self._load()
             self.dispatch.adopt |= await recover(RecoveryDeps(
@@ -152,9 +152,8 @@ class Daemon:
             self.dispatch.wake()  # runs queued from before start now
             await self._start_services(tg)
             self._ready.set()
-            log.info("jobd %s ready: %d jobs, %d invalid files, journal %s",
-                     __version__, len(self.jobset.jobs), len(self.jobset.invalid),
-                     self.config.journal_path)
+            log.info("jobd %s ready: %d jobs, %d invalid files, journal %s", __version__,
+                     len(self.jobset.jobs), len(self.jobset.invalid), self.config.journal_path)
             task_status.started()
             await self._stop.wait()
             await self._drain()
@@ -197,6 +196,7 @@ class Daemon:
         self.dispatch.draining = True
         self.notifier.stopping()
         await self.dispatch.drain(self.config.shutdown_grace)
+        self.journal.stop_retrying()  # a write a storage fault holds fails now: re-run at start
         with anyio.CancelScope(shield=True):
             await self.executor.aclose()
         log.info("stopped")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import anyio
 
 from jobd._enums import ExecutorKind, Overlap, RunState
+from jobd._exceptions import JournalError
 from jobd.journal.abc import RunRecord
 from jobd.supervisor.clock import Clock
 from jobd.supervisor.hooks import event_for
@@ -123,6 +124,10 @@ class Dispatcher:
                 active.scope = scope
                 return await active.runner.execute()
             return None  # stopped by the daemon's drain: left running for recovery
+        except JournalError as exc:  # its state stays as journaled: recovery re-runs it
+            log.error("run %s (%s): %s; it runs again at the next start",
+                      active.runner.run.run_id, active.job.id, exc)
+            return None
         except Exception:
             log.exception("run %s (%s): internal error", active.runner.run.run_id, active.job.id)
             with anyio.CancelScope(shield=True):
@@ -130,7 +135,11 @@ class Dispatcher:
                     state=RunState.FAILED, finished_at=d.clock.now(),
                     message="internal error in jobd; see the daemon's log")
                 extra = d.runner.follow_ups(final, event_for(final.state), None)
-                await d.ledger.write([final, *extra])
+                try:
+                    await d.ledger.write([final, *extra])
+                except JournalError as exc:
+                    log.error("run %s: %s; it runs again at the next start", final.run_id, exc)
+                    return None
                 d.runner.admit(extra)
             return final
         finally:

@@ -69,6 +69,9 @@ def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], pa
                          + (f": {last.message}." if last.message else "."))
         else:
             lines.append(f"Last: {what} is {last.state}.")
+        if last.folded_slots:
+            lines.append(f"Run {last.run_id} also covers {len(last.folded_slots)} folded "
+                         f"slot(s): {', '.join(d.isoformat() for d in last.folded_slots)}.")
     if decisions:
         lines.append("Recent decisions:")
         lines.extend(f"  {d}" for d in decisions[-10:])

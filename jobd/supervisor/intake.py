@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,8 +13,9 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from jobd._enums import Catchup, RunState, TriggerKind
-from jobd._exceptions import JobNotFound
+from jobd._crashpoints import crash_point
+from jobd._enums import Catchup, RunState
+from jobd._exceptions import JobNotFound, JournalError
 from jobd.config.model import JobDef
 from jobd.journal.abc import RunRecord
 from jobd.matrix import expand
@@ -23,8 +25,10 @@ from jobd.supervisor.decisions import Decisions
 from jobd.supervisor.events import Reply, Trigger
 from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.loaded import Loaded
-from jobd.supervisor.policy import Admit, admit
+from jobd.supervisor.policy import Admit, admit, fold_slots, may_fold
 from jobd.supervisor.runs import RunTable
+
+log = logging.getLogger("jobd")
 
 BUS_SIZE = 4096
 
@@ -84,6 +88,11 @@ class Intake:
                         break
                 try:
                     await self.accept(batch)
+                except JournalError as exc:  # not accepted: its callers hear why
+                    log.error("%s: %d triggers not accepted", exc, len(batch))
+                    for t in batch:
+                        if t.reply is not None:
+                            t.reply.resolve(None, exc)
                 finally:
                     runs.pending -= len(batch)
                     runs.changed()
@@ -108,12 +117,13 @@ class Intake:
                                             cursors.get(t.cursor_key, t.scheduled_for))
             running = d.runs.active_of(job.id)
             queued = d.runs.queued_of(job.id)
-            # A run of a flow is that flow's member: never folded into another's run; nor is
-            # a missed slot of catchup = all, which promises each slot its own run.
+            # A run of a flow is that flow's member: never folded into another's run; with
+            # catchup = "all" every time slot (missed or live) keeps a run of its own.
             decision = admit(job.overlap, running=running, queued=queued,
-                             coalescible=not t.params and t.flow_id is None
-                             and not (t.kind is TriggerKind.CATCHUP
-                                      and job.catchup is Catchup.ALL))
+                             coalescible=may_fold(params=bool(t.params),
+                                                  flow=t.flow_id is not None,
+                                                  slot=t.scheduled_for is not None,
+                                                  catchup_all=job.catchup is Catchup.ALL))
             if decision.action is Admit.COALESCE and decision.into is not None:
                 into_run = writes.get(decision.into) or queued_runs[decision.into]
                 # A queued matrix group takes the trigger in every cell.
@@ -122,7 +132,8 @@ class Intake:
                 for rid in targets:
                     into = writes.get(rid) or queued_runs[rid]
                     paths = tuple(dict.fromkeys((*into.changed_paths, *t.changed_paths)))
-                    merged = into.evolve(changed_paths=paths)
+                    merged = into.evolve(changed_paths=paths, folded_slots=fold_slots(
+                        into.folded_slots, into.scheduled_for, t.scheduled_for))
                     writes[rid] = queued_runs[rid] = merged
                 cancels.extend(decision.cancel)
                 if t.scheduled_for is not None:
@@ -164,7 +175,9 @@ class Intake:
         # The ledger publishes them in that order, each after its commit.
         d.wake_dispatch()
         if writes or cursors:
-            await d.ledger.write(list(writes.values()), cursors=cursors)
+            crash_point("intake-before-commit")
+            await d.ledger.write(list(writes.values()), cursors=cursors,
+                                 after_commit="intake-committed")
         for reply, rid in replies:  # accepted: journaled
             reply.resolve(writes[rid])
 

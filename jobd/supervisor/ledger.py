@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from jobd._crashpoints import crash_point
 from jobd.journal.abc import Journal, RunRecord
 
 log = logging.getLogger("jobd")
@@ -38,14 +39,17 @@ class Ledger:
 
     async def write(self, runs: Sequence[RunRecord] = (), *,
                     cursors: Mapping[str, datetime] | None = None,
-                    durable: bool = True) -> None:
-        """Journal ``runs`` (and ``cursors``) in one transaction, then publish the runs."""
+                    durable: bool = True, after_commit: str | None = None) -> None:
+        """Journal ``runs`` (and ``cursors``) in one transaction, then publish the runs.
+        ``after_commit``: the crash point (tests only) passed between the two."""
         ticket = self._issued
         self._issued += 1
         committed = False
         try:
             await self.journal.put_runs(list(runs), cursors=cursors, durable=durable)
             committed = True
+            if after_commit is not None:
+                crash_point(after_commit)
         finally:
             self._done[ticket] = runs if committed else ()
             while self._head in self._done:  # publish in write order, never ahead of a commit

@@ -7,6 +7,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 from jobd._enums import Overlap, RunState
@@ -49,6 +50,22 @@ def admit(overlap: Overlap, *, running: Sequence[int], queued: Sequence[int],
         return Admission(action=Admit.COALESCE, into=queued[-1],
                          reason=f"overlap = {overlap}: folded into queued run {queued[-1]}")
     return Admission(action=Admit.NEW)
+
+
+def may_fold(*, params: bool, flow: bool, slot: bool, catchup_all: bool) -> bool:
+    """Whether a trigger may fold into a queued run: not one with its own params, not a
+    flow's member, and never a time slot of ``catchup = "all"`` (missed or live), which
+    promises each slot a run of its own."""
+    return not params and not flow and not (slot and catchup_all)
+
+
+def fold_slots(folded: tuple[datetime, ...], scheduled_for: datetime | None,
+               slot: datetime | None) -> tuple[datetime, ...]:
+    """The time slots a run (``scheduled_for``, ``folded``) covers once a trigger for
+    ``slot`` folds into it: each slot once, in the order they came."""
+    if slot is None or slot == scheduled_for or slot in folded:
+        return folded
+    return (*folded, slot)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,8 +13,10 @@ import pwd
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from jobd._exceptions import StorageError
 from jobd.config.model import DaemonConfig
 from jobd.journal.abc import RunRecord
+from jobd.journal.sqlite import os_fault
 
 FILE_MODE = 0o640
 LOG_DIR_MODE = 0o750
@@ -37,6 +39,15 @@ def output_path(config: DaemonConfig, run: RunRecord) -> Path:
 
 def paths_file(config: DaemonConfig, run: RunRecord) -> Path:
     return outputs_dir(config) / f"{run.run_id}.paths"
+
+
+def make_state_dirs(config: DaemonConfig) -> None:
+    """``make_dirs`` at start: a failure there is the storage's (exit 4), named."""
+    try:
+        make_dirs(config)
+    except OSError as exc:
+        why = os_fault(exc) or exc.strerror
+        raise StorageError(f"state_dir: cannot prepare {exc.filename}: {why}") from exc
 
 
 def make_dirs(config: DaemonConfig) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from jobd._crashpoints import crash_point
 from jobd._enums import ExecutorKind, RunState, TriggerKind
 from jobd.config.model import (
     Action,
@@ -38,7 +39,7 @@ from jobd.executors.actions import host_user, process_spec, read_env_file
 from jobd.executors.celery import WorkerLost
 from jobd.expressions import evaluate_condition, parse_template
 from jobd.expressions.shell import shell_command
-from jobd.journal.abc import RunRecord
+from jobd.journal.abc import RunRecord, run_key
 from jobd.logs import run_end
 from jobd.remote.protocol import WORKER_PYTHON
 from jobd.supervisor import runfiles
@@ -191,8 +192,11 @@ def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
         "JOBD_OUTPUT": str(output_path(config, run)),
         "JOBD_INSTANCE": instance,
     })
+    env["JOBD_RUN_KEY"] = run_key(run)
     if run.scheduled_for is not None:
         env["JOBD_SCHEDULED_FOR"] = run.scheduled_for.isoformat()
+    if run.folded_slots:
+        env["JOBD_FOLDED_SLOTS"] = " ".join(d.isoformat() for d in run.folded_slots)
     env.update(runfiles.changed_paths_env(config, run, run.changed_paths))
     if run.flow_id is not None:
         env["JOBD_FLOW_ID"] = run.flow_id
@@ -250,6 +254,7 @@ class Runner:
             await self._save(self.run.evolve(state=RunState.RUNNING, started_at=first_start,
                                              finished_at=None, exit_code=None, message=None,
                                              log_path=str(self.log)))
+            crash_point("running-committed")
             if self.run.attempt > 1 or self.run.trigger is TriggerKind.RECOVERY:
                 # A first attempt needs no note: creating a log file costs ~1 ms here, and a
                 # quiet job that succeeds then leaves none.
@@ -295,6 +300,7 @@ class Runner:
         final = self.run.evolve(state=state, exit_code=code, message=message, outputs=outputs,
                                 finished_at=self.deps.clock.now(), log_path=str(self.log))
         extra = self.deps.follow_ups(final, event_for(state), None)
+        crash_point("after-exit")
         with anyio.CancelScope(shield=True):
             self.run = final
             # The hook runs share the result's commit: a crash keeps both or neither.
@@ -352,8 +358,10 @@ class Runner:
                             else lambda text: render_shell(text, ctx))
 
         async def started(pid: int, ticks: int | None) -> None:
+            crash_point("after-spawn")
             await self._save(self.run.evolve(pid=pid or None, pid_start=ticks), durable=False)
 
+        crash_point("before-spawn")
         if remote and deps.remote is not None:
             result = await deps.remote().run_remote(spec, queue=job.queue, cancel=self.cancel)
         else:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import anyio
 
+from jobd._crashpoints import crash_point
 from jobd._enums import TriggerKind
 from jobd.config.model import WatchSpec
 from jobd.journal.abc import Journal, ManifestEntry, RunRecord
@@ -80,6 +81,7 @@ class WatchService:
                                              "the daemon was down")
                     await d.submit(Trigger(job_id=job_id, kind=TriggerKind.WATCH,
                                            changed_paths=tuple(changed)))
+                    crash_point("watch-journaled")
             await journal.set_manifest(job_id, seen)
             self._seen[job_id] = seen
             if key not in cursors:
@@ -94,6 +96,7 @@ class WatchService:
             return
         await d.submit(Trigger(job_id=event.job_id, kind=TriggerKind.WATCH,
                                changed_paths=event.paths))
+        crash_point("watch-journaled")
         # The trigger is journaled: only now may the manifest say these changes were seen.
         old = self._seen.get(event.job_id, {})
         seen = await anyio.to_thread.run_sync(refresh, old, event.paths)

@@ -162,7 +162,8 @@ class FakeDaemon:
             "jobs_loaded": len(self.jobs),
             "runs_running": len(self._active),
             "runs_queued": len(self._queued),
-            "paused": sorted(self.paused), "stale": [], "invalid_files": self.invalid_files,
+            "paused": sorted(self.paused), "stale": [], "journal_fault": self.journal.fault,
+            "invalid_files": self.invalid_files,
         }
 
     async def list_jobs(self) -> list[dict[str, Any]]:

@@ -44,14 +44,15 @@ FAKE_JOBS = [FakeJob("hello", output=[b"hello\n", b"world\n"], cron="0 * * * *")
              FakeJob("params", params={"name": "world"})]
 
 STATUS_KEYS = {"pid", "version", "started_at", "uptime_seconds", "jobs_loaded", "runs_running",
-               "runs_queued", "paused", "stale", "invalid_files"}
+               "runs_queued", "paused", "stale", "journal_fault",
+               "invalid_files"}
 JOB_KEYS = {"job_id", "file", "triggers", "next_run", "last_run", "paused", "enabled",
             "description", "timezone", "stale"}
 SHOW_KEYS = {"job_id", "file", "line", "definition", "paused", "next_fire_times",
              "description", "timezone", "stale"}
 RUN_KEYS = {"run_id", "job_id", "flow_id", "trigger", "scheduled_for", "attempt", "state",
             "exit_code", "queued_at", "started_at", "finished_at", "params", "changed_paths",
-            "matrix", "outputs", "pid", "message"}
+            "matrix", "outputs", "pid", "message", "folded_slots", "run_key"}
 LOGS_KEYS = {"run", "offset", "next_offset", "size", "eof", "encoding", "data"}
 WHY_KEYS = {"job_id", "lines", "facts"}
 FACT_KEYS = {"last_run", "decisions", "paused", "enabled", "next_run", "running", "queued",

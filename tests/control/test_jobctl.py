@@ -8,8 +8,11 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from jobd._enums import RunState, TriggerKind
+from jobd.journal.abc import RunRecord
 from tests.control.conftest import REPO, Harness, run_jobctl, serve
 from tests.control.fakeapi import FakeJob
 
@@ -208,3 +211,21 @@ def test_logs_larger_than_one_answer(harness: Harness) -> None:
     assert out.stdout == b"".join(body)
     got = json.loads(harness.jobctl("--json", "logs", "big").stdout)["log"]
     assert got == b"".join(body).decode()
+
+
+def test_runs_show_folded_slots(harness: Harness) -> None:
+    """A run that covers folded slots says so: ``every+2`` in the table, the slots and the
+    run key in ``--json``."""
+    slot = datetime(2026, 3, 2, 12, 0, 35, tzinfo=UTC)
+    folded = (datetime(2026, 3, 2, 12, 1, 35, tzinfo=UTC),
+              datetime(2026, 3, 2, 12, 2, 35, tzinfo=UTC))
+    run = RunRecord(run_id=harness.api.journal.new_run_id(), job_id="hello",
+                    trigger=TriggerKind.EVERY, state=RunState.SUCCEEDED, queued_at=slot,
+                    scheduled_for=slot, started_at=slot, finished_at=slot, exit_code=0,
+                    folded_slots=folded)
+    harness.portal.call(harness.api.journal.put_runs, [run])
+    lines = harness.jobctl("runs", "hello").stdout.splitlines()
+    assert lines[1].split()[:4] == [str(run.run_id), "hello", "every+2", "succeeded"]
+    [got] = json.loads(harness.jobctl("--json", "runs", "hello").stdout)
+    assert got["folded_slots"] == ["2026-03-02T12:01:35+00:00", "2026-03-02T12:02:35+00:00"]
+    assert len(got["run_key"]) == 32

@@ -32,26 +32,22 @@ JOBS = """\
 [jobs.tick]
 every = "1s"
 catchup = "all"
-overlap = "allow"
 command = "echo start $JOBD_RUN_ID $JOBD_ATTEMPT >> {ledger}; echo end $JOBD_RUN_ID >> {ledger}"
 
 [jobs.cron_seconds]
 cron = "*/2 * * * * *"
 catchup = "all"
-overlap = "allow"
 command = "echo start $JOBD_RUN_ID $JOBD_ATTEMPT >> {ledger}; echo end $JOBD_RUN_ID >> {ledger}"
 
 [jobs.slow]
 every = "3s"
 catchup = "all"
-overlap = "allow"
 kill_grace = "500ms"
 command = "echo start $JOBD_RUN_ID $JOBD_ATTEMPT >> {ledger}; sleep 2; echo end $JOBD_RUN_ID >> {ledger}"
 
 [jobs.retrying]
 every = "2s"
 catchup = "all"
-overlap = "allow"
 retries = 2
 retry_delay = "100ms"
 command = "echo start $JOBD_RUN_ID $JOBD_ATTEMPT >> {ledger}; test $JOBD_ATTEMPT -ge 2 && echo end $JOBD_RUN_ID >> {ledger}"

@@ -15,12 +15,12 @@ import pytest
 
 from jobd.config.model import CommandAction
 from jobd.executors import (
+    RUN_ID_VAR,
     LocalExecutor,
     ProcessResult,
     argv_for,
     find_leftovers,
     process_start_ticks,
-    stop_leftovers,
 )
 from jobd.executors.local import plan_user
 from tests.executors.conftest import PATH, SpecFactory
@@ -245,23 +245,20 @@ async def test_setsid_escapee_does_not_hold_the_run(executor: LocalExecutor,
                                                     make_spec: SpecFactory, log: Path,
                                                     marker: str,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    # a process that leaves the group keeps the output pipe open: the run ends after the
-    # drain timeout (0.5s here) with a warning; the process itself escapes (documented)
-    started = time.monotonic()
+    # a process that leaves the group (setsid) is stopped when the run ends, found by its
+    # cgroup leaf or its marker: it neither holds the run nor outlives it
     with anyio.fail_after(10):
-        result = await executor.run(make_spec(["sh", "-c", ESCAPE]))
+        result = await executor.run(make_spec(["sh", "-c", ESCAPE], kill_grace=0.5))
     assert result.ok
-    assert 0.5 <= time.monotonic() - started < 3
-    assert "no longer reading it]" in (await read_log(log))
-    assert any("left its process group" in r.getMessage() for r in caplog.records)
-    # what recovery would do: it carries the run's marker, so it is found and stopped
-    [escapee] = pids_in(await read_log(log))
-    assert alive(escapee)
-    assert await anyio.to_thread.run_sync(lambda: find_leftovers(1, None, None, marker=marker)) \
-        == [escapee]
+    text = await read_log(log)
+    assert "stopped 1 process(es) that outlived the run's process group" in text
+    assert "no longer reading it]" not in text
+    [escapee] = pids_in(text)
     with anyio.fail_after(10):
-        assert await stop_leftovers([escapee], grace=1) == []
-    assert not alive(escapee)
+        while alive(escapee):  # noqa: ASYNC110 (another process: nothing to wait on)
+            await anyio.sleep(0.02)
+    assert await anyio.to_thread.run_sync(
+        lambda: find_leftovers(1, None, None, marker=marker)) == []
 
 
 async def test_no_thread_per_child(executor: LocalExecutor, make_spec: SpecFactory,
@@ -270,7 +267,10 @@ async def test_no_thread_per_child(executor: LocalExecutor, make_spec: SpecFacto
     during: list[int] = []
 
     async def one(i: int) -> None:
-        await executor.run(make_spec(["sleep", "0.3"], log_path=tmp_path / f"{i}.log"))
+        # long enough that no run has ended (and been swept for escapees) by the sample
+        # each its own run id, as in the daemon: runs sharing one would share a cgroup leaf
+        await executor.run(make_spec(["sleep", "1"], log_path=tmp_path / f"{i}.log",
+                                     env={RUN_ID_VAR: str(i + 1)}))
 
     async def sample() -> None:
         await anyio.sleep(0.15)
@@ -281,7 +281,8 @@ async def test_no_thread_per_child(executor: LocalExecutor, make_spec: SpecFacto
             for i in range(16):
                 tg.start_soon(one, i)
             tg.start_soon(sample)
-    assert during == [before]
+    # not one more thread (an idle worker thread of an earlier test may end meanwhile)
+    assert len(during) == 1 and during[0] <= before
 
 
 # --- what cannot start --------------------------------------------------------------------

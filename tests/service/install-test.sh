@@ -292,7 +292,7 @@ done
 kill -KILL "$PID"; wait "$PID" 2>/dev/null || true; PID=
 kill -0 $left || fail "the sleep died with jobd: nothing left to recover"
 start
-until_logged "run [0-9]+: stopping [0-9]+ leftover processes"
+until_logged "run [0-9]+: stopping [0-9]+ leftover"
 for _ in $(seq 100); do kill -0 $left 2>/dev/null || break; sleep 0.1; done
 if kill -0 $left 2>/dev/null; then fail "recovery left the sleep ($left) of $MEMBER running"; fi
 expect 0 root cancel hold >/dev/null  # its recovery re-run
