@@ -125,7 +125,14 @@ def test_no_module_outside_the_executors_asks_which_executor_runs_a_job() -> Non
 NOT_YET_SPLIT = {"jobd.cli.jobctl", "jobd.control.server", "jobd.journal.sqlite"}
 
 
+def _statements(path: Path) -> int:
+    """A module's size as its count of statements: the same however the formatter wraps it
+    (ruff format took the composition root from 250 lines to 358, 167 statements in both)."""
+    return sum(isinstance(n, ast.stmt) for n in ast.walk(ast.parse(path.read_text())))
+
+
 def test_modules_stay_small() -> None:
-    sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
-    assert {m: n for m, n in sizes.items() if n > 440 and m not in NOT_YET_SPLIT} == {}
-    assert sizes[COMPOSITION_ROOT] <= 250
+    # ~400 hand-wrapped lines held ~300 statements; the composition root ~250 held ~170.
+    sizes = {m: _statements(p) for m, p in MODULES.items()}
+    assert {m: n for m, n in sizes.items() if n > 300 and m not in NOT_YET_SPLIT} == {}
+    assert sizes[COMPOSITION_ROOT] <= 170
