@@ -14,9 +14,14 @@ BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/0")
 REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
 
 app = Celery("bare", broker=BROKER, set_as_current=False)
-app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True,
-                task_acks_late=True, worker_prefetch_multiplier=1,
-                broker_connection_retry_on_startup=True)
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+)
 _r: Any = None
 
 

@@ -86,6 +86,7 @@ async def latency(d: Daemon, job: str, n: int, stamps: Path) -> list[float]:
 def bare_latency(world: World, n: int) -> list[float]:
     import redis
     from celery import Celery
+
     env = world.env()
     r = redis.Redis(unix_socket_path=str(world.redis.socket))
     app = Celery("bare", broker=f"redis+socket://{world.redis.socket}", set_as_current=False)
@@ -94,14 +95,40 @@ def bare_latency(world: World, n: int) -> list[float]:
     for i in range(2):
         log = world.root / f"bare-{i}.log"
         with open(log, "ab") as f:
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "bench.celery_bare", "worker", "-Q",
-                 "bare.q", "-c", "2", "-P", "prefork", "--without-gossip", "--without-mingle",
-                 "--without-heartbeat", "-n", f"bare{i}@%h", "--loglevel", "WARNING"],
-                env={**env, "BENCH_BROKER": f"redis+socket://{world.redis.socket}",
-                     "BENCH_REDIS": f"unix://{world.redis.socket}",
-                     "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-                start_new_session=True, stdout=f, stderr=f))
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "bench.celery_bare",
+                        "worker",
+                        "-Q",
+                        "bare.q",
+                        "-c",
+                        "2",
+                        "-P",
+                        "prefork",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                        "-n",
+                        f"bare{i}@%h",
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    env={
+                        **env,
+                        "BENCH_BROKER": f"redis+socket://{world.redis.socket}",
+                        "BENCH_REDIS": f"unix://{world.redis.socket}",
+                        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                    },
+                    start_new_session=True,
+                    stdout=f,
+                    stderr=f,
+                )
+            )
     try:
         out = []
         for i in range(n + 5):
@@ -133,18 +160,25 @@ async def main_async(world: World, n: int, n_lat: int) -> None:
         local = [await throughput(d, "local_true", n) for _ in range(2)]
         print(f"throughput, {n} runs of `true` due at once (best of 2):")
         print(f"  remote, 2 workers x 2 processes: {max(remote):7.1f} runs/s")
-        print(f"  local, same job:                 {max(local):7.1f} runs/s   "
-              f"(remote/local {max(remote) / max(local):.2f}x)")
-        print(f"  the daemon's CPU per run (this process, threads included): remote "
-              f"{CPU['remote_true'] * 1e3:.2f} ms, local {CPU['local_true'] * 1e3:.2f} ms")
+        print(
+            f"  local, same job:                 {max(local):7.1f} runs/s   "
+            f"(remote/local {max(remote) / max(local):.2f}x)"
+        )
+        print(
+            f"  the daemon's CPU per run (this process, threads included): remote "
+            f"{CPU['remote_true'] * 1e3:.2f} ms, local {CPU['local_true'] * 1e3:.2f} ms"
+        )
         rl = await latency(d, "remote_stamp", n_lat, stamps)
         ll = await latency(d, "local_stamp", n_lat, stamps)
         d.stop()
     bl = bare_latency(world, n_lat)
     print(f"latency, one at a time, {n_lat} each (ms):          p50     p99")
-    for name, xs in (("trigger -> remote exec", rl), ("trigger -> local exec", ll),
-                     ("bare Celery send_task -> task start", bl)):
-        print(f"  {name:36s} {pct(xs, .5) * 1e3:7.1f} {pct(xs, .99) * 1e3:7.1f}")
+    for name, xs in (
+        ("trigger -> remote exec", rl),
+        ("trigger -> local exec", ll),
+        ("bare Celery send_task -> task start", bl),
+    ):
+        print(f"  {name:36s} {pct(xs, 0.5) * 1e3:7.1f} {pct(xs, 0.99) * 1e3:7.1f}")
     print(f"  remote p50 / bare Celery p50: {statistics.median(rl) / statistics.median(bl):.1f}x")
 
 
@@ -158,8 +192,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="jobd-celery-bench-"))
     world = World(root, redis_server)
     world.write(textwrap.dedent(JOBS).format(stamps=root / "stamps"))
-    text = world.config.read_text().replace('shutdown_grace = "2s"',
-                                            'shutdown_grace = "2s"\nmax_parallel = 8')
+    text = world.config.read_text().replace(
+        'shutdown_grace = "2s"', 'shutdown_grace = "2s"\nmax_parallel = 8'
+    )
     world.config.write_text(text + "max_parallel = 8\n")
     os.environ["JOBD_LOG_LEVEL"] = "WARNING"
     try:

@@ -37,14 +37,16 @@ def write_config(root: Path, jobs: str, parallel: int) -> Path:
     (root / "jobs.d").mkdir(parents=True, exist_ok=True)
     (root / "jobs.d" / "bench.toml").write_text(jobs)
     cfg = root / "jobd.toml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
         socket = "var/jobd.sock"
         max_parallel = {parallel}
         timezone = "UTC"
-        """))
+        """)
+    )
     return cfg
 
 
@@ -55,9 +57,15 @@ def bare_spawn(n: int, parallel: int) -> float:
     for _ in range(n):
         if len(alive) >= parallel:
             alive.pop(0).wait()
-        alive.append(subprocess.Popen(["/bin/true"], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      start_new_session=True))
+        alive.append(
+            subprocess.Popen(
+                ["/bin/true"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
     for p in alive:
         p.wait()
     return n / (time.perf_counter() - t0)
@@ -65,11 +73,17 @@ def bare_spawn(n: int, parallel: int) -> float:
 
 async def daemon_throughput(n: int, parallel: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(write_config(Path(tmp), textwrap.dedent("""\
+        config = load_config(
+            write_config(
+                Path(tmp),
+                textwrap.dedent("""\
             [jobs.t]
             command = ["/bin/true"]
             overlap = "allow"
-            """), parallel))
+            """),
+                parallel,
+            )
+        )
         d = Daemon(config, control=False, watch_jobs_dir=False, handle_signals=False)
         async with anyio.create_task_group() as tg:
             await tg.start(d.run)
@@ -87,8 +101,9 @@ async def daemon_throughput(n: int, parallel: int) -> tuple[float, int]:
 async def slot_latency(seconds: int, jobs: int) -> list[float]:
     """Latency from each slot to the job's own clock reading right after exec, in ms."""
     with tempfile.TemporaryDirectory() as tmp:
-        text = "".join(f'[jobs.j{i}]\nevery = "1s"\ncommand = ["date", "+%s.%N"]\n'
-                       for i in range(jobs))
+        text = "".join(
+            f'[jobs.j{i}]\nevery = "1s"\ncommand = ["date", "+%s.%N"]\n' for i in range(jobs)
+        )
         config = load_config(write_config(Path(tmp), text, 16))
         d = Daemon(config, control=False, watch_jobs_dir=False, handle_signals=False)
         async with anyio.create_task_group() as tg:
@@ -112,8 +127,9 @@ def bare_latency(n: int) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.time()
-        p = subprocess.run(["date", "+%s.%N"], capture_output=True, check=True,
-                           start_new_session=True)
+        p = subprocess.run(
+            ["date", "+%s.%N"], capture_output=True, check=True, start_new_session=True
+        )
         out.append((float(p.stdout) - t0) * 1000)
     return out
 
@@ -129,12 +145,15 @@ def many_jobs(n: int, idle: float) -> tuple[float, float, float]:
         root = Path(tmp)
         jobs = []
         for i in range(n):
-            trig = (f'cron = "{i % 60} {i % 24} * * *"' if i % 2 else
-                    f'every = "{["hour", "day", "week"][i % 3]}"')
+            trig = (
+                f'cron = "{i % 60} {i % 24} * * *"'
+                if i % 2
+                else f'every = "{["hour", "day", "week"][i % 3]}"'
+            )
             jobs.append(f'[jobs.job{i}]\n{trig}\ncommand = ["/bin/true"]\n')
         cfg = write_config(root, "", 8)
         for f in range(n // 100):
-            (root / "jobs.d" / f"f{f:03}.toml").write_text("".join(jobs[f * 100:(f + 1) * 100]))
+            (root / "jobs.d" / f"f{f:03}.toml").write_text("".join(jobs[f * 100 : (f + 1) * 100]))
         sock_path = str(root / "notify.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(sock_path)
@@ -147,8 +166,10 @@ def many_jobs(n: int, idle: float) -> tuple[float, float, float]:
         startup = time.perf_counter() - t0
         time.sleep(1)  # let start-up work settle
         status = Path(f"/proc/{proc.pid}/status").read_text()
-        rss = int(next(line for line in status.splitlines()
-                       if line.startswith("VmRSS")).split()[1]) / 1024
+        rss = (
+            int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
+            / 1024
+        )
 
         def cpu() -> float:
             fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -182,12 +203,17 @@ def main() -> None:
     lat = anyio.run(slot_latency, a.seconds, 1)
     burst = anyio.run(slot_latency, 3, 20)
     floor = bare_latency(200)
-    print(f"[latency] due slot -> exec: one job every 1s for {a.seconds}s; and 20 jobs whose "
-          "slots fall on the same instant (every = \"1s\" puts all at .000)")
-    for name, xs in (("bare spawn floor", floor), ("jobd, one job", lat),
-                     ("jobd, 20 at once", burst)):
+    print(
+        f"[latency] due slot -> exec: one job every 1s for {a.seconds}s; and 20 jobs whose "
+        'slots fall on the same instant (every = "1s" puts all at .000)'
+    )
+    for name, xs in (
+        ("bare spawn floor", floor),
+        ("jobd, one job", lat),
+        ("jobd, 20 at once", burst),
+    ):
         if xs:
-            print(f"  {name:<20} p50 {statistics.median(xs):6.2f} ms  p99 {pct(xs, .99):6.2f} ms")
+            print(f"  {name:<20} p50 {statistics.median(xs):6.2f} ms  p99 {pct(xs, 0.99):6.2f} ms")
 
     startup, rss, idle = many_jobs(a.jobs, a.idle)
     print(f"[scale] {a.jobs} loaded jobs")

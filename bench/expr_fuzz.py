@@ -31,8 +31,14 @@ from typing import Any
 from jobd.expressions import ExpressionError, parse_condition
 from jobd.expressions.values import Kind, kind_of, to_json, to_string
 
-KIND = {Kind.NULL: "Null", Kind.BOOLEAN: "Boolean", Kind.NUMBER: "Number",
-        Kind.STRING: "String", Kind.ARRAY: "Array", Kind.OBJECT: "Object"}
+KIND = {
+    Kind.NULL: "Null",
+    Kind.BOOLEAN: "Boolean",
+    Kind.NUMBER: "Number",
+    Kind.STRING: "String",
+    Kind.ARRAY: "Array",
+    Kind.OBJECT: "Object",
+}
 
 CONTEXTS: dict[str, Any] = {
     "obj": {"a": 1, "B": "x", "c": [1, 2, 3], "d": {"e": None, "E2": "deep"}, "n": 0.5},
@@ -75,25 +81,117 @@ for await (const line of rl) {
 }
 """
 
-CHARS = [*"abcxyzABCXYZ019 _-.,:{}[]\"\\/",
-    "''", "ı", "İ", "ß", "é", "É", "ǅ", "ﬀ", "😀", "𝒜", "\u00a0", "\t", "\uffff", "\ue000",
-    "\u2028", "K", "k", "\u212a"]
-NUMBERS = ["0", "-0", "1", "-1", "42", "0.1", "0.5", "1.5", "-2.25", "1e3", "1E-7", "2e21",
-           "1e21", "123456789012345", "1234567890123456", "12345678901234567890",
-           "9007199254740993", "0.0000152587890625", "0.1234567890123456789", "0x1F", "0o17",
-           "3.000000000000000444", "1.0000000000000005", "NaN", "Infinity", "-Infinity",
-           "0.3", "1.7976931348623157e308", "5e-324", "123.456", "-0.0000005"]
-JSON_TEXTS = [
-    '{"a": 1, "A": 2}', '{"A": 1, "a": 2, "b": 3}', '{"b": 1, "2": 2, "1": 3, "a": 4}',
-    '{"a": 1, "a": 2}', '{"K": 1, "\\u212a": 2}', '12345678901234567890', '[1, 2.50, -0]',
-    '"\\ud800"', '"\\ud83d\\ude00"', '"x\\u0001y"', '{"x": {"Y": [true, null]}}', '1e400',
-    '[]', '{}', '"ı"', '{"İ": 1, "i̇": 2}', '0.1', '-0', '[{"name": "a"}, {"NAME": "b"}]',
-    '{"10": "ten", "9": "nine", "01": "lead"}', '"\\u2028"', 'true', 'null',
+CHARS = [
+    *'abcxyzABCXYZ019 _-.,:{}[]"\\/',
+    "''",
+    "ı",
+    "İ",
+    "ß",
+    "é",
+    "É",
+    "ǅ",
+    "ﬀ",
+    "😀",
+    "𝒜",
+    "\u00a0",
+    "\t",
+    "\uffff",
+    "\ue000",
+    "\u2028",
+    "K",
+    "k",
+    "\u212a",
 ]
-CONTEXT_PATHS = ["obj", "obj.a", "obj.A", "obj.b", "obj['B']", "obj.c", "obj.c[1]", "obj.d",
-                 "obj.d.E", "obj.d.e2", "obj.missing", "arr", "arr[0]", "arr[4].name", "arr.*",
-                 "arr[1]", "arr[5][1]", "arr[10]", "objs.*.name", "objs.*.NAME", "objs.*.v",
-                 "s", "num", "big", "empty", "t", "nul", "obj.*", "obj[arr[1]]", "objs[1]"]
+NUMBERS = [
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "42",
+    "0.1",
+    "0.5",
+    "1.5",
+    "-2.25",
+    "1e3",
+    "1E-7",
+    "2e21",
+    "1e21",
+    "123456789012345",
+    "1234567890123456",
+    "12345678901234567890",
+    "9007199254740993",
+    "0.0000152587890625",
+    "0.1234567890123456789",
+    "0x1F",
+    "0o17",
+    "3.000000000000000444",
+    "1.0000000000000005",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "0.3",
+    "1.7976931348623157e308",
+    "5e-324",
+    "123.456",
+    "-0.0000005",
+]
+JSON_TEXTS = [
+    '{"a": 1, "A": 2}',
+    '{"A": 1, "a": 2, "b": 3}',
+    '{"b": 1, "2": 2, "1": 3, "a": 4}',
+    '{"a": 1, "a": 2}',
+    '{"K": 1, "\\u212a": 2}',
+    "12345678901234567890",
+    "[1, 2.50, -0]",
+    '"\\ud800"',
+    '"\\ud83d\\ude00"',
+    '"x\\u0001y"',
+    '{"x": {"Y": [true, null]}}',
+    "1e400",
+    "[]",
+    "{}",
+    '"ı"',
+    '{"İ": 1, "i̇": 2}',
+    "0.1",
+    "-0",
+    '[{"name": "a"}, {"NAME": "b"}]',
+    '{"10": "ten", "9": "nine", "01": "lead"}',
+    '"\\u2028"',
+    "true",
+    "null",
+]
+CONTEXT_PATHS = [
+    "obj",
+    "obj.a",
+    "obj.A",
+    "obj.b",
+    "obj['B']",
+    "obj.c",
+    "obj.c[1]",
+    "obj.d",
+    "obj.d.E",
+    "obj.d.e2",
+    "obj.missing",
+    "arr",
+    "arr[0]",
+    "arr[4].name",
+    "arr.*",
+    "arr[1]",
+    "arr[5][1]",
+    "arr[10]",
+    "objs.*.name",
+    "objs.*.NAME",
+    "objs.*.v",
+    "s",
+    "num",
+    "big",
+    "empty",
+    "t",
+    "nul",
+    "obj.*",
+    "obj[arr[1]]",
+    "objs[1]",
+]
 
 
 def rand_string(rng: random.Random) -> str:
@@ -123,19 +221,35 @@ def gen(rng: random.Random, depth: int) -> str:
         return f"!{gen(rng, d)}"
     if pick < 0.42:
         return f"({gen(rng, d)})"
-    fn = rng.choice(["contains", "startsWith", "endsWith", "format", "join", "fromJson",
-                     "fromJson", "toJson", "case", "index"])
+    fn = rng.choice(
+        [
+            "contains",
+            "startsWith",
+            "endsWith",
+            "format",
+            "join",
+            "fromJson",
+            "fromJson",
+            "toJson",
+            "case",
+            "index",
+        ]
+    )
     if fn in ("contains", "startsWith", "endsWith"):
         return f"{fn}({gen(rng, d)}, {gen(rng, d)})"
     if fn == "format":
         fmt = rng.choice(["'{0}'", "'{0} {1}'", "'[{1}{0}]'", "'{{0}}{0}'"])
         return f"format({fmt}, {gen(rng, d)}, {gen(rng, d)})"
     if fn == "join":
-        return f"join({gen(rng, d)}, {gen(rng, d)})" if rng.random() < 0.5 \
-            else f"join({gen(rng, d)})"
+        return (
+            f"join({gen(rng, d)}, {gen(rng, d)})" if rng.random() < 0.5 else f"join({gen(rng, d)})"
+        )
     if fn == "fromJson":
-        return f"fromJson({rand_json(rng)})" if rng.random() < 0.7 \
+        return (
+            f"fromJson({rand_json(rng)})"
+            if rng.random() < 0.7
             else f"fromJson(toJson({gen(rng, d)}))"
+        )
     if fn == "toJson":
         return f"toJson({gen(rng, d)})"
     if fn == "case":
@@ -169,7 +283,7 @@ def as_typescript_lexes(expr: str) -> str | None:
         for k in escapes[1:]:
             body[k] = "''" * 2
             changed = True
-        out.append("'" + "".join(body) + expr[j:j + 1])
+        out.append("'" + "".join(body) + expr[j : j + 1])
         i = j + 1
     return "".join(out) if changed else None
 
@@ -188,17 +302,27 @@ def jobd_side(expr: str) -> dict[str, Any]:
         return {"ok": False, "msg": str(exc)}
     kind = kind_of(value)
     primitive = kind not in (Kind.ARRAY, Kind.OBJECT)
-    return {"ok": True, "kind": KIND[kind], "json": to_json(value, indent=None),
-            "str": to_string(value) if primitive else None}
+    return {
+        "ok": True,
+        "kind": KIND[kind],
+        "json": to_json(value, indent=None),
+        "str": to_string(value) if primitive else None,
+    }
 
 
 def install(workdir: Path, version: str | None) -> str:
     spec = "@actions/expressions" + (f"@{version}" if version else "")
     subprocess.run(["npm", "init", "-y"], cwd=workdir, check=True, capture_output=True)
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", spec], cwd=workdir,
-                   check=True, capture_output=True, timeout=600)
-    meta = json.loads((workdir / "node_modules" / "@actions" / "expressions" /
-                       "package.json").read_text())
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", spec],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    meta = json.loads(
+        (workdir / "node_modules" / "@actions" / "expressions" / "package.json").read_text()
+    )
     return str(meta["version"])
 
 
@@ -221,12 +345,19 @@ def main() -> int:
         version = install(work, args.package_version)
         (work / "driver.mjs").write_text(DRIVER)
         (work / "contexts.json").write_text(json.dumps(CONTEXTS))
-        node_version = subprocess.run(["node", "--version"], capture_output=True, text=True,
-                                      check=True).stdout.strip()
+        node_version = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         started = time.monotonic()
         feed = "".join(json.dumps({"expr": e}) + "\n" for e in exprs)
-        done = subprocess.run(["node", "driver.mjs", "contexts.json"], cwd=work, input=feed,
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            ["node", "driver.mjs", "contexts.json"],
+            cwd=work,
+            input=feed,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         # split on "\n" only: a result may hold U+2028, which splitlines() also splits on
         theirs = [json.loads(line) for line in done.stdout.split("\n") if line]
     assert len(theirs) == len(exprs), done.stderr[-2000:]
@@ -256,18 +387,24 @@ def main() -> int:
         differ.append((what, expr, ref, ours))
     took = time.monotonic() - started
     agree = len(exprs) - len(differ) - known
-    print(f"@actions/expressions {version} on node {node_version}; seed {args.seed}, "
-          f"depth {args.depth}")
-    print(f"{len(exprs):,} expressions in {took:.1f} s: {agree:,} agree "
-          f"({100 * agree / len(exprs):.3f} %), {len(differ):,} differ")
+    print(
+        f"@actions/expressions {version} on node {node_version}; seed {args.seed}, "
+        f"depth {args.depth}"
+    )
+    print(
+        f"{len(exprs):,} expressions in {took:.1f} s: {agree:,} agree "
+        f"({100 * agree / len(exprs):.3f} %), {len(differ):,} differ"
+    )
     for name, count in sorted(outcomes.items()):
         print(f"  {name}: {count:,}")
-    print(f"  known difference, not counted as one: {known:,} (a string literal with two or "
-          "more '' escapes, which the TypeScript lexer unescapes only once; GitHub's docs, the "
-          "runner and jobd unescape all)")
+    print(
+        f"  known difference, not counted as one: {known:,} (a string literal with two or "
+        "more '' escapes, which the TypeScript lexer unescapes only once; GitHub's docs, the "
+        "runner and jobd unescape all)"
+    )
     for what, count in Counter(d[0] for d in differ).most_common():
         print(f"  differ in {what}: {count:,}")
-    for what, expr, ref, ours in differ[:args.show]:
+    for what, expr, ref, ours in differ[: args.show]:
         print(f"\n[{what}] {expr}\n  github: {json.dumps(ref)}\n  jobd:   {json.dumps(ours)}")
     return 1 if differ else 0
 

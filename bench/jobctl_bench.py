@@ -38,8 +38,9 @@ def timed(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[list[float], 
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              check=False)
+        done = subprocess.run(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+        )
         wall.append((time.perf_counter() - t0) * 1000)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
@@ -54,8 +55,10 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def report(name: str, wall: list[float], cpu: list[float]) -> None:
-    print(f"  {name:<34} wall p50 {statistics.median(wall):6.1f} ms  p95 {pct(wall, 0.95):6.1f}"
-          f" ms   cpu p50 {statistics.median(cpu):6.1f} ms")
+    print(
+        f"  {name:<34} wall p50 {statistics.median(wall):6.1f} ms  p95 {pct(wall, 0.95):6.1f}"
+        f" ms   cpu p50 {statistics.median(cpu):6.1f} ms"
+    )
 
 
 def concurrent(path: str, clients: int) -> float:
@@ -87,30 +90,40 @@ def main() -> int:
         env.pop("NO_COLOR", None)
         # as installed: bytecode cached (pip compiles on install)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-              f"load {os.getloadavg()[0]:.2f}; {args.runs} runs each")
+        print(
+            f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+            f"load {os.getloadavg()[0]:.2f}; {args.runs} runs each"
+        )
         script = [sys.executable, "-c", SCRIPT, "status"]
-        cases = [("python3 -c pass", [sys.executable, "-c", "pass"]),
-                 ("jobctl status (console script)", script),
-                 ("python -m jobd.cli.jobctl status",
-                  [sys.executable, "-m", "jobd.cli.jobctl", "status"]),
-                 # without site: what an environment's .pth files (an editable install's
-                 # import finder, say) add to every start is left out
-                 ("python3 -S -c pass", [sys.executable, "-S", "-c", "pass"]),
-                 ("jobctl status, python3 -S", [sys.executable, "-S", *script[1:]])]
+        cases = [
+            ("python3 -c pass", [sys.executable, "-c", "pass"]),
+            ("jobctl status (console script)", script),
+            (
+                "python -m jobd.cli.jobctl status",
+                [sys.executable, "-m", "jobd.cli.jobctl", "status"],
+            ),
+            # without site: what an environment's .pth files (an editable install's
+            # import finder, say) add to every start is left out
+            ("python3 -S -c pass", [sys.executable, "-S", "-c", "pass"]),
+            ("jobctl status, python3 -S", [sys.executable, "-S", *script[1:]]),
+        ]
         p50 = {}
         for name, cmd in cases:
             timed(cmd, 3, env)  # warm the page cache
             wall, cpu = timed(cmd, args.runs, env)
             report(name, wall, cpu)
             p50[name] = statistics.median(wall)
-        print(f"  jobctl's own cost (p50 over pass): "
-              f"{p50['jobctl status (console script)'] - p50['python3 -c pass']:.1f} ms with site, "
-              f"{p50['jobctl status, python3 -S'] - p50['python3 -S -c pass']:.1f} ms without")
+        print(
+            f"  jobctl's own cost (p50 over pass): "
+            f"{p50['jobctl status (console script)'] - p50['python3 -c pass']:.1f} ms with site, "
+            f"{p50['jobctl status, python3 -S'] - p50['python3 -S -c pass']:.1f} ms without"
+        )
         rounds = [concurrent(str(h.path), args.clients) for _ in range(5)]
-        print(f"  {args.clients} concurrent clients, all answered: "
-              f"median {statistics.median(rounds) * 1000:.0f} ms, "
-              f"worst {max(rounds) * 1000:.0f} ms (5 rounds)")
+        print(
+            f"  {args.clients} concurrent clients, all answered: "
+            f"median {statistics.median(rounds) * 1000:.0f} ms, "
+            f"worst {max(rounds) * 1000:.0f} ms (5 rounds)"
+        )
     return 0
 
 

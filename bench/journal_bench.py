@@ -33,12 +33,22 @@ PER_ROW_CAP = 2000  # one fsync per row is slow; its rate is measured on at most
 
 
 def make_runs(count: int) -> list[RunRecord]:
-    return [RunRecord(run_id=i, job_id=f"job{i % 50}", trigger=TriggerKind.EVERY,
-                      state=RunState.RUNNING, queued_at=T0 + timedelta(seconds=i),
-                      scheduled_for=T0 + timedelta(seconds=i), params={"n": str(i)},
-                      started_at=T0 + timedelta(seconds=i), pid=10_000 + i, pid_start=i,
-                      log_path=f"logs/{i}.log")
-            for i in range(1, count + 1)]
+    return [
+        RunRecord(
+            run_id=i,
+            job_id=f"job{i % 50}",
+            trigger=TriggerKind.EVERY,
+            state=RunState.RUNNING,
+            queued_at=T0 + timedelta(seconds=i),
+            scheduled_for=T0 + timedelta(seconds=i),
+            params={"n": str(i)},
+            started_at=T0 + timedelta(seconds=i),
+            pid=10_000 + i,
+            pid_start=i,
+            log_path=f"logs/{i}.log",
+        )
+        for i in range(1, count + 1)
+    ]
 
 
 async def journal_rate(path: Path, runs: list[RunRecord]) -> tuple[float, int]:
@@ -97,17 +107,23 @@ def raw_per_row_rate(path: Path, rows: list[tuple[object, ...]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated run counts")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to put the files (default: a temporary directory; use a "
-                             "directory on the disk the daemon's state_dir will live on)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where to put the files (default: a temporary directory; use a "
+        "directory on the disk the daemon's state_dir will live on)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         base = Path(tmp)
         print(f"sqlite {sqlite3.sqlite_version}, files in {base}")
-        print(f"{'N':>7} {'journal rows/s':>15} {'commits':>8} {'executemany rows/s':>19} "
-              f"{'per-row tx rows/s':>18} {'vs executemany':>15} {'vs per-row':>11} "
-              f"{'no-op tasks/s':>14}")
+        print(
+            f"{'N':>7} {'journal rows/s':>15} {'commits':>8} {'executemany rows/s':>19} "
+            f"{'per-row tx rows/s':>18} {'vs executemany':>15} {'vs per-row':>11} "
+            f"{'no-op tasks/s':>14}"
+        )
         for n in sizes:
             runs = make_runs(n)
             rows = [encode_run(r) for r in runs]
@@ -115,8 +131,10 @@ def main() -> None:
             batch = raw_batch_rate(base / f"batch-{n}.db", rows)
             per_row = raw_per_row_rate(base / f"per-row-{n}.db", rows)
             floor = anyio.run(spawn_rate, n)
-            print(f"{n:>7} {journal:>15,.0f} {commits:>8} {batch:>19,.0f} {per_row:>18,.0f} "
-                  f"{journal / batch:>14.2f}x {journal / per_row:>10.1f}x {floor:>14,.0f}")
+            print(
+                f"{n:>7} {journal:>15,.0f} {commits:>8} {batch:>19,.0f} {per_row:>18,.0f} "
+                f"{journal / batch:>14.2f}x {journal / per_row:>10.1f}x {floor:>14,.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -93,13 +93,25 @@ async def _probe_one(log_fd: int, *, pipe: bool, thread: bool, callback: bool = 
     def spawn() -> tuple[subprocess.Popen[bytes], int | None, int]:
         if pipe:
             read_fd, write_fd = os.pipe()
-            proc = subprocess.Popen([TRUE], stdin=subprocess.DEVNULL, stdout=write_fd,
-                                    stderr=write_fd, env=ENV, start_new_session=True)
+            proc = subprocess.Popen(
+                [TRUE],
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                env=ENV,
+                start_new_session=True,
+            )
             os.close(write_fd)
             os.set_blocking(read_fd, False)
             return proc, read_fd, os.pidfd_open(proc.pid)
-        proc = subprocess.Popen([TRUE], stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-                                env=ENV, start_new_session=True)
+        proc = subprocess.Popen(
+            [TRUE],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            env=ENV,
+            start_new_session=True,
+        )
         return proc, None, os.pidfd_open(proc.pid)
 
     proc, read_fd, pidfd = await anyio.to_thread.run_sync(spawn) if thread else spawn()
@@ -156,20 +168,26 @@ def probe(pipe: bool, thread: bool, callback: bool = False) -> Callable[[int, in
         with tempfile.TemporaryDirectory(dir=TMP) as tmp:
             log_fd = os.open(Path(tmp) / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             try:
-                anyio.run(_parallel, n, parallel,
-                          lambda _i: _probe_one(log_fd, pipe=pipe, thread=thread,
-                                                callback=callback))
+                anyio.run(
+                    _parallel,
+                    n,
+                    parallel,
+                    lambda _i: _probe_one(log_fd, pipe=pipe, thread=thread, callback=callback),
+                )
             finally:
                 os.close(log_fd)
+
     return run
 
 
 def local_executor(n: int, parallel: int) -> None:
     executor = LocalExecutor()
     with tempfile.TemporaryDirectory(dir=TMP) as tmp:
+
         async def one(i: int) -> None:
-            spec = ProcessSpec(argv=(TRUE,), env=ENV, cwd=Path(tmp),
-                               log_path=Path(tmp) / f"{i}.log")
+            spec = ProcessSpec(
+                argv=(TRUE,), env=ENV, cwd=Path(tmp), log_path=Path(tmp) / f"{i}.log"
+            )
             result = await executor.run(spec)
             assert result.ok, result
 
@@ -186,9 +204,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-                        help="directory for the run logs (default: /dev/shm, so that the "
-                             "file system's cost of creating files is left out)")
+    parser.add_argument(
+        "--dir",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="directory for the run logs (default: /dev/shm, so that the "
+        "file system's cost of creating files is left out)",
+    )
     args = parser.parse_args()
     global TMP
     TMP = args.dir
@@ -212,24 +233,34 @@ def main() -> None:
             run()
             rates[name].append(n / (time.perf_counter() - started))
             cpu_us[name].append((cpu_seconds() - cpu) / n * 1e6)
-    print(f"/bin/true x {n}, parallel {parallel}, best and median of {args.repeat}, "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, logs in {TMP}")
+    print(
+        f"/bin/true x {n}, parallel {parallel}, best and median of {args.repeat}, "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, logs in {TMP}"
+    )
     base = max(rates["popen-loop"])
     for name, values in rates.items():
         best = max(values)
-        print(f"  {name:22} {best:7.0f} runs/s  (median {statistics.median(values):5.0f})  "
-              f"x{best / base:.2f} of popen-loop  "
-              f"{min(cpu_us[name]):5.0f} us daemon CPU per run")
-    print(f"  asyncio-pidfd / asyncio-threaded: "
-          f"x{max(rates['asyncio-pidfd']) / max(rates['asyncio-threaded']):.2f}")
-    print(f"  probe fd / pipe: "
-          f"x{max(rates['probe-fd-on-loop']) / max(rates['probe-pipe-on-loop']):.2f}; "
-          f"probe callback / task reader: "
-          f"x{max(rates['probe-pipe-callback']) / max(rates['probe-pipe-on-loop']):.2f}; "
-          f"probe in-thread / on-loop: "
-          f"x{max(rates['probe-pipe-in-thread']) / max(rates['probe-pipe-on-loop']):.2f}")
-    print(f"  LocalExecutor / asyncio-threaded: "
-          f"x{max(rates['LocalExecutor']) / max(rates['asyncio-threaded']):.2f}")
+        print(
+            f"  {name:22} {best:7.0f} runs/s  (median {statistics.median(values):5.0f})  "
+            f"x{best / base:.2f} of popen-loop  "
+            f"{min(cpu_us[name]):5.0f} us daemon CPU per run"
+        )
+    print(
+        f"  asyncio-pidfd / asyncio-threaded: "
+        f"x{max(rates['asyncio-pidfd']) / max(rates['asyncio-threaded']):.2f}"
+    )
+    print(
+        f"  probe fd / pipe: "
+        f"x{max(rates['probe-fd-on-loop']) / max(rates['probe-pipe-on-loop']):.2f}; "
+        f"probe callback / task reader: "
+        f"x{max(rates['probe-pipe-callback']) / max(rates['probe-pipe-on-loop']):.2f}; "
+        f"probe in-thread / on-loop: "
+        f"x{max(rates['probe-pipe-in-thread']) / max(rates['probe-pipe-on-loop']):.2f}"
+    )
+    print(
+        f"  LocalExecutor / asyncio-threaded: "
+        f"x{max(rates['LocalExecutor']) / max(rates['asyncio-threaded']):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -132,9 +132,11 @@ def make_world(root: Path) -> World:
     inbox.mkdir()
     (root / "jobs.d").mkdir()
     (root / "jobs.d" / "torture.toml").write_text(
-        JOBS.format(start=START.format(ledger=ledger), inbox=inbox))
+        JOBS.format(start=START.format(ledger=ledger), inbox=inbox)
+    )
     cfg = root / "jobd.toml"
-    cfg.write_text(textwrap.dedent("""\
+    cfg.write_text(
+        textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
@@ -142,19 +144,25 @@ def make_world(root: Path) -> World:
         max_parallel = 16
         shutdown_grace = "5s"
         timezone = "UTC"
-        """))
+        """)
+    )
     notify_path = str(root / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(notify_path)
-    return World(root, cfg, root / "var" / "jobd.db", ledger, inbox, sock, notify_path,
-                 root / "daemon.log")
+    return World(
+        root, cfg, root / "var" / "jobd.db", ledger, inbox, sock, notify_path, root / "daemon.log"
+    )
 
 
 def start(w: World) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOTIFY_SOCKET": w.notify_path, "JOBD_LOG_LEVEL": "WARNING"}
     with w.log.open("ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(w.config)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(w.config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     deadline = time.monotonic() + 30
     w.notify.settimeout(0.2)
     while time.monotonic() < deadline:
@@ -197,8 +205,11 @@ def marker_processes(instance: str) -> list[tuple[int, int, int]]:
         except OSError:
             continue
         env = dict(v.split(b"=", 1) for v in raw.split(b"\0") if b"=" in v)
-        if state != "Z" and env.get(b"JOBD_INSTANCE") == instance.encode() \
-                and b"JOBD_RUN_ID" in env:
+        if (
+            state != "Z"
+            and env.get(b"JOBD_INSTANCE") == instance.encode()
+            and b"JOBD_RUN_ID" in env
+        ):
             out.append((int(entry), int(env[b"JOBD_RUN_ID"]), int(env[b"JOBD_ATTEMPT"])))
     return out
 
@@ -221,8 +232,12 @@ def settled(w: World, window_end: datetime) -> bool:
     end = micros(window_end)
     if any(cursors.get(j, 0) < end for j in [*ALL_JOBS, *LATEST, "head"]):
         return False
-    pending = query(w, "SELECT count(*) FROM runs WHERE state IN ('queued', 'running') "
-                       "AND (scheduled_for IS NULL OR scheduled_for <= ?)", (end,))[0][0]
+    pending = query(
+        w,
+        "SELECT count(*) FROM runs WHERE state IN ('queued', 'running') "
+        "AND (scheduled_for IS NULL OR scheduled_for <= ?)",
+        (end,),
+    )[0][0]
     return bool(pending == 0)
 
 
@@ -245,8 +260,12 @@ def torture(kills: int, seed: int, root: Path) -> dict[str, Any]:
         if w.db.exists():
             for job, slot in query(w, "SELECT job_id, slot FROM cursors"):
                 first_cursor.setdefault(job, slot)
-            done = {r for (r,) in query(w, "SELECT run_id FROM runs WHERE state NOT IN "
-                                           "('queued', 'running')")}
+            done = {
+                r
+                for (r,) in query(
+                    w, "SELECT run_id FROM runs WHERE state NOT IN ('queued', 'running')"
+                )
+            }
             finished_before.append((len(w.ledger.read_text().splitlines()), done))
     proc = start(w)
     try:
@@ -272,8 +291,11 @@ def torture(kills: int, seed: int, root: Path) -> dict[str, Any]:
 
     for job, slot in query(w, "SELECT job_id, slot FROM cursors"):
         first_cursor.setdefault(job, slot)
-    runs = query(w, "SELECT run_id, job_id, state, scheduled_for, folded_slots, flow_id, "
-                    "changed_paths FROM runs")
+    runs = query(
+        w,
+        "SELECT run_id, job_id, state, scheduled_for, folded_slots, flow_id, "
+        "changed_paths FROM runs",
+    )
     finished = [r for r in runs if r[2] not in ("queued", "running")]
     own: dict[str, set[int]] = defaultdict(set)
     folded: dict[str, set[int]] = defaultdict(set)
@@ -285,8 +307,11 @@ def torture(kills: int, seed: int, root: Path) -> dict[str, Any]:
     missing: list[str] = []
     for job, period in ALL_JOBS.items():
         after = EPOCH + timedelta(microseconds=first_cursor.get(job, micros(window_end)))
-        missing += [f"{job} {s.isoformat()}" for s in offset_slots(job, period, after, window_end)
-                    if micros(s) not in own[job]]
+        missing += [
+            f"{job} {s.isoformat()}"
+            for s in offset_slots(job, period, after, window_end)
+            if micros(s) not in own[job]
+        ]
     unaccounted: list[str] = []
     n_folded = 0
     for job, period in LATEST.items():
@@ -305,12 +330,17 @@ def torture(kills: int, seed: int, root: Path) -> dict[str, Any]:
 
     ledger = w.ledger.read_text().splitlines()
     starts = [line.split() for line in ledger if line.startswith("start ")]
-    repeated = [f"run {r} attempt {a} started twice"
-                for (r, a), n in Counter((s[1], s[2]) for s in starts).items() if n > 1]
+    repeated = [
+        f"run {r} attempt {a} started twice"
+        for (r, a), n in Counter((s[1], s[2]) for s in starts).items()
+        if n > 1
+    ]
     for offset, done in finished_before:
-        repeated += [f"finished run {line.split()[1]} started again"
-                     for line in ledger[offset:]
-                     if line.startswith("start ") and int(line.split()[1]) in done]
+        repeated += [
+            f"finished run {line.split()[1]} started again"
+            for line in ledger[offset:]
+            if line.startswith("start ") and int(line.split()[1]) in done
+        ]
 
     seen = {p for r in finished if r[1] == "inbox" for p in json.loads(r[6])}
     lost_watch = [p for p in w.written if p not in seen]
@@ -318,24 +348,49 @@ def torture(kills: int, seed: int, root: Path) -> dict[str, Any]:
     for _, job, state, _, _, flow, _ in runs:
         if flow is not None and job in ("head", "mid", "tail"):
             flows[flow][job] = state
-    lost_steps = [f"flow {f}: {steps}" for f, steps in flows.items()
-                  if steps.get("head") == "succeeded" and not all(
-                      steps.get(j) not in (None, "queued", "running") for j in ("mid", "tail"))]
+    lost_steps = [
+        f"flow {f}: {steps}"
+        for f, steps in flows.items()
+        if steps.get("head") == "succeeded"
+        and not all(steps.get(j) not in (None, "queued", "running") for j in ("mid", "tail"))
+    ]
     w.notify.close()
     return {
-        "kills": kills, "seed": seed, "exit_code": code,
-        "slots_checked": sum(len(offset_slots(j, p, EPOCH + timedelta(
-            microseconds=first_cursor.get(j, micros(window_end))), window_end))
-            for j, p in {**ALL_JOBS, **LATEST}.items()),
-        "runs": len(runs), "watch_files": len(w.written), "flows": len(flows),
-        "missing_slots": missing, "unaccounted_slots": unaccounted, "folded_slots": n_folded,
-        "finished_runs_repeated": repeated, "orphans": sorted(set(orphans)),
-        "lost_watch_changes": lost_watch, "lost_flow_steps": lost_steps,
+        "kills": kills,
+        "seed": seed,
+        "exit_code": code,
+        "slots_checked": sum(
+            len(
+                offset_slots(
+                    j,
+                    p,
+                    EPOCH + timedelta(microseconds=first_cursor.get(j, micros(window_end))),
+                    window_end,
+                )
+            )
+            for j, p in {**ALL_JOBS, **LATEST}.items()
+        ),
+        "runs": len(runs),
+        "watch_files": len(w.written),
+        "flows": len(flows),
+        "missing_slots": missing,
+        "unaccounted_slots": unaccounted,
+        "folded_slots": n_folded,
+        "finished_runs_repeated": repeated,
+        "orphans": sorted(set(orphans)),
+        "lost_watch_changes": lost_watch,
+        "lost_flow_steps": lost_steps,
     }
 
 
-MUST_BE_ZERO = ("missing_slots", "unaccounted_slots", "finished_runs_repeated", "orphans",
-                "lost_watch_changes", "lost_flow_steps")
+MUST_BE_ZERO = (
+    "missing_slots",
+    "unaccounted_slots",
+    "finished_runs_repeated",
+    "orphans",
+    "lost_watch_changes",
+    "lost_flow_steps",
+)
 
 
 def main() -> int:
@@ -352,14 +407,18 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"torture: {args.kills} kills, seed {args.seed}, {result['seconds']} s: "
-              f"{result['runs']} runs, {result['slots_checked']} slots checked, "
-              f"{result['watch_files']} watched files, {result['flows']} flows")
+        print(
+            f"torture: {args.kills} kills, seed {args.seed}, {result['seconds']} s: "
+            f"{result['runs']} runs, {result['slots_checked']} slots checked, "
+            f"{result['watch_files']} watched files, {result['flows']} flows"
+        )
         for k in (*MUST_BE_ZERO, "folded_slots"):
             v = result[k]
             n = v if isinstance(v, int) else len(v)
-            print(f"  {k.replace('_', ' ')}: {n}"
-                  + (f"  {v[:5]}" if not isinstance(v, int) and v else ""))
+            print(
+                f"  {k.replace('_', ' ')}: {n}"
+                + (f"  {v[:5]}" if not isinstance(v, int) and v else "")
+            )
         print(f"  daemon exit code at the end: {result['exit_code']}")
     return 1 if bad or result["exit_code"] != 0 else 0
 

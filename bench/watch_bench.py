@@ -43,8 +43,7 @@ def _percentile(values: list[float], q: float) -> float:
 Seen = Callable[[str], None]
 
 
-async def _measure(directory: Path, writes: int,
-                   start: Callable[[Seen], Any]) -> list[float]:
+async def _measure(directory: Path, writes: int, start: Callable[[Seen], Any]) -> list[float]:
     """Run ``writes`` lone writes under the watcher that ``start(seen)`` starts (an async
     context manager); ``seen(path)`` is called when the watcher reports a path."""
     arrived: dict[str, float] = {}
@@ -92,8 +91,9 @@ def _bare(directory: Path, **kwargs: Any) -> Callable[[Seen], Any]:
 
         async def loop(*, task_status: anyio.abc.TaskStatus[None]) -> None:
             started = False
-            async for changes in awatch(directory, stop_event=stop, rust_timeout=100,
-                                        yield_on_timeout=True, **kwargs):
+            async for changes in awatch(
+                directory, stop_event=stop, rust_timeout=100, yield_on_timeout=True, **kwargs
+            ):
                 if not started:  # the first yield: the watch exists
                     started = True
                     task_status.started()
@@ -112,8 +112,9 @@ async def _idle_cpu(directory: Path, seconds: float = 3.0) -> float:
     async def send(fired: WatchFired) -> None:
         pass
 
-    source = WatchSource({"bench": WatchSpec(patterns=(f"{directory}/*.txt",
-                                                       f"{directory}/deep/**"))})
+    source = WatchSource(
+        {"bench": WatchSpec(patterns=(f"{directory}/*.txt", f"{directory}/deep/**"))}
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(source.run, send)
         await anyio.sleep(0.3)
@@ -131,8 +132,7 @@ async def main(writes: int) -> None:
         ("awatch defaults (step=50, debounce=1600)", lambda d: _bare(d)),
         ("awatch step=10, debounce=50", lambda d: _bare(d, step=10, debounce=50)),
         ("awatch step=1, debounce=50", lambda d: _bare(d, step=1, debounce=50)),
-        ("awatch step=5, debounce=100 (jobd's settings)",
-         lambda d: _bare(d, step=5, debounce=100)),
+        ("awatch step=5, debounce=100 (jobd's settings)", lambda d: _bare(d, step=5, debounce=100)),
     ]
     results: dict[str, tuple[float, float]] = {}
     print(f"{writes} lone writes per line; latency write -> report, ms")
@@ -141,9 +141,11 @@ async def main(writes: int) -> None:
             latencies = await _measure(Path(tmp), writes, make(Path(tmp)))
         p50, p95 = _percentile(latencies, 0.5) * 1000, _percentile(latencies, 0.95) * 1000
         results[name] = (p50, p95)
-        print(f"  {name:48} p50 {p50:7.1f}  p95 {p95:7.1f}  "
-              f"mean {statistics.fmean(latencies) * 1000:7.1f}  max {max(latencies) * 1000:7.1f}",
-              flush=True)
+        print(
+            f"  {name:48} p50 {p50:7.1f}  p95 {p95:7.1f}  "
+            f"mean {statistics.fmean(latencies) * 1000:7.1f}  max {max(latencies) * 1000:7.1f}",
+            flush=True,
+        )
     ours = results["jobd WatchSource"]
     print("ratios WatchSource / bare awatch (p50, p95):")
     for name, (p50, p95) in results.items():
@@ -154,8 +156,10 @@ async def main(writes: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "deep").mkdir()
         cpu = await _idle_cpu(Path(tmp))
-    print(f"idle CPU of a WatchSource (one flat and one recursive watcher): {cpu * 100:.2f} % "
-          "of a core")
+    print(
+        f"idle CPU of a WatchSource (one flat and one recursive watcher): {cpu * 100:.2f} % "
+        "of a core"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,12 @@ from jobd.journal.abc import RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 
 JOBS = [f"job{i:02}" for i in range(18)] + ["extract", "load"]
-STATES = [RunState.SUCCEEDED] * 12 + [RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED,
-                                      RunState.SKIPPED]
+STATES = [RunState.SUCCEEDED] * 12 + [
+    RunState.FAILED,
+    RunState.TIMED_OUT,
+    RunState.CANCELLED,
+    RunState.SKIPPED,
+]
 TRIGGERS = [TriggerKind.CRON, TriggerKind.EVERY, TriggerKind.MANUAL, TriggerKind.WATCH]
 
 
@@ -54,24 +58,46 @@ def synthetic(n: int, now: datetime) -> Iterator[RunRecord]:
         run_id += 1
         t += span
         if run_id % 10 == 0 and run_id < n:
-            yield RunRecord(run_id=run_id, job_id="extract", trigger=TriggerKind.CRON,
-                            state=RunState.SUCCEEDED, queued_at=t, scheduled_for=t,
-                            started_at=t, finished_at=t + timedelta(seconds=3), exit_code=0,
-                            flow_id=str(run_id), outputs={"rows": "42"})
+            yield RunRecord(
+                run_id=run_id,
+                job_id="extract",
+                trigger=TriggerKind.CRON,
+                state=RunState.SUCCEEDED,
+                queued_at=t,
+                scheduled_for=t,
+                started_at=t,
+                finished_at=t + timedelta(seconds=3),
+                exit_code=0,
+                flow_id=str(run_id),
+                outputs={"rows": "42"},
+            )
             run_id += 1
-            yield RunRecord(run_id=run_id, job_id="load", trigger=TriggerKind.NEEDS,
-                            state=RunState.SUCCEEDED, queued_at=t, started_at=t,
-                            finished_at=t + timedelta(seconds=5), exit_code=0,
-                            flow_id=str(run_id - 1))
+            yield RunRecord(
+                run_id=run_id,
+                job_id="load",
+                trigger=TriggerKind.NEEDS,
+                state=RunState.SUCCEEDED,
+                queued_at=t,
+                started_at=t,
+                finished_at=t + timedelta(seconds=5),
+                exit_code=0,
+                flow_id=str(run_id - 1),
+            )
             continue
         state = rng.choice(STATES)
         ran = state is not RunState.SKIPPED
-        yield RunRecord(run_id=run_id, job_id=JOBS[run_id % 18], trigger=rng.choice(TRIGGERS),
-                        state=state, queued_at=t, scheduled_for=t,
-                        started_at=t if ran else None,
-                        finished_at=t + timedelta(seconds=rng.uniform(0.01, 30)),
-                        exit_code=(0 if state is RunState.SUCCEEDED else 1) if ran else None,
-                        message=None if ran else "overlap = skip: the last run still runs")
+        yield RunRecord(
+            run_id=run_id,
+            job_id=JOBS[run_id % 18],
+            trigger=rng.choice(TRIGGERS),
+            state=state,
+            queued_at=t,
+            scheduled_for=t,
+            started_at=t if ran else None,
+            finished_at=t + timedelta(seconds=rng.uniform(0.01, 30)),
+            exit_code=(0 if state is RunState.SUCCEEDED else 1) if ran else None,
+            message=None if ran else "overlap = skip: the last run still runs",
+        )
 
 
 def build_journal(path: Path, n: int) -> None:
@@ -83,8 +109,10 @@ def build_journal(path: Path, n: int) -> None:
     now = datetime.now(UTC)
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA synchronous = OFF")
-        sql = (f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
-               f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})")
+        sql = (
+            f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+        )
         conn.executemany(sql, (encode_run(r) for r in synthetic(n, now)))
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -99,8 +127,9 @@ def free_port() -> int:
 class Daemon:
     """``python -m jobd`` on a copy of the journal; READY read from NOTIFY_SOCKET."""
 
-    def __init__(self, root: Path, journal: Path | None, http: bool, tick: bool,
-                 source: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, journal: Path | None, http: bool, tick: bool, source: Path | None = None
+    ) -> None:
         self.root = root
         (root / "var").mkdir(parents=True)
         if journal is not None:
@@ -112,7 +141,8 @@ class Daemon:
             jobs += '[jobs.tick]\nevery = "1s"\ncommand = ["date", "+%s.%N"]\n'
         (root / "jobs.d" / "bench.toml").write_text(jobs)
         self.port = free_port()
-        (root / "jobd.toml").write_text(textwrap.dedent("""\
+        (root / "jobd.toml").write_text(
+            textwrap.dedent("""\
             [daemon]
             jobs_dir = "jobs.d"
             state_dir = "var"
@@ -120,7 +150,9 @@ class Daemon:
             timezone = "UTC"
             retention_runs = 10000000
             retention_days = "3650d"
-            """) + (f'[http]\nlisten = "127.0.0.1:{self.port}"\n' if http else ""))
+            """)
+            + (f'[http]\nlisten = "127.0.0.1:{self.port}"\n' if http else "")
+        )
         notify = root / "notify.sock"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(notify))
@@ -129,16 +161,19 @@ class Daemon:
         if source is not None:  # another checkout's jobd, e.g. before the dashboard
             env.update(PYTHONPATH=str(source), PYTHONDONTWRITEBYTECODE="1")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config",
-                                      str(root / "jobd.toml")], env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")], env=env
+        )
         while b"READY=1" not in self.sock.recv(4096):
             pass
         self.startup = time.perf_counter() - t0
 
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(next(line for line in status.splitlines()
-                        if line.startswith("VmRSS")).split()[1]) / 1024
+        return (
+            int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
+            / 1024
+        )
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -153,9 +188,11 @@ class Daemon:
         """ms from each ``tick`` slot in [since, until) to its process's clock after exec."""
         out = []
         with sqlite3.connect(self.root / "var" / "jobd.db") as conn:
-            rows = conn.execute("SELECT scheduled_for, log_path FROM runs WHERE job_id = 'tick'"
-                                " AND scheduled_for >= ? AND scheduled_for < ?",
-                                (int(since.timestamp() * 1e6), int(until.timestamp() * 1e6)))
+            rows = conn.execute(
+                "SELECT scheduled_for, log_path FROM runs WHERE job_id = 'tick'"
+                " AND scheduled_for >= ? AND scheduled_for < ?",
+                (int(since.timestamp() * 1e6), int(until.timestamp() * 1e6)),
+            )
             for slot_us, log in rows:
                 if log and Path(log).exists():
                     text = Path(log).read_text().strip()
@@ -167,8 +204,15 @@ class Daemon:
 async def fetch(port: int, target: str) -> int:
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         conn = h11.Connection(h11.CLIENT)
-        await stream.send(conn.send(h11.Request(method="GET", target=target, headers=[
-            ("host", f"127.0.0.1:{port}"), ("connection", "close")])))
+        await stream.send(
+            conn.send(
+                h11.Request(
+                    method="GET",
+                    target=target,
+                    headers=[("host", f"127.0.0.1:{port}"), ("connection", "close")],
+                )
+            )
+        )
         await stream.send(conn.send(h11.EndOfMessage()))
         status = 0
         while True:
@@ -185,8 +229,7 @@ async def fetch(port: int, target: str) -> int:
                 return status
 
 
-async def load(port: int, pages: list[str], clients: int, seconds: float
-               ) -> dict[str, list[float]]:
+async def load(port: int, pages: list[str], clients: int, seconds: float) -> dict[str, list[float]]:
     """``clients`` loops, each loading the next page as soon as the last one came."""
     times: dict[str, list[float]] = {p: [] for p in pages}
     deadline = time.perf_counter() + seconds
@@ -207,8 +250,9 @@ async def load(port: int, pages: list[str], clients: int, seconds: float
     return times
 
 
-async def bursts(port: int, pages: list[str], clients: int, seconds: float
-                 ) -> dict[str, list[float]]:
+async def bursts(
+    port: int, pages: list[str], clients: int, seconds: float
+) -> dict[str, list[float]]:
     """Once a second, ``clients`` page loads at the same instant (the mix in turn)."""
     times: dict[str, list[float]] = {p: [] for p in pages}
     n = 0
@@ -241,8 +285,12 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--cache", type=Path, default=None)
-    ap.add_argument("--before", type=Path, default=None,
-                    help="a source tree of jobd before the dashboard: its start-up and RSS too")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a source tree of jobd before the dashboard: its start-up and RSS too",
+    )
     a = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     cache = a.cache or Path(tempfile.gettempdir()) / f"jobd-web-bench-{a.runs}.db"
@@ -260,13 +308,16 @@ def main() -> None:
                 continue
             runs = []
             for k in range(3):
-                plain = Daemon(Path(tmp) / f"plain{k}{bool(src)}", None, http=False,
-                               tick=False, source=src)
+                plain = Daemon(
+                    Path(tmp) / f"plain{k}{bool(src)}", None, http=False, tick=False, source=src
+                )
                 time.sleep(1)
                 runs.append((plain.startup, plain.rss_mb()))
                 plain.stop()
-            costs[name] = (statistics.median(r[0] for r in runs),
-                           statistics.median(r[1] for r in runs))
+            costs[name] = (
+                statistics.median(r[0] for r in runs),
+                statistics.median(r[1] for r in runs),
+            )
         web = Daemon(Path(tmp) / "web", None, http=True, tick=False)
         time.sleep(1)
         with_http = (web.startup, web.rss_mb())
@@ -282,10 +333,18 @@ def main() -> None:
             print(f"[daemon] READY in {d.startup:.2f} s on the {a.runs:,}-run journal")
             time.sleep(5)  # start-up work (retention pass, flow resume) settles
             mid = a.runs // 2
-            pages = ["/", "/runs", f"/runs?before={mid}", "/runs?job=job07&state=failed",
-                     "/runs?trigger=manual&state=timed_out", f"/runs/{mid}",
-                     f"/flows/{mid - mid % 10}", "/jobs/job03", "/jobs/extract",
-                     "/why/job05"]
+            pages = [
+                "/",
+                "/runs",
+                f"/runs?before={mid}",
+                "/runs?job=job07&state=failed",
+                "/runs?trigger=manual&state=timed_out",
+                f"/runs/{mid}",
+                f"/flows/{mid - mid % 10}",
+                "/jobs/job03",
+                "/jobs/extract",
+                "/why/job05",
+            ]
             anyio.run(bursts, d.port, pages, a.clients, 1)  # warm: templates compiled once
             t_idle = datetime.now(UTC)
             time.sleep(a.seconds)
@@ -306,27 +365,40 @@ def main() -> None:
         saturated = d.tick_latencies(t_end + timedelta(seconds=1), t_sus)
 
     every = [t for ts in times.values() for t in ts]
-    print(f"[pages] {a.clients} page loads at once, once a second for {a.seconds:.0f} s "
-          f"({len(every)} loads); the daemon's RSS after: {rss:.0f} MB")
-    print(f"  {'all pages':<40} p50 {statistics.median(every):7.1f} ms  "
-          f"p95 {pct(every, .95):7.1f} ms  max {max(every):7.1f} ms")
-    print(f"  the daemon's CPU per page load: {cpu / len(every) * 1000:.2f} ms "
-          f"(a burst of {a.clients} is {cpu / len(every) * a.clients * 1000:.0f} ms of CPU)")
+    print(
+        f"[pages] {a.clients} page loads at once, once a second for {a.seconds:.0f} s "
+        f"({len(every)} loads); the daemon's RSS after: {rss:.0f} MB"
+    )
+    print(
+        f"  {'all pages':<40} p50 {statistics.median(every):7.1f} ms  "
+        f"p95 {pct(every, 0.95):7.1f} ms  max {max(every):7.1f} ms"
+    )
+    print(
+        f"  the daemon's CPU per page load: {cpu / len(every) * 1000:.2f} ms "
+        f"(a burst of {a.clients} is {cpu / len(every) * a.clients * 1000:.0f} ms of CPU)"
+    )
     for page, ts in times.items():
-        print(f"  {page:<40} p50 {statistics.median(ts):7.1f} ms  p95 {pct(ts, .95):7.1f} ms"
-              f"  n {len(ts)}")
+        print(
+            f"  {page:<40} p50 {statistics.median(ts):7.1f} ms  p95 {pct(ts, 0.95):7.1f} ms"
+            f"  n {len(ts)}"
+        )
     flat = [t for ts in sustained.values() for t in ts]
-    print(f"  {'saturated: 50 loading back to back, 10 s':<40} p50 {statistics.median(flat):7.1f}"
-          f" ms  p95 {pct(flat, .95):7.1f} ms  ({len(flat) / 10:.0f} pages/s)")
-    print(f"  {'/timeline (24 h), 5 back to back, 10 s':<40} p50 "
-          f"{statistics.median(timeline):7.1f} ms  p95 {pct(timeline, .95):7.1f} ms  "
-          f"n {len(timeline)}")
+    print(
+        f"  {'saturated: 50 loading back to back, 10 s':<40} p50 {statistics.median(flat):7.1f}"
+        f" ms  p95 {pct(flat, 0.95):7.1f} ms  ({len(flat) / 10:.0f} pages/s)"
+    )
+    print(
+        f"  {'/timeline (24 h), 5 back to back, 10 s':<40} p50 "
+        f"{statistics.median(timeline):7.1f} ms  p95 {pct(timeline, 0.95):7.1f} ms  "
+        f"n {len(timeline)}"
+    )
     print("[latency] due slot -> exec of a job every 1 s, same daemon")
-    for name, xs in (("idle", idle), (f"{a.clients} at once, 1/s", busy),
-                     ("saturated", saturated)):
+    for name, xs in (("idle", idle), (f"{a.clients} at once, 1/s", busy), ("saturated", saturated)):
         if xs:
-            print(f"  {name:<20} p50 {statistics.median(xs):6.2f} ms  p99 {pct(xs, .99):6.2f} ms"
-                  f"  max {max(xs):6.2f} ms  n {len(xs)}")
+            print(
+                f"  {name:<20} p50 {statistics.median(xs):6.2f} ms  p99 {pct(xs, 0.99):6.2f} ms"
+                f"  max {max(xs):6.2f} ms  n {len(xs)}"
+            )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ class NotAllowed(JobdError, PermissionError):
     def __init__(self, uid: int, action: str) -> None:
         self.uid = uid
         self.action = action
-        super().__init__(f"uid {uid} may not {action}: only root, the daemon's user and members "
-                         "of the socket's group may change anything")
+        super().__init__(
+            f"uid {uid} may not {action}: only root, the daemon's user and members "
+            "of the socket's group may change anything"
+        )
 
 
 class ExpressionError(JobdError, ValueError):

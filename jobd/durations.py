@@ -15,7 +15,7 @@ def parse_duration(text: str) -> float:
     """
     s = text.strip()
     if not s:
-        raise ValueError("empty duration; write a number and a unit, e.g. \"30s\"")
+        raise ValueError('empty duration; write a number and a unit, e.g. "30s"')
     pos = 0
     total = 0.0
     while pos < len(s):
@@ -23,7 +23,7 @@ def parse_duration(text: str) -> float:
         if m is None:
             raise ValueError(
                 f"'{text}' is not a duration; write a number and a unit "
-                "(ms, s, m, h, d, w), e.g. \"250ms\", \"30s\", \"1h30m\""
+                '(ms, s, m, h, d, w), e.g. "250ms", "30s", "1h30m"'
             )
         total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()

@@ -71,8 +71,9 @@ class JournaldFormatter(logging.Formatter):
         return "\n".join(prefix + line for line in text.splitlines() or [""])
 
 
-def configure(level: str | int, *, stream: TextIO | None = None,
-              environ: Mapping[str, str] | None = None) -> bool:
+def configure(
+    level: str | int, *, stream: TextIO | None = None, environ: Mapping[str, str] | None = None
+) -> bool:
     """Set up the root logger for the daemon; returns whether it writes for journald."""
     stream = sys.stderr if stream is None else stream
     journald = to_journald(stream, os.environ if environ is None else environ)
@@ -106,8 +107,7 @@ def run_end(run: RunRecord) -> tuple[int, str]:
     WARNING when cancelled or not run because a need failed, ERROR when it failed or timed
     out."""
     level = _LEVELS.get(run.state, logging.WARNING)
-    parts = [f"run {run.run_id} of job '{run.job_id}' {run.state}",
-             f"trigger {run.trigger}"]
+    parts = [f"run {run.run_id} of job '{run.job_id}' {run.state}", f"trigger {run.trigger}"]
     if run.attempt > 1:
         parts.append(f"attempt {run.attempt}")
     if run.exit_code is not None:

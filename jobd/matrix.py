@@ -46,25 +46,29 @@ def _check(spec: MatrixSpec) -> list[tuple[str, Sequence[Any]]]:
         if key in ("include", "exclude"):
             raise ValueError(f"matrix: '{key}' is not a dimension name (it is a matrix key)")
         if not isinstance(values, list | tuple):
-            raise ValueError(f"matrix: '{key}' must be a list of values, "
-                             f"got {type(values).__name__} {values!r}")
+            raise ValueError(
+                f"matrix: '{key}' must be a list of values, got {type(values).__name__} {values!r}"
+            )
         if not values:
             raise ValueError(f"matrix: '{key}' has no values")
         dims.append((key, values))
     for what, entries in (("include", spec.include), ("exclude", spec.exclude)):
         for n, entry in enumerate(entries, 1):
             if not isinstance(entry, Mapping):
-                raise ValueError(f"matrix: {what} entry {n} must be a table of key = value, "
-                                 f"got {entry!r}")
+                raise ValueError(
+                    f"matrix: {what} entry {n} must be a table of key = value, got {entry!r}"
+                )
             if not entry:
                 raise ValueError(f"matrix: {what} entry {n} is empty")
     names = {k for k, _ in dims}
     for n, entry in enumerate(spec.exclude, 1):
         unknown = sorted(set(entry) - names)
         if unknown:
-            raise ValueError(f"matrix: exclude entry {n} names {', '.join(map(repr, unknown))}, "
-                             f"which {'is' if len(unknown) == 1 else 'are'} not a dimension "
-                             f"(dimensions: {', '.join(sorted(names)) or 'none'})")
+            raise ValueError(
+                f"matrix: exclude entry {n} names {', '.join(map(repr, unknown))}, "
+                f"which {'is' if len(unknown) == 1 else 'are'} not a dimension "
+                f"(dimensions: {', '.join(sorted(names)) or 'none'})"
+            )
     return dims
 
 
@@ -87,10 +91,11 @@ def expand(spec: MatrixSpec) -> list[dict[str, Any]]:
     if dims:
         size = math.prod(len(v) for _, v in dims)
         if size > MAX_PRODUCT:
-            raise ValueError(f"matrix: {size} combinations before exclude; at most "
-                             f"{MAX_COMBINATIONS} may run (GitHub's limit)")
-        originals = [c for c in _product(dims)
-                     if not any(_matches(c, e) for e in spec.exclude)]
+            raise ValueError(
+                f"matrix: {size} combinations before exclude; at most "
+                f"{MAX_COMBINATIONS} may run (GitHub's limit)"
+            )
+        originals = [c for c in _product(dims) if not any(_matches(c, e) for e in spec.exclude)]
     names = {k for k, _ in dims}
     merged = [dict(c) for c in originals]
     added: list[dict[str, Any]] = []
@@ -106,8 +111,10 @@ def expand(spec: MatrixSpec) -> list[dict[str, Any]]:
     if not result:
         raise ValueError("matrix: no combinations left (exclude removed every one)")
     if len(result) > MAX_COMBINATIONS:
-        raise ValueError(f"matrix: {len(result)} combinations; at most {MAX_COMBINATIONS} "
-                         "may run (GitHub's limit)")
+        raise ValueError(
+            f"matrix: {len(result)} combinations; at most {MAX_COMBINATIONS} "
+            "may run (GitHub's limit)"
+        )
     return result
 
 

@@ -33,8 +33,7 @@ UNRESPONSIVE_AFTER = 5.0  # the loop counts as stuck when the monitor has not ti
 # The *_created series double the text and say only when the daemon started (process-wide).
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-_RUN_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
-                86400)
+_RUN_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 _COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
@@ -44,44 +43,86 @@ class Metrics:
     def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
         r = self.registry = CollectorRegistry()
-        self.runs_started = Counter("jobd_runs_started", "Runs that started (each run once, "
-                                    "whatever its attempts), by job.", ["job"], registry=r)
-        self.runs_finished = Counter("jobd_runs_finished", "Runs that finished, by job and "
-                                     "state.", ["job", "state"], registry=r)
-        self.run_duration = Histogram("jobd_run_duration_seconds", "Time from a run's start "
-                                      "to its end, across its retries, by job.", ["job"],
-                                      buckets=_RUN_BUCKETS, registry=r)
-        self.last_success = Gauge("jobd_last_success_timestamp_seconds", "When each job last "
-                                  "succeeded (Unix time).", ["job"], registry=r)
-        self.slots_missed = Counter("jobd_slots_missed", "Time slots that were not run, by job "
-                                    "and reason (start_deadline, catchup_none, limit).",
-                                    ["job", "reason"], registry=r)
-        self.slots_folded = Counter("jobd_slots_folded", "Time slots folded into another run "
-                                    "of the job (catchup = latest, or overlap = queue).",
-                                    ["job"], registry=r)
-        self.hook_runs = Counter("jobd_hook_runs", "Hook runs queued, by hook job and event.",
-                                 ["job", "event"], registry=r)
-        self.stale = Gauge("jobd_job_stale", "1 when the job has not succeeded within its "
-                           "stale_after, else 0 (jobs with stale_after only).", ["job"],
-                           registry=r)
-        self.journal_commit = Histogram("jobd_journal_commit_seconds", "Time of each journal "
-                                        "commit (fsync included).", buckets=_COMMIT_BUCKETS,
-                                        registry=r)
-        self.journal_errors = Counter("jobd_journal_commit_errors", "Journal commits that "
-                                      "failed.", registry=r)
-        self.loop_stall = Gauge("jobd_event_loop_stall_max_seconds", "The longest event-loop "
-                                "stall seen since the daemon started.", registry=r)
-        self.loop_lag = Gauge("jobd_event_loop_lag_seconds", "How late the loop monitor's "
-                              "last wake-up was.", registry=r)
-        self.queue_depth = Gauge("jobd_queue_depth", "Runs queued, waiting for a slot.",
-                                 registry=r)
+        self.runs_started = Counter(
+            "jobd_runs_started",
+            "Runs that started (each run once, whatever its attempts), by job.",
+            ["job"],
+            registry=r,
+        )
+        self.runs_finished = Counter(
+            "jobd_runs_finished",
+            "Runs that finished, by job and state.",
+            ["job", "state"],
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "jobd_run_duration_seconds",
+            "Time from a run's start to its end, across its retries, by job.",
+            ["job"],
+            buckets=_RUN_BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "jobd_last_success_timestamp_seconds",
+            "When each job last succeeded (Unix time).",
+            ["job"],
+            registry=r,
+        )
+        self.slots_missed = Counter(
+            "jobd_slots_missed",
+            "Time slots that were not run, by job "
+            "and reason (start_deadline, catchup_none, limit).",
+            ["job", "reason"],
+            registry=r,
+        )
+        self.slots_folded = Counter(
+            "jobd_slots_folded",
+            "Time slots folded into another run of the job (catchup = latest, or overlap = queue).",
+            ["job"],
+            registry=r,
+        )
+        self.hook_runs = Counter(
+            "jobd_hook_runs",
+            "Hook runs queued, by hook job and event.",
+            ["job", "event"],
+            registry=r,
+        )
+        self.stale = Gauge(
+            "jobd_job_stale",
+            "1 when the job has not succeeded within its "
+            "stale_after, else 0 (jobs with stale_after only).",
+            ["job"],
+            registry=r,
+        )
+        self.journal_commit = Histogram(
+            "jobd_journal_commit_seconds",
+            "Time of each journal commit (fsync included).",
+            buckets=_COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.journal_errors = Counter(
+            "jobd_journal_commit_errors", "Journal commits that failed.", registry=r
+        )
+        self.loop_stall = Gauge(
+            "jobd_event_loop_stall_max_seconds",
+            "The longest event-loop stall seen since the daemon started.",
+            registry=r,
+        )
+        self.loop_lag = Gauge(
+            "jobd_event_loop_lag_seconds",
+            "How late the loop monitor's last wake-up was.",
+            registry=r,
+        )
+        self.queue_depth = Gauge("jobd_queue_depth", "Runs queued, waiting for a slot.", registry=r)
         self.running = Gauge("jobd_runs_running", "Runs running now.", registry=r)
-        self.bus_depth = Gauge("jobd_bus_depth", "Triggers on the bus, not yet journaled.",
-                               registry=r)
+        self.bus_depth = Gauge(
+            "jobd_bus_depth", "Triggers on the bus, not yet journaled.", registry=r
+        )
         self.jobs_loaded = Gauge("jobd_jobs_loaded", "Jobs loaded.", registry=r)
         self.invalid_files = Gauge("jobd_invalid_job_files", "Job files rejected.", registry=r)
-        Gauge("jobd_build_info", "The daemon's version.", ["version"],
-              registry=r).labels(version=__version__).set(1)
+        Gauge("jobd_build_info", "The daemon's version.", ["version"], registry=r).labels(
+            version=__version__
+        ).set(1)
         self._seen: dict[int, RunState] = {}
         self._finished: dict[int, None] = {}
         self._stall_max = 0.0
@@ -90,9 +131,15 @@ class Metrics:
 
     # --- feeding ----------------------------------------------------------------------
 
-    def bind(self, *, queue_depth: Callable[[], int], running: Callable[[], int],
-             bus_depth: Callable[[], int], jobs_loaded: Callable[[], int],
-             invalid_files: Callable[[], int]) -> None:
+    def bind(
+        self,
+        *,
+        queue_depth: Callable[[], int],
+        running: Callable[[], int],
+        bus_depth: Callable[[], int],
+        jobs_loaded: Callable[[], int],
+        invalid_files: Callable[[], int],
+    ) -> None:
         """Gauges read at each scrape from the daemon's live state."""
         self.queue_depth.set_function(queue_depth)
         self.running.set_function(running)
@@ -117,7 +164,8 @@ class Metrics:
         self.runs_finished.labels(job=run.job_id, state=str(run.state)).inc()
         if run.started_at is not None and run.finished_at is not None:
             self.run_duration.labels(job=run.job_id).observe(
-                max(0.0, (run.finished_at - run.started_at).total_seconds()))
+                max(0.0, (run.finished_at - run.started_at).total_seconds())
+            )
         if run.state is RunState.SUCCEEDED and run.finished_at is not None:
             self.set_last_success(run.job_id, run.finished_at)
 
@@ -158,9 +206,10 @@ class Metrics:
     def healthy(self) -> bool:
         """The loop is responsive (its monitor ticked lately) and the journal's last commit
         succeeded."""
-        return self._journal_ok and \
-            self._monotonic() - self._last_tick < UNRESPONSIVE_AFTER
+        return self._journal_ok and self._monotonic() - self._last_tick < UNRESPONSIVE_AFTER
 
     def health(self) -> dict[str, bool]:
-        return {"loop": self._monotonic() - self._last_tick < UNRESPONSIVE_AFTER,
-                "journal": self._journal_ok}
+        return {
+            "loop": self._monotonic() - self._last_tick < UNRESPONSIVE_AFTER,
+            "journal": self._journal_ok,
+        }

@@ -25,14 +25,18 @@ class Tick:
 
 def _values(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = m.render_metrics().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
 
 
 def test_a_run_with_retries_counts_once() -> None:
     m = Metrics()
-    run = RunRecord(run_id=1, job_id="etl", trigger=TriggerKind.CRON, state=RunState.QUEUED,
-                    queued_at=T)
+    run = RunRecord(
+        run_id=1, job_id="etl", trigger=TriggerKind.CRON, state=RunState.QUEUED, queued_at=T
+    )
     m.observe_run(run)
     running = run.evolve(state=RunState.RUNNING, started_at=T)
     m.observe_run(running)
@@ -53,8 +57,7 @@ def test_two_daemons_do_not_share_a_registry() -> None:
     a, b = Metrics(), Metrics()
     a.slots_missed.labels(job="x", reason="catchup_none").inc(3)
     assert ("jobd_slots_missed_total", (("job", "x"), ("reason", "catchup_none"))) in _values(a)
-    assert ("jobd_slots_missed_total", (("job", "x"), ("reason", "catchup_none"))) \
-        not in _values(b)
+    assert ("jobd_slots_missed_total", (("job", "x"), ("reason", "catchup_none"))) not in _values(b)
 
 
 def test_stalls_and_health() -> None:

@@ -33,8 +33,9 @@ def listed(doc: str) -> set[str]:
 
 
 def main() -> int:
-    results = subprocess.run(["mutmut", "results"], capture_output=True, text=True,
-                             check=True).stdout
+    results = subprocess.run(
+        ["mutmut", "results"], capture_output=True, text=True, check=True
+    ).stdout
     alive = survivors(results)
     known = listed(DOC.read_text(encoding="utf-8"))
     new = [m for m in alive if m not in known]

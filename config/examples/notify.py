@@ -26,7 +26,7 @@ def facts(env: dict[str, str]) -> tuple[str, dict[str, str]]:
     """The event (FAILED, SUCCEEDED, RETRIED) and its facts, without the prefix."""
     for event in EVENTS:
         prefix = f"JOBD_{event}_"
-        found = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
+        found = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
         if found:
             return event, found
     return "UNKNOWN", {}
@@ -36,8 +36,11 @@ def message(event: str, f: dict[str, str], host: str) -> str:
     job = f.get("job", "?")
     if f.get("state") == "stale":
         return f"[jobd@{host}] job {job} is stale: {f.get('message', '')}"
-    what = {"FAILED": f.get("state", "failed"), "SUCCEEDED": "succeeded",
-            "RETRIED": "failed and is being retried"}.get(event, event.lower())
+    what = {
+        "FAILED": f.get("state", "failed"),
+        "SUCCEEDED": "succeeded",
+        "RETRIED": "failed and is being retried",
+    }.get(event, event.lower())
     text = f"[jobd@{host}] job {job} run {f.get('run_id', '?')} {what}"
     if f.get("exit_code"):
         text += f" (exit {f['exit_code']})"
@@ -58,8 +61,9 @@ def main() -> int:
     url = env.get("NOTIFY_WEBHOOK_URL")
     if url:
         body = json.dumps({"text": text, "event": event.lower(), "facts": f}).encode()
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()
         sent.append("webhook")
@@ -74,8 +78,9 @@ def main() -> int:
             smtp.send_message(mail)
         sent.append("mail")
     if not sent:
-        print("notify: NOTIFY_WEBHOOK_URL and NOTIFY_MAIL_TO are unset: only logged",
-              file=sys.stderr)
+        print(
+            "notify: NOTIFY_WEBHOOK_URL and NOTIFY_MAIL_TO are unset: only logged", file=sys.stderr
+        )
     return 0
 
 

@@ -179,8 +179,7 @@ def spec(seconds: float) -> str:
     if ms == 0:
         return "0s"
     out = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
-                       ("ms", 1)):
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
         if ms >= size:
             out.append(f"{ms // size}{unit}")
             ms %= size

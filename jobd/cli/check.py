@@ -24,8 +24,13 @@ from jobd.config.loader import (
 )
 
 
-def run_check(config_path: Path | None, files: Sequence[Path], *,
-              out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_check(
+    config_path: Path | None,
+    files: Sequence[Path],
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """Validate the daemon config at ``config_path`` (default: ``$JOBD_CONFIG``, else
     ``/etc/jobd/jobd.toml``) and every job file of its ``jobs_dir``, or only ``files``.
 
@@ -50,8 +55,14 @@ def run_check(config_path: Path | None, files: Sequence[Path], *,
     except (OSError, ValueError) as e:
         listed = []
         why = getattr(e, "strerror", None) or e
-        lines.append(str(Problem(file=one_line(display_path(config.jobs_dir)),
-                                 message=f"cannot read jobs_dir: {why}")))
+        lines.append(
+            str(
+                Problem(
+                    file=one_line(display_path(config.jobs_dir)),
+                    message=f"cannot read jobs_dir: {why}",
+                )
+            )
+        )
     if files:
         named = list(dict.fromkeys(Path(os.path.abspath(f)) for f in files))
         names = {p.name for p in named}
@@ -69,8 +80,7 @@ def run_check(config_path: Path | None, files: Sequence[Path], *,
     wanted = set(shown)
     count = sum(1 for job in load.jobs.values() if job.source.file in wanted)
     n_files = len(set(shown))
-    print(f"ok: {count} job{'s' * (count != 1)} in {n_files} file{'s' * (n_files != 1)}",
-          file=out)
+    print(f"ok: {count} job{'s' * (count != 1)} in {n_files} file{'s' * (n_files != 1)}", file=out)
     return 0
 
 
@@ -78,12 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m jobd.cli.check [--config PATH] [FILE...]``."""
     parser = argparse.ArgumentParser(
         prog="jobd check",
-        description="Validate the daemon config and the job files without starting anything.")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="the daemon config (default: $JOBD_CONFIG, else "
-                             "/etc/jobd/jobd.toml)")
-    parser.add_argument("files", nargs="*", type=Path, metavar="FILE",
-                        help="check only these job files (still against the rest of jobs_dir)")
+        description="Validate the daemon config and the job files without starting anything.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the daemon config (default: $JOBD_CONFIG, else /etc/jobd/jobd.toml)",
+    )
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="check only these job files (still against the rest of jobs_dir)",
+    )
     args = parser.parse_args(argv)
     return run_check(args.config, args.files)
 

@@ -15,21 +15,31 @@ from pathlib import Path
 SUBCOMMANDS = {
     "check": "jobd check [--config PATH] [FILE...]: validate the config and job files",
     "import": "jobd import crontab FILE | timer UNIT.timer [-o OUT]: job files from cron or "
-              "systemd timers",
+    "systemd timers",
 }
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="jobd", description="jobd, the job daemon: runs in the foreground until SIGTERM.",
+        prog="jobd",
+        description="jobd, the job daemon: runs in the foreground until SIGTERM.",
         usage="jobd [--config PATH] [--log-level LEVEL] | jobd check ... | jobd import ...",
-        epilog="commands:\n" + "\n".join(f"  {c:<8}{h}" for c, h in SUBCOMMANDS.items())
+        epilog="commands:\n"
+        + "\n".join(f"  {c:<8}{h}" for c, h in SUBCOMMANDS.items())
         + "\n\n'jobd COMMAND --help' tells more.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, default=None,
-                   help="daemon config (default: $JOBD_CONFIG, else /etc/jobd/jobd.toml)")
-    p.add_argument("--log-level", default=os.environ.get("JOBD_LOG_LEVEL", "INFO"),
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="daemon config (default: $JOBD_CONFIG, else /etc/jobd/jobd.toml)",
+    )
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("JOBD_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
     p.add_argument("--version", action="store_true", help="print the version and exit")
     return p
 
@@ -37,37 +47,50 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["check"]:
-        cp = argparse.ArgumentParser(prog="jobd check",
-                                     description="validate the config and job files")
+        cp = argparse.ArgumentParser(
+            prog="jobd check", description="validate the config and job files"
+        )
         cp.add_argument("--config", type=Path, default=None)
         cp.add_argument("files", nargs="*", type=Path)
         cargs = cp.parse_args(args_in[1:])
         from jobd.cli.check import run_check
+
         return run_check(cargs.config, cargs.files)
     if args_in[:1] == ["import"]:
         from jobd.cli.importer import run_import
+
         try:
             return run_import(args_in[1:])
         except SystemExit as exc:  # --help (0) or bad usage (2)
             return exc.code if isinstance(exc.code, int) else 2
     if args_in[:2] == ["journal", "check"]:
-        jp = argparse.ArgumentParser(prog="jobd journal check",
-                                     description="check the journal (read-only)")
+        jp = argparse.ArgumentParser(
+            prog="jobd journal check", description="check the journal (read-only)"
+        )
         jp.add_argument("--config", type=Path, default=None)
-        jp.add_argument("path", nargs="?", type=Path, default=None,
-                        help="the journal file (default: the config's state_dir/jobd.db)")
+        jp.add_argument(
+            "path",
+            nargs="?",
+            type=Path,
+            default=None,
+            help="the journal file (default: the config's state_dir/jobd.db)",
+        )
         jargs = jp.parse_args(args_in[2:])
         from jobd.cli.journal import run_journal_check
+
         return run_journal_check(jargs.config, jargs.path)
     args = _parser().parse_args(args_in)
     if args.version:
         from jobd import __version__
+
         print(f"jobd {__version__}")
         return 0
     from jobd.logs import configure
+
     configure(args.log_level)
     from jobd._exceptions import ConfigError
     from jobd.config.loader import default_config_path, load_config
+
     path = args.config or default_config_path()
     try:
         config = load_config(path)
@@ -81,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from jobd.executors.contain import become_subreaper
     from jobd.executors.local import LocalExecutor
     from jobd.supervisor.daemon import Daemon
+
     raise_nofile()  # each control client holds a descriptor: use what the system allows
     # Orphaned descendants of runs come to the daemon, which reaps those it stops.
     LocalExecutor.reap = become_subreaper()
@@ -96,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 def _exit_code(exc: BaseException, socket: Path) -> int:
     """Print what stopped the daemon at start-up; its exit code, or re-raise a bug."""
     from jobd._exceptions import ConfigError, JournalError, StorageError
+
     leaves = list(_leaves(exc))
     if leaves and all(isinstance(e, JournalError | ConfigError | OSError) for e in leaves):
         for e in leaves:

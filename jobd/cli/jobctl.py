@@ -29,8 +29,17 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
-_REFUSALS = frozenset({p.NOT_FOUND, p.REFUSED, p.BAD_STATE, p.CONFIG_INVALID, p.INVALID_PARAMS,
-                       p.INVALID_REQUEST, p.METHOD_NOT_FOUND})
+_REFUSALS = frozenset(
+    {
+        p.NOT_FOUND,
+        p.REFUSED,
+        p.BAD_STATE,
+        p.CONFIG_INVALID,
+        p.INVALID_PARAMS,
+        p.INVALID_REQUEST,
+        p.METHOD_NOT_FOUND,
+    }
+)
 
 
 class Usage(Exception):
@@ -73,8 +82,9 @@ def resolve_socket(arg: str | None, env: Mapping[str, str]) -> tuple[str, str]:
         try:
             sock = socket_from_config(config)
         except (OSError, ValueError) as exc:
-            raise Usage(f"cannot read the socket path from $JOBD_CONFIG ({config}): {exc}"
-                        ) from None
+            raise Usage(
+                f"cannot read the socket path from $JOBD_CONFIG ({config}): {exc}"
+            ) from None
         if sock is not None:
             return sock, f"$JOBD_CONFIG ({config})"
     elif os.path.exists(DEFAULT_CONFIG):
@@ -103,8 +113,11 @@ class Session:
 
     def _why(self, exc: OSError) -> str:
         reason = exc.strerror or str(exc) or type(exc).__name__
-        hint = "; is jobd running?" if isinstance(
-            exc, FileNotFoundError | ConnectionRefusedError) else ""
+        hint = (
+            "; is jobd running?"
+            if isinstance(exc, FileNotFoundError | ConnectionRefusedError)
+            else ""
+        )
         return f"cannot reach the daemon at {self.path} (from {self.source}): {reason}{hint}"
 
     def call(self, method: str, **params: Any) -> Any:
@@ -215,16 +228,20 @@ def cmd_status(s: Session, a: argparse.Namespace, out: Out) -> int:
         return code
     started = fmt.parse_time(st.get("started_at"))
     uptime = fmt.duration(float(st.get("uptime_seconds") or 0))
-    out.print(f"{out.style.bold('jobd ' + str(st.get('version', '?')))}  pid {st.get('pid')}  "
-              f"up {uptime} (since {fmt.clock(started)})")
+    out.print(
+        f"{out.style.bold('jobd ' + str(st.get('version', '?')))}  pid {st.get('pid')}  "
+        f"up {uptime} (since {fmt.clock(started)})"
+    )
     paused = list(st.get("paused") or [])
     jobs = f"{st.get('jobs_loaded', 0)} loaded"
     if paused:
         jobs += f", {len(paused)} paused ({', '.join(paused)})"
     invalid = list(st.get("invalid_files") or [])
-    rows = [["jobs", jobs],
-            ["runs", f"{st.get('runs_running', 0)} running, {st.get('runs_queued', 0)} queued"],
-            ["socket", s.path]]
+    rows = [
+        ["jobs", jobs],
+        ["runs", f"{st.get('runs_running', 0)} running, {st.get('runs_queued', 0)} queued"],
+        ["socket", s.path],
+    ]
     stale = list(st.get("stale") or [])
     if stale:
         rows.append(["stale", out.style.state(", ".join(stale), "stale")])
@@ -246,8 +263,9 @@ def cmd_list(s: Session, a: argparse.Namespace, out: Out) -> int:
         last = job.get("last_run")
         last_text = "-"
         if isinstance(last, dict):
-            last_text = (f"#{last.get('run_id')} {out.run_state(last)} "
-                         f"{out.when(last.get('finished_at'))}")
+            last_text = (
+                f"#{last.get('run_id')} {out.run_state(last)} {out.when(last.get('finished_at'))}"
+            )
         flags = []
         if job.get("paused"):
             flags.append(out.style.state("paused"))
@@ -255,8 +273,13 @@ def cmd_list(s: Session, a: argparse.Namespace, out: Out) -> int:
             flags.append(out.style.dim("disabled"))
         if job.get("stale"):
             flags.append(out.style.state("stale"))
-        row = [str(job.get("job_id")), "; ".join(job.get("triggers") or []) or "manual",
-               out.when(job.get("next_run")), last_text, " ".join(flags)]
+        row = [
+            str(job.get("job_id")),
+            "; ".join(job.get("triggers") or []) or "manual",
+            out.when(job.get("next_run")),
+            last_text,
+            " ".join(flags),
+        ]
         if a.wide:
             row.insert(1, str(job.get("description") or "-"))
         rows.append(row)
@@ -275,8 +298,9 @@ def _value(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-DURATION_KEYS = frozenset({"timeout", "kill_grace", "start_deadline", "stale_after", "delay",
-                           "max_delay", "debounce"})
+DURATION_KEYS = frozenset(
+    {"timeout", "kill_grace", "start_deadline", "stale_after", "delay", "max_delay", "debounce"}
+)
 
 
 def durations(value: Any, key: str | None = None) -> Any:
@@ -306,8 +330,10 @@ def cmd_show(s: Session, a: argparse.Namespace, out: Out) -> int:
     out.print(f"{'paused':<10}{'yes' if job.get('paused') else 'no'}")
     if job.get("stale"):
         since = fmt.parse_time(job.get("stale_since"))
-        out.print(f"{'stale':<10}{out.style.state('yes', 'stale')}: no success since "
-                  f"{fmt.when_text(since, out.now, zone)}")
+        out.print(
+            f"{'stale':<10}{out.style.state('yes', 'stale')}: no success since "
+            f"{fmt.when_text(since, out.now, zone)}"
+        )
     definition = durations(job.get("definition") or {})
     if isinstance(definition, dict) and definition:
         out.print("definition")
@@ -315,8 +341,13 @@ def cmd_show(s: Session, a: argparse.Namespace, out: Out) -> int:
         for k, v in definition.items():
             out.print(f"  {k:<{width}}{_value(v)}")
     times = job.get("next_fire_times") or []
-    out.print(f"next runs ({zone})" if times and zone else "next runs" if times
-              else "next runs  none (no time trigger, or disabled)")
+    out.print(
+        f"next runs ({zone})"
+        if times and zone
+        else "next runs"
+        if times
+        else "next runs  none (no time trigger, or disabled)"
+    )
     for t in times:
         when = fmt.parse_time(t)
         out.print(f"  {fmt.when_text(when, out.now, zone)}")
@@ -341,15 +372,21 @@ def _unbase64(data: str) -> bytes:
 
 def _follow(s: Session, run: Mapping[str, Any], out: Out, *, offset: int = 0) -> dict[str, Any]:
     """Stream a run's log (and, with --json, its state changes) until it ends; its last state."""
-    sub = s.call("subscribe", run_id=run["run_id"], logs=True, offset=offset,
-                 encoding="text" if out.json else "base64")
+    sub = s.call(
+        "subscribe",
+        run_id=run["run_id"],
+        logs=True,
+        offset=offset,
+        encoding="text" if out.json else "base64",
+    )
     final: dict[str, Any] = dict(sub.get("run") or run)
     sink = sys.stdout.buffer
     for method, params in s.notifications(int(sub["subscription"])):
         if method == "log":
             if out.json:
-                out.line({"type": "log", "run_id": params.get("run_id"),
-                          "data": params.get("data")})
+                out.line(
+                    {"type": "log", "run_id": params.get("run_id"), "data": params.get("data")}
+                )
             else:
                 sink.write(_unbase64(params.get("data") or ""))
                 sink.flush()
@@ -402,8 +439,9 @@ def cmd_cancel(s: Session, a: argparse.Namespace, out: Out) -> int:
     if out.json:
         out.dump(res)
     elif ids:
-        out.print(f"cancelled {'run' if len(ids) == 1 else 'runs'} "
-                  f"{', '.join(str(i) for i in ids)}")
+        out.print(
+            f"cancelled {'run' if len(ids) == 1 else 'runs'} {', '.join(str(i) for i in ids)}"
+        )
     elif "run_id" in target:
         out.print(f"nothing to cancel: run {target['run_id']} has already finished")
     else:
@@ -426,12 +464,26 @@ def cmd_runs(s: Session, a: argparse.Namespace, out: Out) -> int:
         code = r.get("exit_code")
         folded = len(r.get("folded_slots") or ())
         trigger = str(r.get("trigger")) + (f"+{folded}" if folded else "")
-        rows.append([str(r.get("run_id")), str(r.get("job_id")), trigger,
-                     out.run_state(r), "-" if code is None else str(code),
-                     str(r.get("attempt")), str(r.get("flow_id") or "-"), out.when(started),
-                     _run_duration(r, out.now)])
-    out.print(fmt.table(["RUN", "JOB", "TRIGGER", "STATE", "EXIT", "TRY", "FLOW", "STARTED",
-                         "TOOK"], rows, out.style))
+        rows.append(
+            [
+                str(r.get("run_id")),
+                str(r.get("job_id")),
+                trigger,
+                out.run_state(r),
+                "-" if code is None else str(code),
+                str(r.get("attempt")),
+                str(r.get("flow_id") or "-"),
+                out.when(started),
+                _run_duration(r, out.now),
+            ]
+        )
+    out.print(
+        fmt.table(
+            ["RUN", "JOB", "TRIGGER", "STATE", "EXIT", "TRY", "FLOW", "STARTED", "TOOK"],
+            rows,
+            out.style,
+        )
+    )
     return EXIT_OK
 
 
@@ -487,8 +539,10 @@ def cmd_reload(s: Session, a: argparse.Namespace, out: Out) -> int:
         out.dump(st)
         return EXIT_OK
     invalid = list(st.get("invalid_files") or [])
-    out.print(f"reloaded: {fmt.plural(int(st.get('jobs_loaded') or 0), 'job')} loaded, "
-              f"{fmt.plural(len(invalid), 'invalid file')}")
+    out.print(
+        f"reloaded: {fmt.plural(int(st.get('jobs_loaded') or 0), 'job')} loaded, "
+        f"{fmt.plural(len(invalid), 'invalid file')}"
+    )
     _invalid_files(out, invalid)
     return EXIT_OK
 
@@ -541,10 +595,13 @@ HELP: dict[str, str] = {
     "why": "why a job did or did not run, and when it runs next",
     "metrics": "the daemon's metrics in Prometheus text format",
 }
-_EPILOG = ("commands:\n" + "\n".join(f"  {c:<8}{h}" for c, h in HELP.items())
-           + "\n\n'jobctl COMMAND --help' tells more.\nexit codes: 0 ok (with --wait: the run "
-           "succeeded); 1 the run did not succeed;\n  2 bad usage or refused by the daemon; "
-           "3 the daemon cannot be reached")
+_EPILOG = (
+    "commands:\n"
+    + "\n".join(f"  {c:<8}{h}" for c, h in HELP.items())
+    + "\n\n'jobctl COMMAND --help' tells more.\nexit codes: 0 ok (with --wait: the run "
+    "succeeded); 1 the run did not succeed;\n  2 bad usage or refused by the daemon; "
+    "3 the daemon cannot be reached"
+)
 
 
 class _ParseError(SystemExit):
@@ -567,28 +624,44 @@ class _Parser(argparse.ArgumentParser):
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """argparse's formatter without its ``import shutil`` (a few ms of jobctl's start)."""
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         width if width is not None else fmt.columns() - 2)
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog,
+            indent_increment,
+            max_help_position,
+            width if width is not None else fmt.columns() - 2,
+        )
 
 
 def _global_options(ap: argparse.ArgumentParser, default: Any) -> None:
-    ap.add_argument("--socket", metavar="PATH", default=default,
-                    help="the daemon's socket (default: $JOBD_SOCKET, else the socket named in "
-                         f"$JOBD_CONFIG, else {DEFAULT_SOCKET})")
-    ap.add_argument("--json", action="store_true", default=default,
-                    help="print machine-readable JSON")
+    ap.add_argument(
+        "--socket",
+        metavar="PATH",
+        default=default,
+        help="the daemon's socket (default: $JOBD_SOCKET, else the socket named in "
+        f"$JOBD_CONFIG, else {DEFAULT_SOCKET})",
+    )
+    ap.add_argument(
+        "--json", action="store_true", default=default, help="print machine-readable JSON"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     """``jobctl [--socket PATH] [--json] COMMAND ...``; the command's own arguments are parsed
     by ``command_parser``."""
-    ap = _Parser(prog="jobctl", description="Control the jobd daemon.",
-                                 usage="jobctl [-h] [--version] [--socket PATH] [--json] "
-                                       "COMMAND ...",
-                                 epilog=_EPILOG,
-                                 formatter_class=_Formatter)
+    ap = _Parser(
+        prog="jobctl",
+        description="Control the jobd daemon.",
+        usage="jobctl [-h] [--version] [--socket PATH] [--json] COMMAND ...",
+        epilog=_EPILOG,
+        formatter_class=_Formatter,
+    )
     _global_options(ap, None)
     ap.add_argument("--version", action="store_true", help="print jobctl's version and exit")
     ap.add_argument("command", metavar="COMMAND", nargs="?")
@@ -597,25 +670,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 def command_parser(command: str) -> argparse.ArgumentParser:
-    c = _Parser(prog=f"jobctl {command}", description=HELP[command],
-                                formatter_class=_Formatter)
+    c = _Parser(prog=f"jobctl {command}", description=HELP[command], formatter_class=_Formatter)
     _global_options(c, argparse.SUPPRESS)  # also accepted after the command
     if command in ("show", "run", "pause", "resume", "why"):
         c.add_argument("job", metavar="JOB")
     if command == "run":
-        c.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="set a param for this run (repeatable)")
-        c.add_argument("--wait", action="store_true",
-                       help="stream the run's log and exit by its result")
+        c.add_argument(
+            "-p",
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="set a param for this run (repeatable)",
+        )
+        c.add_argument(
+            "--wait", action="store_true", help="stream the run's log and exit by its result"
+        )
     elif command in ("cancel", "logs"):
         c.add_argument("target", metavar="RUN_ID|JOB", help="a number is a run id")
         c.add_argument("--job", action="store_true", help="read a number as a job id")
         if command == "logs":
-            c.add_argument("-f", "--follow", action="store_true",
-                           help="follow until the run ends")
+            c.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
     elif command == "list":
-        c.add_argument("-w", "--wide", action="store_true",
-                       help="also show each job's description")
+        c.add_argument("-w", "--wide", action="store_true", help="also show each job's description")
     elif command == "runs":
         c.add_argument("job", metavar="JOB", nargs="?")
         c.add_argument("--limit", type=_limit, default=20, metavar="N", help="at most N (20)")
@@ -635,8 +712,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         import difflib
 
         near = difflib.get_close_matches(top.command, list(HELP), n=1)
-        ap.error(f"unknown command {top.command!r}"
-                 + (f"; did you mean {near[0]!r}?" if near else "; jobctl --help lists them"))
+        ap.error(
+            f"unknown command {top.command!r}"
+            + (f"; did you mean {near[0]!r}?" if near else "; jobctl --help lists them")
+        )
     args = command_parser(top.command).parse_args(top.args)
     args.command = top.command
     args.socket = getattr(args, "socket", None) or top.socket
@@ -646,14 +725,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 COMMANDS = {
-    "status": cmd_status, "list": cmd_list, "show": cmd_show, "run": cmd_run,
-    "cancel": cmd_cancel, "runs": cmd_runs, "logs": cmd_logs, "pause": cmd_pause,
-    "resume": cmd_resume, "reload": cmd_reload, "why": cmd_why, "metrics": cmd_metrics,
+    "status": cmd_status,
+    "list": cmd_list,
+    "show": cmd_show,
+    "run": cmd_run,
+    "cancel": cmd_cancel,
+    "runs": cmd_runs,
+    "logs": cmd_logs,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "reload": cmd_reload,
+    "why": cmd_why,
+    "metrics": cmd_metrics,
 }
 
 
-def _fail(message: str, code: int, *, as_json: bool = False, rpc_code: int | None = None,
-          data: Any = None) -> int:
+def _fail(
+    message: str, code: int, *, as_json: bool = False, rpc_code: int | None = None, data: Any = None
+) -> int:
     """Report an error: a line on stderr, or under ``--json`` a JSON object on stdout
     (``{"error": {"message", "exit_code", "code", "data"}}``); the exit code is the same."""
     sys.stdout.flush()
@@ -676,7 +765,7 @@ def _broken_pipe() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    as_json = "--json" in argv[:argv.index("--")] if "--" in argv else "--json" in argv
+    as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     try:
         args = parse_args(argv)
     except _ParseError as exc:

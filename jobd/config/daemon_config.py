@@ -44,10 +44,19 @@ def _size(value: int | str) -> int:
         return value
     m = re.fullmatch(SIZE_PATTERN, value)
     if m is None:
-        raise ValueError(f"{show(value)} is not a size; write bytes as an integer or a "
-                         'number with a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. "10MiB"')
-    units = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20,
-             "GiB": 2**30}
+        raise ValueError(
+            f"{show(value)} is not a size; write bytes as an integer or a "
+            'number with a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. "10MiB"'
+        )
+    units = {
+        "B": 1,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "KiB": 2**10,
+        "MiB": 2**20,
+        "GiB": 2**30,
+    }
     return int(m.group(1)) * units[m.group(2)]
 
 
@@ -59,8 +68,10 @@ def _mode(value: int | str) -> int:
             raise ValueError(f'{show(value)} is not a file mode; write octal digits, e.g. "0660"')
         return int(m.group(1), 8)
     if not 0 <= value <= 0o777:
-        raise ValueError(f'{value} is not a file mode; write a string of octal digits, '
-                         'e.g. "0660" (or the TOML integer 0o660)')
+        raise ValueError(
+            f"{value} is not a file mode; write a string of octal digits, "
+            'e.g. "0660" (or the TOML integer 0o660)'
+        )
     return value
 
 
@@ -81,13 +92,22 @@ def load_config(path: Path) -> DaemonConfig:
     base = resolved(path).parent
     for name, value in doc.items():
         if name not in ("daemon", "pools", "celery", "http"):
-            report.add("unknown table" + hint(name, ("daemon", "pools", "celery", "http")),
-                       at=(name,), key=name)
+            report.add(
+                "unknown table" + hint(name, ("daemon", "pools", "celery", "http")),
+                at=(name,),
+                key=name,
+            )
         elif not isinstance(value, dict):
             report.add(f"expected a table, got {describe(value)}", at=(name,), key=name)
     section = doc.get("daemon", {})
-    t = Table(report, ("daemon",), None, DAEMON_KEYS,
-               section if isinstance(section, dict) else {}, prefix="daemon.")
+    t = Table(
+        report,
+        ("daemon",),
+        None,
+        DAEMON_KEYS,
+        section if isinstance(section, dict) else {},
+        prefix="daemon.",
+    )
 
     timezone = t.get("timezone")
     if timezone is None:
@@ -111,11 +131,15 @@ def load_config(path: Path) -> DaemonConfig:
 
     pools: dict[str, PoolConfig] = {}
     raw_pools = doc.get("pools", {})
-    for name, value in (raw_pools.items() if isinstance(raw_pools, dict) else ()):
+    for name, value in raw_pools.items() if isinstance(raw_pools, dict) else ():
         where = ("pools", name)
         if not JOB_ID.fullmatch(name):
-            report.add(f"{show(name)} is not a valid pool name (letters, digits, '_', '.', "
-                       "'-'; at most 64)", at=where, key=f"pools.{name}")
+            report.add(
+                f"{show(name)} is not a valid pool name (letters, digits, '_', '.', "
+                "'-'; at most 64)",
+                at=where,
+                key=f"pools.{name}",
+            )
             continue
         if not isinstance(value, dict):
             report.add(f"expected a table, got {describe(value)}", at=where, key=f"pools.{name}")
@@ -129,9 +153,12 @@ def load_config(path: Path) -> DaemonConfig:
     celery = None
     if isinstance(doc.get("celery"), dict):
         c = Table(report, ("celery",), None, CELERY_KEYS, doc["celery"], prefix="celery.")
-        celery = parse_celery(c.values, duration=lambda k: c.duration(k, positive=True),
-                              path_of=lambda text: under(base, text),
-                              problem=lambda k, m: c.problem(k, m))
+        celery = parse_celery(
+            c.values,
+            duration=lambda k: c.duration(k, positive=True),
+            path_of=lambda text: under(base, text),
+            problem=lambda k, m: c.problem(k, m),
+        )
     raw_http = doc.get("http")
     http = _http(report, raw_http, base) if isinstance(raw_http, dict) else None
 
@@ -171,15 +198,30 @@ def _http(report: Report, raw: Mapping[str, Any], base: Path) -> HttpConfig | No
         t.problem("listen", str(e))
         return None
     if missing := missing_web_modules():
-        t.problem(None, f"the dashboard needs jobd's web extra ({', '.join(missing)} not "
-                  "installed): pip install 'jobd[web]', or remove [http]")
+        t.problem(
+            None,
+            f"the dashboard needs jobd's web extra ({', '.join(missing)} not "
+            "installed): pip install 'jobd[web]', or remove [http]",
+        )
     token_file = under(base, t.values["token_file"]) if "token_file" in t.values else None
     if token_file is None and not loopback:
-        t.problem("listen", f"{show(t.values['listen'])} is reachable from other machines: "
-                  "set http.token_file to a file holding a token (docs/dashboard.md), or "
-                  'listen on loopback ("127.0.0.1:8750")')
+        t.problem(
+            "listen",
+            f"{show(t.values['listen'])} is reachable from other machines: "
+            "set http.token_file to a file holding a token (docs/dashboard.md), or "
+            'listen on loopback ("127.0.0.1:8750")',
+        )
     elif token_file is not None and (problem := token_problem(token_file)) is not None:
         t.problem("token_file", problem)
-    return HttpConfig(listen=t.values["listen"], host=host, port=port,
-                      path=under(base, sock) if sock is not None else None,
-                      token_file=token_file, loopback=loopback) if t.ok else None
+    return (
+        HttpConfig(
+            listen=t.values["listen"],
+            host=host,
+            port=port,
+            path=under(base, sock) if sock is not None else None,
+            token_file=token_file,
+            loopback=loopback,
+        )
+        if t.ok
+        else None
+    )

@@ -24,15 +24,19 @@ def parse_listen(text: str) -> tuple[str | None, int | None, str | None, bool]:
         return None, None, text, True
     m = _HOST_PORT.fullmatch(text)
     if m is None:
-        raise ValueError(f"{text!r} is neither HOST:PORT (e.g. \"127.0.0.1:8750\") nor a unix "
-                         "socket path (e.g. \"/run/jobd/http.sock\")")
+        raise ValueError(
+            f'{text!r} is neither HOST:PORT (e.g. "127.0.0.1:8750") nor a unix '
+            'socket path (e.g. "/run/jobd/http.sock")'
+        )
     port = int(m["port"])
     if port > 65535:
         raise ValueError(f"port {port} is out of range (0-65535)")
     host = m["v6"] if m["v6"] is not None else m["host"]
     if host in ("", "*"):
-        raise ValueError(f"{text!r} names no host; write 127.0.0.1:{port} for this machine only, "
-                         f"or 0.0.0.0:{port} for every interface")
+        raise ValueError(
+            f"{text!r} names no host; write 127.0.0.1:{port} for this machine only, "
+            f"or 0.0.0.0:{port} for every interface"
+        )
     return host, port, None, is_loopback(host)
 
 
@@ -60,8 +64,10 @@ def token_problem(path: Path) -> str | None:
         st = path.stat()
         token = read_token(path)
     except FileNotFoundError:
-        return (f"token file {path} does not exist; create it with a random token, e.g. "
-                f"head -c 24 /dev/urandom | base64 > {path} && chmod 600 {path}")
+        return (
+            f"token file {path} does not exist; create it with a random token, e.g. "
+            f"head -c 24 /dev/urandom | base64 > {path} && chmod 600 {path}"
+        )
     except OSError as exc:
         return f"token file {path} cannot be read: {exc.strerror}"
     except UnicodeDecodeError:

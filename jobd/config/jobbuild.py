@@ -51,13 +51,15 @@ from jobd.expressions import parse_condition
 # --- building one job ----------------------------------------------------------------------
 
 
-def _scalar_table(t: Table, name: str, pattern: re.Pattern[str], what: str,
-                  template: bool) -> dict[str, str]:
+def _scalar_table(
+    t: Table, name: str, pattern: re.Pattern[str], what: str, template: bool
+) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in t.get(name, {}).items():
         if not pattern.fullmatch(k):
-            t.problem(name, f"{show(k)} is not a valid {what} name (it must match "
-                      f"{pattern.pattern})", k)
+            t.problem(
+                name, f"{show(k)} is not a valid {what} name (it must match {pattern.pattern})", k
+            )
         elif name == "env" and k.startswith("JOBD_"):
             t.problem(name, f"{k}: JOBD_* variables are set by jobd", k)
         elif not is_scalar(v):
@@ -90,9 +92,12 @@ def _condition(t: Table) -> str | None:
 def _retry(t: Table) -> RetryPolicy:
     delay = t.duration("retry_delay")
     max_delay = t.duration("retry_max_delay")
-    return RetryPolicy(retries=t.get("retries", 0), delay=1.0 if delay is None else delay,
-                       backoff=float(t.get("retry_backoff", 2.0)),
-                       max_delay=600.0 if max_delay is None else max_delay)
+    return RetryPolicy(
+        retries=t.get("retries", 0),
+        delay=1.0 if delay is None else delay,
+        backoff=float(t.get("retry_backoff", 2.0)),
+        max_delay=600.0 if max_delay is None else max_delay,
+    )
 
 
 def _python(t: Table, base: Path) -> str | None:
@@ -120,15 +125,17 @@ def _step(t: Table, runs: str, base: Path) -> StepAction | None:
     if runs == "entrypoint":
         entry: str = t.values["entrypoint"]
         if not ENTRYPOINT.fullmatch(entry):
-            t.problem("entrypoint", f'{show(entry)} is not an entrypoint; write '
-                      '"package.module:function"')
+            t.problem(
+                "entrypoint", f'{show(entry)} is not an entrypoint; write "package.module:function"'
+            )
             return None
         return EntrypointAction(entrypoint=entry, python=_python(t, base), path=(base,))
     args: list[str] = t.get("args", [])
     for i, arg in enumerate(args):
         t.template("args", arg, i)
-    return ScriptAction(script=under(base, t.values["script"]), args=tuple(args),
-                        python=_python(t, base))
+    return ScriptAction(
+        script=under(base, t.values["script"]), args=tuple(args), python=_python(t, base)
+    )
 
 
 def _what_runs(t: Table, choices: Sequence[str], where: str) -> str | None:
@@ -140,8 +147,11 @@ def _what_runs(t: Table, choices: Sequence[str], where: str) -> str | None:
         t.problem(None, f"nothing to run: {where} needs one of {joined(choices)}{also}")
         return None
     if len(present) > 1:
-        t.problem(present[1], f"{present[0]} and {present[1]} both say what runs; keep "
-                  f"exactly one of {joined(choices)}")
+        t.problem(
+            present[1],
+            f"{present[0]} and {present[1]} both say what runs; keep "
+            f"exactly one of {joined(choices)}",
+        )
         return None
     return present[0]
 
@@ -150,8 +160,7 @@ def _stages(t: Table, base: Path) -> StagesAction | None:
     stages: list[Stage] = []
     names: dict[str, int] = {}
     for i, raw in enumerate(t.values["stages"]):
-        s = Table(t.report, (*t.at, "stages", i), t.job, STAGE_KEYS, raw,
-                   prefix=f"stages[{i}].")
+        s = Table(t.report, (*t.at, "stages", i), t.job, STAGE_KEYS, raw, prefix=f"stages[{i}].")
         s.requires()
         runs = _what_runs(s, STAGE_RUNS, "a stage")
         action = None if runs is None else _step(s, runs, base)
@@ -164,14 +173,24 @@ def _stages(t: Table, base: Path) -> StagesAction | None:
         retry = _retry(s)
         env = _scalar_table(s, "env", ENV_NAME, "environment variable", True)
         if action is not None and s.ok:
-            stages.append(Stage(name=name, action=action, condition=condition, timeout=timeout,
-                                retry=retry, env=env,
-                                continue_on_error=s.get("continue_on_error", False)))
+            stages.append(
+                Stage(
+                    name=name,
+                    action=action,
+                    condition=condition,
+                    timeout=timeout,
+                    retry=retry,
+                    env=env,
+                    continue_on_error=s.get("continue_on_error", False),
+                )
+            )
     return StagesAction(stages=tuple(stages))
 
 
-DOCKER_MISSING = ("container jobs need the docker extra, and aiodocker is not installed: "
-                  "pip install 'jobd[docker]' into jobd's environment")
+DOCKER_MISSING = (
+    "container jobs need the docker extra, and aiodocker is not installed: "
+    "pip install 'jobd[docker]' into jobd's environment"
+)
 
 
 def docker_available() -> bool:
@@ -179,8 +198,9 @@ def docker_available() -> bool:
     return importlib.util.find_spec("aiodocker") is not None
 
 
-def build_job(job_id: str, t: Table, source: JobSource, base: Path,
-               config: DaemonConfig) -> JobDef | None:
+def build_job(
+    job_id: str, t: Table, source: JobSource, base: Path, config: DaemonConfig
+) -> JobDef | None:
     t.requires()
     runs = _what_runs(t, WHAT_RUNS, "a job")
     action: Action | None = None
@@ -200,8 +220,11 @@ def build_job(job_id: str, t: Table, source: JobSource, base: Path,
     pool: str | None = t.get("pool")
     if pool is not None and pool not in config.pools:
         defined = ", ".join(sorted(config.pools)) or "none"
-        t.problem("pool", f"unknown pool {show(pool)} (the daemon config defines: {defined})"
-                  + hint(pool, config.pools))
+        t.problem(
+            "pool",
+            f"unknown pool {show(pool)} (the daemon config defines: {defined})"
+            + hint(pool, config.pools),
+        )
     env = _scalar_table(t, "env", ENV_NAME, "environment variable", True)
     params = _scalar_table(t, "params", PARAM_NAME, "parameter", False)
     condition = _condition(t)
@@ -252,41 +275,55 @@ def build_job(job_id: str, t: Table, source: JobSource, base: Path,
 def _executor(t: Table, action: Action | None, config: DaemonConfig) -> ExecutorKind:
     container = isinstance(action, ContainerAction)
     named = t.get("executor")
-    kind = ExecutorKind(named) if named else (
-        ExecutorKind.DOCKER if container else ExecutorKind.LOCAL)
+    kind = (
+        ExecutorKind(named) if named else (ExecutorKind.DOCKER if container else ExecutorKind.LOCAL)
+    )
     if kind is ExecutorKind.DOCKER and action is not None and not container:
         t.problem("executor", 'executor = "docker" runs an image: add image (with command)')
     if kind is not ExecutorKind.DOCKER and container:
         t.problem("image", f'image runs through Docker, not with executor = "{kind}"')
     if kind is ExecutorKind.CELERY and config.celery is None:
         where = display_path(config.path) if config.path else "the daemon config"
-        t.problem("executor", f'executor = "celery" needs a [celery] table in {where} '
-                  "(its broker and signing_key_file)")
+        t.problem(
+            "executor",
+            f'executor = "celery" needs a [celery] table in {where} '
+            "(its broker and signing_key_file)",
+        )
     queue = t.get("queue")
     if queue is not None and not QUEUE_NAME.fullmatch(queue):
-        t.problem("queue", f"{show(queue)} is not a valid queue name (letters, digits, '_', "
-                  "'.', '-', ':'; at most 128)")
+        t.problem(
+            "queue",
+            f"{show(queue)} is not a valid queue name (letters, digits, '_', "
+            "'.', '-', ':'; at most 128)",
+        )
     elif queue is not None and kind is not ExecutorKind.CELERY:
         t.problem("queue", 'only applies with executor = "celery"')
     return kind
 
 
-def build_scheduled_job(job_id: str, t: Table, source: JobSource, base: Path,
-                     config: DaemonConfig) -> JobDef | None:
+def build_scheduled_job(
+    job_id: str, t: Table, source: JobSource, base: Path, config: DaemonConfig
+) -> JobDef | None:
     """A ``[tool.scheduled.<id>]`` job, ``job_id`` being ``project:id``: ``every`` cadence and
     ``entrypoint`` "module:function", imported from the project directory (the resolved file's
     directory). Every period missed while the daemon was down runs once (``catchup = all``):
     the spec asks for at least one run per cadence."""
     for name in ("every", "entrypoint"):
         if name not in t.raw:
-            t.problem(None, f"missing key {name} (the scheduled-jobs spec requires every and "
-                      "entrypoint)")
+            t.problem(
+                None, f"missing key {name} (the scheduled-jobs spec requires every and entrypoint)"
+            )
     action = _step(t, "entrypoint", base)
     timezone = job_timezone(t, config)
     triggers = time_triggers(t, job_id, timezone)
     if action is None or timezone is None or not t.ok:
         return None
-    return JobDef(id=job_id, source=source, action=action, time_triggers=triggers,
-                  timezone=timezone, workdir=base, catchup=Catchup.ALL)
-
-
+    return JobDef(
+        id=job_id,
+        source=source,
+        action=action,
+        time_triggers=triggers,
+        timezone=timezone,
+        workdir=base,
+        catchup=Catchup.ALL,
+    )

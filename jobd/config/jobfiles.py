@@ -61,8 +61,11 @@ def project_namespace(path: Path, doc: Mapping[str, Any]) -> str:
 
 
 def _is_pyproject(path: Path, doc: Mapping[str, Any]) -> bool:
-    return (path.name == "pyproject.toml" or resolved(path).name == "pyproject.toml"
-            or any(k in doc for k in ("tool", "project", "build-system")))
+    return (
+        path.name == "pyproject.toml"
+        or resolved(path).name == "pyproject.toml"
+        or any(k in doc for k in ("tool", "project", "build-system"))
+    )
 
 
 def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
@@ -79,44 +82,68 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
     if not pyproject:
         for name in doc:
             if name != "jobs":
-                report.add("unknown key" + hint(name, ("jobs",)) +
-                           " (a job file holds [jobs.<id>] tables)", at=(name,), key=name)
+                report.add(
+                    "unknown key"
+                    + hint(name, ("jobs",))
+                    + " (a job file holds [jobs.<id>] tables)",
+                    at=(name,),
+                    key=name,
+                )
 
-    def each(at: KeyPath, build: Callable[[str, Table, int | None], JobDef | None],
-             keys: Sequence[Key], namespace: str | None = None) -> None:
+    def each(
+        at: KeyPath,
+        build: Callable[[str, Table, int | None], JobDef | None],
+        keys: Sequence[Key],
+        namespace: str | None = None,
+    ) -> None:
         container: Any = doc
         for part in at:
             container = container.get(part) if isinstance(container, dict) else None
         if container is None:
             return
         if not isinstance(container, dict):
-            report.add(f"expected a table of jobs, got {describe(container)}", at=at,
-                       key=".".join(map(str, at)))
+            report.add(
+                f"expected a table of jobs, got {describe(container)}",
+                at=at,
+                key=".".join(map(str, at)),
+            )
             return
         for key, table in container.items():
             where = (*at, key)
             line = report.locs.nearest(where)
             if namespace is None and not JOB_ID.fullmatch(key):
-                report.add(f"{show(key)} is not a valid job id: it must match "
-                           f"{JOB_ID.pattern}", at=where)
+                report.add(
+                    f"{show(key)} is not a valid job id: it must match {JOB_ID.pattern}", at=where
+                )
                 continue
             job_id = key if namespace is None else f"{namespace}:{key}"
             if namespace is not None and not SCHEDULED_KEY.fullmatch(key):
-                report.add(f"{show(key)} is not a valid job id: it holds a control character"
-                           if key else "an empty job id", at=where)
+                report.add(
+                    f"{show(key)} is not a valid job id: it holds a control character"
+                    if key
+                    else "an empty job id",
+                    at=where,
+                )
                 continue
             if len(job_id) > MAX_ID_CHARS:
-                report.add(f"job id {show(job_id)} is longer than {MAX_ID_CHARS} characters",
-                           at=where)
+                report.add(
+                    f"job id {show(job_id)} is longer than {MAX_ID_CHARS} characters", at=where
+                )
                 continue
             if not isinstance(table, dict):
-                report.add(f"expected a table ([{'.'.join(map(str, where))}]), got "
-                           f"{describe(table)}", at=where, job=job_id)
+                report.add(
+                    f"expected a table ([{'.'.join(map(str, where))}]), got {describe(table)}",
+                    at=where,
+                    job=job_id,
+                )
                 continue
             if job_id in tables:
                 first = report.locs.nearest(tables[job_id])
-                report.add(f"job id defined twice in this file (also at line {first})",
-                           at=where, job=job_id)
+                report.add(
+                    f"job id defined twice in this file (also at line {first})",
+                    at=where,
+                    job=job_id,
+                )
                 continue
             tables[job_id] = where
             t = Table(report, where, job_id, keys, table)
@@ -134,15 +161,22 @@ def parse_job_file(path: Path, config: DaemonConfig) -> FileResult:
     each(("jobs",), build_jobs, JOB_KEYS)
     tool = doc.get("tool")
     if pyproject and isinstance(tool, dict):
-        each(("tool", "scheduled"), build_scheduled, SCHEDULED_KEYS,
-             namespace=project_namespace(path, doc))
-    if not tables and not report.problems and path.name != "pyproject.toml" \
-            and resolved(path).name != "pyproject.toml":
+        each(
+            ("tool", "scheduled"),
+            build_scheduled,
+            SCHEDULED_KEYS,
+            namespace=project_namespace(path, doc),
+        )
+    if (
+        not tables
+        and not report.problems
+        and path.name != "pyproject.toml"
+        and resolved(path).name != "pyproject.toml"
+    ):
         report.add("no [jobs.<id>] or [tool.scheduled.<id>] tables: this file defines no jobs")
     if report.problems:
         problems = sorted(report.problems, key=lambda p: p.line or 0)
-        return FileResult(path=path, problems=tuple(problems), locations=report.locs,
-                          tables=tables)
+        return FileResult(path=path, problems=tuple(problems), locations=report.locs, tables=tables)
     return FileResult(path=path, jobs=tuple(jobs), locations=report.locs, tables=tables)
 
 
@@ -178,8 +212,9 @@ def job_files(jobs_dir: Path) -> list[Path]:
     return [jobs_dir / name for name in sorted(names)]
 
 
-def load_job_files(paths: Sequence[Path], config: DaemonConfig, *,
-                   previous: JobSet | None = None) -> JobLoad:
+def load_job_files(
+    paths: Sequence[Path], config: DaemonConfig, *, previous: JobSet | None = None
+) -> JobLoad:
     """Load ``paths`` (in this order of precedence) with the checks across files: job ids
     unique (the later file is rejected), ``needs`` naming known jobs, no ``needs`` cycle.
 
@@ -211,16 +246,19 @@ def load_job_files(paths: Sequence[Path], config: DaemonConfig, *,
         if previous is None:
             return {}
         ids = {j.id for r in accepted.values() for j in r.jobs}
-        return {j.id: j for j in previous.jobs.values()
-                if j.source.file in rejected and j.id not in ids and j.id not in dropped}
+        return {
+            j.id: j
+            for j in previous.jobs.values()
+            if j.source.file in rejected and j.id not in ids and j.id not in dropped
+        }
 
-    def reject(r: FileResult, job: JobDef, need: str, message: str, key: str = "needs"
-               ) -> None:
+    def reject(r: FileResult, job: JobDef, need: str, message: str, key: str = "needs") -> None:
         report = Report(r.path)
         report.locs = r.locations
         names: tuple[str, ...] = getattr(job, key)
-        report.add(message, at=(*r.tables.get(job.id, ()), key, names.index(need)),
-                   job=job.id, key=key)
+        report.add(
+            message, at=(*r.tables.get(job.id, ()), key, names.index(need)), job=job.id, key=key
+        )
         rejected.setdefault(r.path, []).extend(report.problems)
 
     # Reject files (and drop kept jobs) until what is left is closed under needs and has no
@@ -236,12 +274,14 @@ def load_job_files(paths: Sequence[Path], config: DaemonConfig, *,
                         if need not in effective:
                             rejected_now = True
                             accepted.pop(r.path, None)
-                            reject(r, j, need, f"unknown job {show(need)}"
-                                   + hint(need, effective), key)
+                            reject(
+                                r, j, need, f"unknown job {show(need)}" + hint(need, effective), key
+                            )
         if rejected_now:
             continue
-        missing = {j.id: n for j in kept_now.values() for n in (*j.needs, *j.hooks)
-                   if n not in effective}
+        missing = {
+            j.id: n for j in kept_now.values() for n in (*j.needs, *j.hooks) if n not in effective
+        }
         if missing:
             dropped.update((i, f"needs unknown job {show(n)}") for i, n in missing.items())
             continue
@@ -267,13 +307,18 @@ def load_job_files(paths: Sequence[Path], config: DaemonConfig, *,
     if previous is not None:
         for job_id, why in dropped.items():
             job = previous.jobs[job_id]
-            note = Problem(file=one_line(display_path(job.source.file)), line=job.source.line,
-                           job=job_id, message=f"previous definition no longer loaded: {why}")
+            note = Problem(
+                file=one_line(display_path(job.source.file)),
+                line=job.source.line,
+                job=job_id,
+                message=f"previous definition no longer loaded: {why}",
+            )
             details[job.source.file] = (*details.get(job.source.file, ()), note)
             lines[job.source.file] = (*lines.get(job.source.file, ()), str(note))
     jobs = {j.id: j for r in accepted.values() for j in r.jobs} | kept()
-    return JobLoad(jobs=dict(sorted(jobs.items())), problems=lines, details=details,
-                   files=tuple(paths))
+    return JobLoad(
+        jobs=dict(sorted(jobs.items())), problems=lines, details=details, files=tuple(paths)
+    )
 
 
 def load_jobs(config: DaemonConfig, *, previous: JobSet | None = None) -> JobSet:
@@ -283,8 +328,10 @@ def load_jobs(config: DaemonConfig, *, previous: JobSet | None = None) -> JobSet
     try:
         paths = job_files(config.jobs_dir)
     except (OSError, ValueError) as e:
-        problem = Problem(file=one_line(display_path(config.jobs_dir)),
-                          message=f"cannot read jobs_dir: {getattr(e, 'strerror', None) or e}")
+        problem = Problem(
+            file=one_line(display_path(config.jobs_dir)),
+            message=f"cannot read jobs_dir: {getattr(e, 'strerror', None) or e}",
+        )
         jobs = dict(previous.jobs) if previous is not None else {}
         return JobSet(jobs=jobs, invalid={config.jobs_dir: (str(problem),)})
     return load_job_files(paths, config, previous=previous).to_jobset()

@@ -141,22 +141,28 @@ def matrix_spec(t: Table) -> MatrixSpec | None:
     for name, values in raw.items():
         if name in ("include", "exclude"):
             if not TABLES.accepts(values):
-                t.problem("matrix", f"{name}: expected a list of tables, got {describe(values)}",
-                          name)
+                t.problem(
+                    "matrix", f"{name}: expected a list of tables, got {describe(values)}", name
+                )
             elif name in t.raw:
-                t.problem("matrix", f"{name} is given both in matrix and beside it; keep one",
-                          name)
+                t.problem("matrix", f"{name} is given both in matrix and beside it; keep one", name)
             else:
                 extra[name] = values
         elif not PARAM_NAME.fullmatch(name):
-            t.problem("matrix", f"{show(name)} is not a valid matrix dimension name (it must "
-                      f"match {PARAM_NAME.pattern})", name)
+            t.problem(
+                "matrix",
+                f"{show(name)} is not a valid matrix dimension name (it must "
+                f"match {PARAM_NAME.pattern})",
+                name,
+            )
         elif name in ("max_parallel", "fail_fast") and not isinstance(values, list):
-            t.problem("matrix", f"{name} is a job key, not a matrix dimension: move it out of "
-                      "matrix", name)
+            t.problem(
+                "matrix",
+                f"{name} is a job key, not a matrix dimension: move it out of matrix",
+                name,
+            )
         elif not isinstance(values, list):
-            t.problem("matrix", f"{name}: expected a list of values, got {describe(values)}",
-                      name)
+            t.problem("matrix", f"{name}: expected a list of values, got {describe(values)}", name)
         elif not values:
             t.problem("matrix", f"{name}: a dimension needs at least one value", name)
         else:
@@ -166,9 +172,13 @@ def matrix_spec(t: Table) -> MatrixSpec | None:
     if not raw:
         t.problem("matrix", "needs at least one dimension or include")
         return None
-    spec = MatrixSpec(dimensions=dims, include=tuple(_freeze(i) for i in include),
-                      exclude=tuple(_freeze(e) for e in exclude),
-                      max_parallel=t.get("max_parallel"), fail_fast=t.get("fail_fast", True))
+    spec = MatrixSpec(
+        dimensions=dims,
+        include=tuple(_freeze(i) for i in include),
+        exclude=tuple(_freeze(e) for e in exclude),
+        max_parallel=t.get("max_parallel"),
+        fail_fast=t.get("fail_fast", True),
+    )
     if len(t.report.problems) > before:
         return None
     try:

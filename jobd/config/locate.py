@@ -18,8 +18,16 @@ from collections.abc import Sequence
 KeyPath = tuple[str | int, ...]
 
 _BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\",
-            "e": "\x1b"}
+_ESCAPES = {
+    "b": "\b",
+    "t": "\t",
+    "n": "\n",
+    "f": "\f",
+    "r": "\r",
+    '"': '"',
+    "\\": "\\",
+    "e": "\x1b",
+}
 _MAX_DEPTH = 200
 
 
@@ -31,8 +39,7 @@ class Locations:
 
     __slots__ = ("_headers", "_lines", "_text")
 
-    def __init__(self, lines: dict[KeyPath, int] | None = None, *,
-                 text: str | None = None) -> None:
+    def __init__(self, lines: dict[KeyPath, int] | None = None, *, text: str | None = None) -> None:
         self._lines = lines
         self._text = text
         self._headers: dict[KeyPath, int] | None = None
@@ -79,8 +86,10 @@ class Locations:
         return len(self._map())
 
 
-_JOB_HEADER = re.compile(r'[ \t]*\[[ \t]*jobs[ \t]*\.[ \t]*(?:([A-Za-z0-9_-]+)|"([^"\\]*)")'
-                         r"[ \t]*\][ \t]*(?:#.*)?$")
+_JOB_HEADER = re.compile(
+    r'[ \t]*\[[ \t]*jobs[ \t]*\.[ \t]*(?:([A-Za-z0-9_-]+)|"([^"\\]*)")'
+    r"[ \t]*\][ \t]*(?:#.*)?$"
+)
 
 
 def locate(text: str) -> Locations:
@@ -103,7 +112,7 @@ class _Scanner:
     # --- low level -------------------------------------------------------------------------
 
     def peek(self, n: int = 1) -> str:
-        return self.text[self.pos:self.pos + n]
+        return self.text[self.pos : self.pos + n]
 
     def advance(self, n: int = 1) -> None:
         self.lineno += self.text.count("\n", self.pos, self.pos + n)
@@ -212,7 +221,7 @@ class _Scanner:
             self.pos += 1
         if self.pos == start:
             raise _Stop
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     # --- values ----------------------------------------------------------------------------
 
@@ -304,13 +313,13 @@ class _Scanner:
             if c == "\n":
                 raise _Stop
             if c == "\\":
-                e = text[self.pos + 1:self.pos + 2]
+                e = text[self.pos + 1 : self.pos + 2]
                 if e in _ESCAPES:
                     out.append(_ESCAPES[e])
                     self.pos += 2
                 elif e in ("u", "U", "x"):
                     size = {"u": 4, "U": 8, "x": 2}[e]
-                    digits = text[self.pos + 2:self.pos + 2 + size]
+                    digits = text[self.pos + 2 : self.pos + 2 + size]
                     try:
                         out.append(chr(int(digits, 16)))
                     except ValueError:
@@ -327,7 +336,7 @@ class _Scanner:
         nl = self.text.find("\n", self.pos + 1)
         if end < 0 or 0 <= nl < end:
             raise _Stop
-        s = self.text[self.pos + 1:end]
+        s = self.text[self.pos + 1 : end]
         self.pos = end + 1
         return s
 

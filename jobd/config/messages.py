@@ -19,9 +19,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def one_line(text: str, limit: int = 300) -> str:
     """``text`` with control characters escaped and cut to ``limit`` characters."""
-    out = _CONTROL.sub(lambda m: {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(
-        m.group(), f"\\x{ord(m.group()):02x}"), text)
-    return out if len(out) <= limit else out[:limit - 3] + "..."
+    out = _CONTROL.sub(
+        lambda m: {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(
+            m.group(), f"\\x{ord(m.group()):02x}"
+        ),
+        text,
+    )
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def show(value: object, limit: int = 60) -> str:
@@ -86,13 +90,23 @@ class Report:
         self.locs = Locations({})
         self.problems: list[Problem] = []
 
-    def add(self, message: str, *, at: KeyPath = (), line: int | None = None,
-            job: str | None = None, key: str | None = None) -> None:
+    def add(
+        self,
+        message: str,
+        *,
+        at: KeyPath = (),
+        line: int | None = None,
+        job: str | None = None,
+        key: str | None = None,
+    ) -> None:
         if line is None and at:
             line = self.locs.nearest(at)
-        self.problems.append(Problem(
-            file=self.file, message=one_line(message), line=line,
-            job=None if job is None else one_line(job, 80),
-            key=None if key is None else one_line(key, 80)))
-
-
+        self.problems.append(
+            Problem(
+                file=self.file,
+                message=one_line(message),
+                line=line,
+                job=None if job is None else one_line(job, 80),
+                key=None if key is None else one_line(key, 80),
+            )
+        )

@@ -86,8 +86,15 @@ class DaemonConfig:
         return self.state_dir / "logs"
 
 
-RELOADABLE = ("max_parallel", "pools", "shutdown_grace", "timezone", "log_max_bytes",
-              "retention_runs", "retention_days")
+RELOADABLE = (
+    "max_parallel",
+    "pools",
+    "shutdown_grace",
+    "timezone",
+    "log_max_bytes",
+    "retention_runs",
+    "retention_days",
+)
 """Daemon settings a reload applies; every other one needs a restart."""
 
 
@@ -95,8 +102,11 @@ def restart_needed(old: DaemonConfig, new: DaemonConfig) -> list[str]:
     """The settings that changed but a reload cannot apply (the socket, the journal's place,
     the Docker connection, the dashboard, ...), in the config's order, as the config file names
     them: ``daemon.socket_mode``, ``http``."""
-    return [f if f in _TABLES else f"daemon.{f}" for f in old.__dataclass_fields__
-            if f not in (*RELOADABLE, "path") and getattr(old, f) != getattr(new, f)]
+    return [
+        f if f in _TABLES else f"daemon.{f}"
+        for f in old.__dataclass_fields__
+        if f not in (*RELOADABLE, "path") and getattr(old, f) != getattr(new, f)
+    ]
 
 
 _TABLES = ("http", "celery")  # fields that are whole tables of the config file, not [daemon] keys

@@ -64,14 +64,18 @@ def read_toml(path: Path, report: Report, what: str) -> dict[str, Any] | None:
         return None
     nul = data.find(b"\x00")
     if nul >= 0:
-        report.add(f"looks binary (holds a NUL byte), not a TOML {what}",
-                   line=data.count(b"\n", 0, nul) + 1)
+        report.add(
+            f"looks binary (holds a NUL byte), not a TOML {what}",
+            line=data.count(b"\n", 0, nul) + 1,
+        )
         return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        report.add(f"is not valid UTF-8 (byte 0x{data[e.start]:02x}: {e.reason})",
-                   line=data.count(b"\n", 0, e.start) + 1)
+        report.add(
+            f"is not valid UTF-8 (byte 0x{data[e.start]:02x}: {e.reason})",
+            line=data.count(b"\n", 0, e.start) + 1,
+        )
         return None
     text = text.removeprefix("\ufeff")
     try:
@@ -81,10 +85,10 @@ def read_toml(path: Path, report: Report, what: str) -> dict[str, Any] | None:
         m = _TOML_POSITION.search(message)
         if m:
             line = int(m.group(1))
-            message = f"{message[:m.start()]} (column {m.group(2)})"
+            message = f"{message[: m.start()]} (column {m.group(2)})"
         elif (m := _TOML_END.search(message)) is not None:
             line = text.rstrip().count("\n") + 1
-            message = f"{message[:m.start()]} (at the end of the file)"
+            message = f"{message[: m.start()]} (at the end of the file)"
         report.add(f"invalid TOML: {message}", line=line)
         return None
     except RecursionError:
@@ -122,8 +126,15 @@ def _depth(doc: object) -> int:
 class Table:
     """One table being validated: its values by key, problems reported with its location."""
 
-    def __init__(self, report: Report, at: KeyPath, job: str | None, keys: Sequence[Key],
-                 raw: Mapping[str, Any], prefix: str = "") -> None:
+    def __init__(
+        self,
+        report: Report,
+        at: KeyPath,
+        job: str | None,
+        keys: Sequence[Key],
+        raw: Mapping[str, Any],
+        prefix: str = "",
+    ) -> None:
         self.report = report
         self.at = at
         self.job = job
@@ -142,15 +153,22 @@ class Table:
                 self.problem(name, "must not be empty")
             elif isinstance(value, list) and key.kind is STRINGS and "" in value:
                 self.problem(name, "must not hold an empty string", value.index(""))
-            elif "\x00" in value if isinstance(value, str) else (
-                    isinstance(value, list) and any(isinstance(v, str) and "\x00" in v
-                                                    for v in value)):
+            elif (
+                "\x00" in value
+                if isinstance(value, str)
+                else (
+                    isinstance(value, list)
+                    and any(isinstance(v, str) and "\x00" in v for v in value)
+                )
+            ):
                 self.problem(name, "must not hold a NUL character")
             elif key.minimum is not None and value < key.minimum:
                 self.problem(name, f"must be at least {key.minimum:g}, got {value}")
             elif key.choices and value not in key.choices:
-                self.problem(name, f"{show(value)} is not one of "
-                             f"{joined(key.choices)}{hint(value, key.choices)}")
+                self.problem(
+                    name,
+                    f"{show(value)} is not one of {joined(key.choices)}{hint(value, key.choices)}",
+                )
             else:
                 self.values[name] = value
 
@@ -198,8 +216,9 @@ class Table:
 
     def requires(self) -> None:
         for name, alternatives in REQUIRES.items():
-            if name in self.known and name in self.raw \
-                    and not any(a in self.raw for a in alternatives):
+            if (
+                name in self.known
+                and name in self.raw
+                and not any(a in self.raw for a in alternatives)
+            ):
                 self.problem(name, f"only applies with {joined(alternatives)}")
-
-

@@ -42,8 +42,10 @@ from jobd.config.loader import (
 NO_NUL = "^[^\\x00]*$"
 CLOSED_EXPRESSIONS = "^(?:[^$\\x00]|\\$(?!\\{\\{)|\\$\\{\\{(?:(?!\\}\\})[^\\x00])*\\}\\})*$"
 """Every ``${{`` is closed by ``}}``."""
-GLOB = ("^(?!.*(?:[^/]\\*\\*|\\*\\*[^/]))"  # '**' only as a whole path component
-        "(?:[^\\[\\x00]|\\[!?\\]?[^\\]\\x00]*\\])*$")  # every '[' closed by ']'
+GLOB = (
+    "^(?!.*(?:[^/]\\*\\*|\\*\\*[^/]))"  # '**' only as a whole path component
+    "(?:[^\\[\\x00]|\\[!?\\]?[^\\]\\x00]*\\])*$"
+)  # every '[' closed by ']'
 _PART = "[0-9]{1,10}(?:\\.[0-9]+)?(?:ms|s|m|h|d|w)"
 DURATION = f"^\\s*(?:{_PART})+\\s*$"
 POSITIVE_DURATION = f"^(?=[^1-9]*[1-9])\\s*(?:{_PART})+\\s*$"
@@ -67,10 +69,13 @@ def _cron() -> str:
     sec = _cron_field("[0-9]|[1-5][0-9]")
     hour = _cron_field("[0-9]|1[0-9]|2[0-3]")
     dom = _cron_field("[1-9]|[12][0-9]|3[01]", question=True)
-    month = _cron_field("[1-9]|1[0-2]", names=("jan", "feb", "mar", "apr", "may", "jun", "jul",
-                                               "aug", "sep", "oct", "nov", "dec"))
-    dow = _cron_field("[0-7]", names=("sun", "mon", "tue", "wed", "thu", "fri", "sat"),
-                      question=True)
+    month = _cron_field(
+        "[1-9]|1[0-2]",
+        names=("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    )
+    dow = _cron_field(
+        "[0-7]", names=("sun", "mon", "tue", "wed", "thu", "fri", "sat"), question=True
+    )
     fields = f"(?:{sec}\\s+)?{sec}\\s+{hour}\\s+{dom}\\s+{month}\\s+{dow}"
     aliases = "@(?:yearly|annually|monthly|weekly|daily|midnight|hourly)"
     return f"^\\s*(?:{aliases}|{fields})\\s*$"
@@ -116,8 +121,9 @@ def _refined(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 def _with_pattern(schema: dict[str, Any], pattern: str) -> dict[str, Any]:
     """``schema`` with ``pattern`` on each string it allows that has no pattern yet."""
     out = dict(schema)
-    if out.get("type") == "string" or (isinstance(out.get("type"), list)
-                                       and "string" in out["type"]):
+    if out.get("type") == "string" or (
+        isinstance(out.get("type"), list) and "string" in out["type"]
+    ):
         out.setdefault("pattern", pattern)
     for key in ("items", "additionalProperties"):
         if isinstance(out.get(key), dict):
@@ -138,9 +144,14 @@ def _dependencies(keys: Sequence[Key]) -> dict[str, Any]:
     return out
 
 
-def _table(keys: Sequence[Key], title: str, runs: Sequence[str] = (),
-           overrides: Mapping[str, Any] | None = None,
-           required: Sequence[str] = (), requires: bool = True) -> dict[str, Any]:
+def _table(
+    keys: Sequence[Key],
+    title: str,
+    runs: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+    required: Sequence[str] = (),
+    requires: bool = True,
+) -> dict[str, Any]:
     props = {k.name: _refined(k.name, k.schema) for k in keys}
     for name, schema in (overrides or {}).items():  # None removes a keyword
         props[name] = {k: v for k, v in {**props[name], **schema}.items() if v is not None}
@@ -164,10 +175,17 @@ def build_schema() -> dict[str, Any]:
     """The schema as a JSON-able dict."""
     id_pattern = f"^{JOB_ID.pattern}$"
     stage = _table(STAGE_KEYS, "A stage: one step of a job", STAGE_RUNS)
-    job = _table(JOB_KEYS, "A jobd job: [jobs.<id>]", WHAT_RUNS,
-                 overrides={"stages": {"items": {"$ref": "#/$defs/stage"}}})
-    scheduled = _table(SCHEDULED_KEYS, "A scheduled job of the pyproject.toml scheduled-jobs "
-                       "spec: [tool.scheduled.<id>]", required=("every", "entrypoint"))
+    job = _table(
+        JOB_KEYS,
+        "A jobd job: [jobs.<id>]",
+        WHAT_RUNS,
+        overrides={"stages": {"items": {"$ref": "#/$defs/stage"}}},
+    )
+    scheduled = _table(
+        SCHEDULED_KEYS,
+        "A scheduled job of the pyproject.toml scheduled-jobs spec: [tool.scheduled.<id>]",
+        required=("every", "entrypoint"),
+    )
     jobs_table = {
         "type": "object",
         "description": "The jobs of this file, by id. Ids are unique across all job files.",
@@ -192,11 +210,13 @@ def build_schema() -> dict[str, Any]:
                     "scheduled": {
                         "type": "object",
                         "description": "Scheduled jobs by id (any id without control "
-                                       "characters); each runs as the job "
-                                       "<project>:<id>.",
+                        "characters); each runs as the job "
+                        "<project>:<id>.",
                         # the full id "<project>:<id>" is at most MAX_ID_CHARS long
-                        "propertyNames": {"pattern": f"^{SCHEDULED_KEY.pattern}$",
-                                          "maxLength": MAX_ID_CHARS - 2},
+                        "propertyNames": {
+                            "pattern": f"^{SCHEDULED_KEY.pattern}$",
+                            "maxLength": MAX_ID_CHARS - 2,
+                        },
                         "additionalProperties": {"$ref": "#/$defs/scheduled"},
                     },
                 },
@@ -206,8 +226,11 @@ def build_schema() -> dict[str, Any]:
             {"required": ["project"]},
             {"required": ["build-system"]},
             {"required": ["tool"]},
-            {"propertyNames": {"enum": ["jobs"]}, "required": ["jobs"],
-             "properties": {"jobs": {"minProperties": 1}}},
+            {
+                "propertyNames": {"enum": ["jobs"]},
+                "required": ["jobs"],
+                "properties": {"jobs": {"minProperties": 1}},
+            },
         ],
         "$defs": {"job": job, "stage": stage, "scheduled": scheduled},
     }
@@ -215,20 +238,45 @@ def build_schema() -> dict[str, Any]:
 
 def build_daemon_schema() -> dict[str, Any]:
     """The daemon config's schema (``jobd.toml``) as a JSON-able dict."""
-    daemon = _table(DAEMON_KEYS, "[daemon]: the daemon's settings", overrides={
-        "socket_mode": {"type": None, "oneOf": [
-            {"type": "string", "pattern": "^\\s*(?:0o|0)?[0-7]{3}\\s*$"},
-            {"type": "integer", "minimum": 0, "maximum": 0o777}]},
-        "log_max_bytes": {"type": None, "oneOf": [
-            {"type": "string", "pattern": SIZE_PATTERN},
-            {"type": "integer", "minimum": 1}]},
-    }, requires=False)
-    pool = _table(POOL_KEYS, "A pool: limits how many runs of its jobs run at once",
-                  required=("max_parallel",), requires=False)
-    http = _table(HTTP_KEYS, "[http]: where the dashboard listens (docs/dashboard.md)",
-                  required=("listen",), requires=False)
-    celery = _table(CELERY_KEYS, "[celery]: the broker of executor = \"celery\" jobs "
-                    "(docs/celery.md)", required=("broker", "signing_key_file"), requires=False)
+    daemon = _table(
+        DAEMON_KEYS,
+        "[daemon]: the daemon's settings",
+        overrides={
+            "socket_mode": {
+                "type": None,
+                "oneOf": [
+                    {"type": "string", "pattern": "^\\s*(?:0o|0)?[0-7]{3}\\s*$"},
+                    {"type": "integer", "minimum": 0, "maximum": 0o777},
+                ],
+            },
+            "log_max_bytes": {
+                "type": None,
+                "oneOf": [
+                    {"type": "string", "pattern": SIZE_PATTERN},
+                    {"type": "integer", "minimum": 1},
+                ],
+            },
+        },
+        requires=False,
+    )
+    pool = _table(
+        POOL_KEYS,
+        "A pool: limits how many runs of its jobs run at once",
+        required=("max_parallel",),
+        requires=False,
+    )
+    http = _table(
+        HTTP_KEYS,
+        "[http]: where the dashboard listens (docs/dashboard.md)",
+        required=("listen",),
+        requires=False,
+    )
+    celery = _table(
+        CELERY_KEYS,
+        '[celery]: the broker of executor = "celery" jobs (docs/celery.md)',
+        required=("broker", "signing_key_file"),
+        requires=False,
+    )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "jobd daemon config",
@@ -243,7 +291,7 @@ def build_daemon_schema() -> dict[str, Any]:
             "daemon": daemon,
             "pools": {
                 "type": "object",
-                "description": "Pools by name; a job joins one with pool = \"<name>\".",
+                "description": 'Pools by name; a job joins one with pool = "<name>".',
                 "propertyNames": {"pattern": f"^{JOB_ID.pattern}$"},
                 "additionalProperties": {"$ref": "#/$defs/pool"},
             },

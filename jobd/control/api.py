@@ -56,15 +56,23 @@ class DaemonAPI(Protocol):
         """The job's newest run, any state."""
         ...
 
-    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
-                   trigger: TriggerKind | None = None, flow_id: str | None = None,
-                   before: int | None = None,
-                   queued_since: datetime | None = None) -> list[RunRecord]:
+    async def runs(
+        self,
+        job_id: str | None,
+        *,
+        limit: int,
+        state: RunState | None,
+        trigger: TriggerKind | None = None,
+        flow_id: str | None = None,
+        before: int | None = None,
+        queued_since: datetime | None = None,
+    ) -> list[RunRecord]:
         """Run history, newest first; ``before`` pages on (run ids below it)."""
         ...
 
-    async def slots(self, job_id: str, start: datetime, end: datetime, *,
-                    limit: int) -> list[datetime]:
+    async def slots(
+        self, job_id: str, start: datetime, end: datetime, *, limit: int
+    ) -> list[datetime]:
         """The time slots of the job's time triggers in ``[start, end)``, at most ``limit``
         (the newest kept): what the timeline marks as missed when no run took one."""
         ...

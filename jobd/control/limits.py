@@ -41,8 +41,13 @@ class Limits:
         if self.max_clients <= cap:
             return self
         reserved = min(self.reserved, cap // 4)
-        return Limits(max_clients=cap, reserved=reserved, per_uid=min(self.per_uid, cap),
-                      max_buffered=self.max_buffered, per_uid_buffered=self.per_uid_buffered)
+        return Limits(
+            max_clients=cap,
+            reserved=reserved,
+            per_uid=min(self.per_uid, cap),
+            max_buffered=self.max_buffered,
+            per_uid_buffered=self.per_uid_buffered,
+        )
 
 
 @dataclass(slots=True)
@@ -74,7 +79,8 @@ class Admission:
     _idle: dict[int, OrderedDict[int, None]] = field(default_factory=dict)
     # connections holding unfinished bytes, in the order they began to: unprivileged, others
     _holders: tuple[OrderedDict[int, None], OrderedDict[int, None]] = field(
-        default_factory=lambda: (OrderedDict(), OrderedDict()))
+        default_factory=lambda: (OrderedDict(), OrderedDict())
+    )
     _buffered: int = 0
     _buffered_by_uid: dict[int, int] = field(default_factory=dict)
     _privileged: set[int] = field(default_factory=set)  # uids of root and the daemon's user
@@ -174,7 +180,7 @@ class Admission:
         return Verdict(True, evict)
 
     def _oldest_holder(self, cid: int, *, privileged: bool) -> int | None:
-        for holders in self._holders[:2 if privileged else 1]:
+        for holders in self._holders[: 2 if privileged else 1]:
             for other in holders:
                 if other != cid:
                     return other

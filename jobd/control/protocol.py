@@ -36,19 +36,33 @@ BAD_STATE = 3  # the daemon cannot do it now (journal unusable, ...)
 CONFIG_INVALID = 4  # reload found the daemon config invalid
 
 ERROR_NAMES: Mapping[int, str] = {
-    PARSE_ERROR: "parse error", INVALID_REQUEST: "invalid request",
-    METHOD_NOT_FOUND: "method not found", INVALID_PARAMS: "invalid params",
-    INTERNAL_ERROR: "internal error", NOT_FOUND: "not found", REFUSED: "refused",
-    BAD_STATE: "bad state", CONFIG_INVALID: "config invalid",
+    PARSE_ERROR: "parse error",
+    INVALID_REQUEST: "invalid request",
+    METHOD_NOT_FOUND: "method not found",
+    INVALID_PARAMS: "invalid params",
+    INTERNAL_ERROR: "internal error",
+    NOT_FOUND: "not found",
+    REFUSED: "refused",
+    BAD_STATE: "bad state",
+    CONFIG_INVALID: "config invalid",
 }
 
-READ_METHODS = frozenset({"status", "list", "show", "runs", "logs", "why", "subscribe",
-                          "unsubscribe", "metrics"})
+READ_METHODS = frozenset(
+    {"status", "list", "show", "runs", "logs", "why", "subscribe", "unsubscribe", "metrics"}
+)
 CHANGE_METHODS = frozenset({"run", "cancel", "pause", "resume", "reload"})
 METHODS = READ_METHODS | CHANGE_METHODS
 
-RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped",
-              "upstream_failed")
+RUN_STATES = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "skipped",
+    "upstream_failed",
+)
 ENCODINGS = ("text", "base64")
 
 RequestId = str | int | float | None
@@ -58,8 +72,15 @@ class RPCError(Exception):
     """A JSON-RPC error object, raised by the client and the server alike. (A wire-level
     error, not a ``JobdError``: importing ``jobd._exceptions`` would slow jobctl's start.)"""
 
-    def __init__(self, code: int, message: str, data: Any = None,
-                 request_id: RequestId = None, *, notification: bool = False) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        data: Any = None,
+        request_id: RequestId = None,
+        *,
+        notification: bool = False,
+    ) -> None:
         self.code = code
         self.message = message
         self.data = data
@@ -79,16 +100,24 @@ class Request:
 
     __slots__ = ("id", "method", "notification", "params")
 
-    def __init__(self, *, method: str, params: Mapping[str, Any], id: RequestId = None,
-                 notification: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        method: str,
+        params: Mapping[str, Any],
+        id: RequestId = None,
+        notification: bool = False,
+    ) -> None:
         self.method = method
         self.params = params
         self.id = id
         self.notification = notification
 
     def __repr__(self) -> str:
-        return (f"Request(method={self.method!r}, params={self.params!r}, id={self.id!r}, "
-                f"notification={self.notification!r})")
+        return (
+            f"Request(method={self.method!r}, params={self.params!r}, id={self.id!r}, "
+            f"notification={self.notification!r})"
+        )
 
 
 # --- framing ------------------------------------------------------------------------------
@@ -111,8 +140,12 @@ def _default(obj: Any) -> Any:
 def encode(message: Mapping[str, Any]) -> bytes:
     """One message as a line: compact JSON, ASCII only (so any client decodes it), ``\\n``.
     Raises ``ValueError`` for a float JSON cannot hold (never ``Infinity`` on the wire)."""
-    return json.dumps(message, ensure_ascii=True, separators=(",", ":"), allow_nan=False,
-                      default=_default).encode("ascii") + b"\n"
+    return (
+        json.dumps(
+            message, ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=_default
+        ).encode("ascii")
+        + b"\n"
+    )
 
 
 def _no_constant(name: str) -> Any:
@@ -131,8 +164,9 @@ def decode(line: bytes) -> Any:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RPCError(PARSE_ERROR, f"parse error: not UTF-8 ({exc.reason} at byte "
-                       f"{exc.start})") from None
+        raise RPCError(
+            PARSE_ERROR, f"parse error: not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
     try:
         return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
@@ -144,8 +178,9 @@ def decode(line: bytes) -> Any:
 # --- messages -----------------------------------------------------------------------------
 
 
-def request(method: str, params: Mapping[str, Any] | None = None,
-            request_id: RequestId = None) -> dict[str, Any]:
+def request(
+    method: str, params: Mapping[str, Any] | None = None, request_id: RequestId = None
+) -> dict[str, Any]:
     """A request; with ``request_id=None`` a notification (no response comes back)."""
     msg: dict[str, Any] = {"jsonrpc": JSONRPC, "method": method}
     if params:
@@ -160,8 +195,7 @@ def response(request_id: RequestId, result: Any) -> dict[str, Any]:
 
 
 def error(request_id: RequestId, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    return {"jsonrpc": JSONRPC, "id": request_id,
-            "error": RPCError(code, message, data).to_json()}
+    return {"jsonrpc": JSONRPC, "id": request_id, "error": RPCError(code, message, data).to_json()}
 
 
 def notification(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,8 +210,10 @@ def parse_request(obj: Any) -> Request:
     """Check a decoded message is a JSON-RPC 2.0 request; raise ``RPCError(INVALID_REQUEST)``
     (or ``METHOD_NOT_FOUND``) carrying the request's id when it could be read."""
     if isinstance(obj, list):
-        raise RPCError(INVALID_REQUEST, "invalid request: batches (JSON arrays) are not "
-                       "supported; send one request per line")
+        raise RPCError(
+            INVALID_REQUEST,
+            "invalid request: batches (JSON arrays) are not supported; send one request per line",
+        )
     if not isinstance(obj, dict):
         raise RPCError(INVALID_REQUEST, "invalid request: a request is a JSON object")
     rid = obj.get("id")
@@ -185,6 +221,7 @@ def parse_request(obj: Any) -> Request:
 
     def bad(why: str) -> RPCError:
         return RPCError(INVALID_REQUEST, f"invalid request: {why}", request_id=rid)
+
     if not _valid_id(obj.get("id")):
         raise bad("id must be a string, a number or null")
     if obj.get("jsonrpc") != JSONRPC:
@@ -197,11 +234,19 @@ def parse_request(obj: Any) -> Request:
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise RPCError(INVALID_PARAMS, "invalid params: params must be an object (by name)",
-                       request_id=rid, notification=quiet)
+        raise RPCError(
+            INVALID_PARAMS,
+            "invalid params: params must be an object (by name)",
+            request_id=rid,
+            notification=quiet,
+        )
     if method not in METHODS:
-        raise RPCError(METHOD_NOT_FOUND, f"method not found: {method!r}; methods: "
-                       f"{', '.join(sorted(METHODS))}", request_id=rid, notification=quiet)
+        raise RPCError(
+            METHOD_NOT_FOUND,
+            f"method not found: {method!r}; methods: {', '.join(sorted(METHODS))}",
+            request_id=rid,
+            notification=quiet,
+        )
     return Request(method=method, params=params, id=rid, notification=quiet)
 
 
@@ -215,8 +260,15 @@ class _P:
 
     __slots__ = ("choices", "default", "high", "kind", "low")
 
-    def __init__(self, kind: str, *, default: Any = None, low: int = 0, high: int = _MAX_RUN_ID,
-                 choices: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        default: Any = None,
+        low: int = 0,
+        high: int = _MAX_RUN_ID,
+        choices: tuple[str, ...] = (),
+    ) -> None:
         self.kind = kind
         self.default = default
         self.low = low
@@ -229,34 +281,56 @@ _RUN_ID = _P("int", low=1)
 _SUB_ID = _P("int", low=1)
 
 PARAMS: Mapping[str, Mapping[str, _P]] = {
-    "status": {}, "list": {}, "reload": {}, "metrics": {},
-    "show": {"job_id": _JOB}, "why": {"job_id": _JOB},
-    "pause": {"job_id": _JOB}, "resume": {"job_id": _JOB},
+    "status": {},
+    "list": {},
+    "reload": {},
+    "metrics": {},
+    "show": {"job_id": _JOB},
+    "why": {"job_id": _JOB},
+    "pause": {"job_id": _JOB},
+    "resume": {"job_id": _JOB},
     "run": {"job_id": _JOB, "params": _P("strmap", default={})},
     "cancel": {"run_id": _RUN_ID, "job_id": _JOB},
-    "runs": {"job_id": _JOB, "limit": _P("int", default=20, low=1, high=10_000),
-             "state": _P("choice", choices=RUN_STATES)},
-    "logs": {"run_id": _RUN_ID, "job_id": _JOB, "offset": _P("int", default=0),
-             "max_bytes": _P("int", default=256 * 1024, low=0, high=MAX_CHUNK),
-             "encoding": _P("choice", default="text", choices=ENCODINGS)},
-    "subscribe": {"run_id": _RUN_ID, "job_id": _JOB, "logs": _P("bool", default=False),
-                  "offset": _P("int", default=0),
-                  "encoding": _P("choice", default="text", choices=ENCODINGS)},
+    "runs": {
+        "job_id": _JOB,
+        "limit": _P("int", default=20, low=1, high=10_000),
+        "state": _P("choice", choices=RUN_STATES),
+    },
+    "logs": {
+        "run_id": _RUN_ID,
+        "job_id": _JOB,
+        "offset": _P("int", default=0),
+        "max_bytes": _P("int", default=256 * 1024, low=0, high=MAX_CHUNK),
+        "encoding": _P("choice", default="text", choices=ENCODINGS),
+    },
+    "subscribe": {
+        "run_id": _RUN_ID,
+        "job_id": _JOB,
+        "logs": _P("bool", default=False),
+        "offset": _P("int", default=0),
+        "encoding": _P("choice", default="text", choices=ENCODINGS),
+    },
     "unsubscribe": {"subscription": _SUB_ID},
 }
 _REQUIRED: Mapping[str, frozenset[str]] = {
-    "show": frozenset({"job_id"}), "why": frozenset({"job_id"}),
-    "pause": frozenset({"job_id"}), "resume": frozenset({"job_id"}),
-    "run": frozenset({"job_id"}), "unsubscribe": frozenset({"subscription"}),
+    "show": frozenset({"job_id"}),
+    "why": frozenset({"job_id"}),
+    "pause": frozenset({"job_id"}),
+    "resume": frozenset({"job_id"}),
+    "run": frozenset({"job_id"}),
+    "unsubscribe": frozenset({"subscription"}),
 }
 # exactly one of these
-_ONE_OF: Mapping[str, tuple[str, str]] = {"cancel": ("run_id", "job_id"),
-                                          "logs": ("run_id", "job_id")}
+_ONE_OF: Mapping[str, tuple[str, str]] = {
+    "cancel": ("run_id", "job_id"),
+    "logs": ("run_id", "job_id"),
+}
 
 
 def _check(name: str, spec: _P, value: Any) -> Any:
     def bad(why: str) -> RPCError:
         return RPCError(INVALID_PARAMS, f"invalid params: {name}: {why}")
+
     if spec.kind == "job":
         if not isinstance(value, str) or not value:
             raise bad("must be a job id (a non-empty string)")
@@ -275,7 +349,8 @@ def _check(name: str, spec: _P, value: Any) -> Any:
         return value
     if spec.kind == "strmap":
         if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
             raise bad("must be an object of strings")
         return dict(value)
     if not isinstance(value, str) or value not in spec.choices:
@@ -290,8 +365,10 @@ def check_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(specs))
     if unknown:
         known = ", ".join(specs) or "none"
-        raise RPCError(INVALID_PARAMS, f"invalid params: {method} takes no param "
-                       f"{unknown[0]!r} (its params: {known})")
+        raise RPCError(
+            INVALID_PARAMS,
+            f"invalid params: {method} takes no param {unknown[0]!r} (its params: {known})",
+        )
     out: dict[str, Any] = {}
     for name, spec in specs.items():
         value = params.get(name)
@@ -301,11 +378,14 @@ def check_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
             raise RPCError(INVALID_PARAMS, f"invalid params: {method} needs {name!r}")
     pair = _ONE_OF.get(method)
     if pair is not None and (out[pair[0]] is None) == (out[pair[1]] is None):
-        raise RPCError(INVALID_PARAMS,
-                       f"invalid params: {method} needs exactly one of {pair[0]!r}, {pair[1]!r}")
+        raise RPCError(
+            INVALID_PARAMS,
+            f"invalid params: {method} needs exactly one of {pair[0]!r}, {pair[1]!r}",
+        )
     if method == "subscribe" and out["logs"] and out["run_id"] is None and out["job_id"] is None:
-        raise RPCError(INVALID_PARAMS, "invalid params: subscribe with logs needs 'run_id' "
-                       "or 'job_id'")
+        raise RPCError(
+            INVALID_PARAMS, "invalid params: subscribe with logs needs 'run_id' or 'job_id'"
+        )
     return out
 
 
@@ -357,8 +437,10 @@ class Client:
                 return
             except BlockingIOError:
                 if deadline is not None and time.monotonic() + pause > deadline:
-                    raise TimeoutError(f"the daemon at {self.path} accepts no connection "
-                                       f"(its backlog stayed full for {timeout:g}s)") from None
+                    raise TimeoutError(
+                        f"the daemon at {self.path} accepts no connection "
+                        f"(its backlog stayed full for {timeout:g}s)"
+                    ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
 
@@ -387,7 +469,7 @@ class Client:
                 raise ConnectionError(f"the daemon at {self.path} closed the connection")
             self._buf += chunk
         line = bytes(self._buf[:end])
-        del self._buf[:end + 1]
+        del self._buf[: end + 1]
         msg = decode(line)
         if not isinstance(msg, dict):
             raise RPCError(INVALID_REQUEST, f"unexpected message from the daemon: {msg!r}")
@@ -406,8 +488,12 @@ class Client:
                 continue
             if "error" in msg:
                 err = msg["error"] if isinstance(msg["error"], dict) else {}
-                raise RPCError(int(err.get("code", INTERNAL_ERROR)),
-                               str(err.get("message", "error")), err.get("data"), rid)
+                raise RPCError(
+                    int(err.get("code", INTERNAL_ERROR)),
+                    str(err.get("message", "error")),
+                    err.get("data"),
+                    rid,
+                )
             return msg.get("result")
 
     def notifications(self) -> Iterator[dict[str, Any]]:

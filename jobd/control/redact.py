@@ -13,8 +13,10 @@ def hide_env(value: Any) -> Any:
     """``value`` (JSON-able data) with the values of every ``env`` table replaced by
     ``HIDDEN``, at any depth (a job's ``env``, each stage's)."""
     if isinstance(value, dict):
-        return {k: ({name: HIDDEN for name in v} if k == "env" and isinstance(v, dict)
-                    else hide_env(v)) for k, v in value.items()}
+        return {
+            k: ({name: HIDDEN for name in v} if k == "env" and isinstance(v, dict) else hide_env(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [hide_env(v) for v in value]
     return value

@@ -67,8 +67,9 @@ def peer_credentials(sock: socket.socket) -> Peer:
     return Peer(pid, uid, gid)
 
 
-def may_change(peer: Peer, *, daemon_uid: int, group_gid: int | None,
-               user_groups: Callable[[int], set[int]]) -> bool:
+def may_change(
+    peer: Peer, *, daemon_uid: int, group_gid: int | None, user_groups: Callable[[int], set[int]]
+) -> bool:
     """Root, the daemon's user and members of the socket's group (primary or supplementary,
     from the user database) may change things; ``user_groups(uid)`` lists a user's gids."""
     if peer.uid in (0, daemon_uid):
@@ -101,15 +102,17 @@ def error_for(exc: Exception) -> p.RPCError:
         return p.RPCError(p.NOT_FOUND, str(exc), data)
     if isinstance(exc, RunNotFound):
         rid = exc.run_id
-        return p.RPCError(p.NOT_FOUND, str(exc),
-                          {"run_id": int(rid) if str(rid).isdigit() else rid})
+        return p.RPCError(
+            p.NOT_FOUND, str(exc), {"run_id": int(rid) if str(rid).isdigit() else rid}
+        )
     if isinstance(exc, NotAllowed):
         return p.RPCError(p.REFUSED, str(exc), {"uid": exc.uid, "action": exc.action})
     if isinstance(exc, PermissionError):
         return p.RPCError(p.REFUSED, str(exc))
     if isinstance(exc, ConfigError):
-        return p.RPCError(p.CONFIG_INVALID, str(exc),
-                          {"problems": [str(pr) for pr in exc.problems]})
+        return p.RPCError(
+            p.CONFIG_INVALID, str(exc), {"problems": [str(pr) for pr in exc.problems]}
+        )
     if isinstance(exc, ValueError):
         return p.RPCError(p.INVALID_PARAMS, str(exc))
     if isinstance(exc, LookupError):
@@ -160,10 +163,19 @@ class ControlServer:
     open-files limit.
     """
 
-    def __init__(self, api: DaemonAPI, config: DaemonConfig, *, max_line: int = p.MAX_LINE,
-                 idle_timeout: float = 60.0, request_timeout: float = 10.0,
-                 write_timeout: float = 10.0, limits: Limits | None = None,
-                 backlog: int = 1024, poll_interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        api: DaemonAPI,
+        config: DaemonConfig,
+        *,
+        max_line: int = p.MAX_LINE,
+        idle_timeout: float = 60.0,
+        request_timeout: float = 10.0,
+        write_timeout: float = 10.0,
+        limits: Limits | None = None,
+        backlog: int = 1024,
+        poll_interval: float = 0.1,
+    ) -> None:
         self.api = api
         self.config = config
         self.path = config.socket
@@ -197,8 +209,12 @@ class ControlServer:
             raise
         try:
             async with listener:
-                log.info("control socket listening at %s (mode %04o, gid %s)", self.path,
-                         self.config.socket_mode, self._group_gid)
+                log.info(
+                    "control socket listening at %s (mode %04o, gid %s)",
+                    self.path,
+                    self.config.socket_mode,
+                    self._group_gid,
+                )
                 async with anyio.create_task_group() as tg:
                     task_status.started()
                     await self._accept_loop(listener, tg)
@@ -240,11 +256,18 @@ class ControlServer:
                 user = pwd.getpwuid(os.geteuid()).pw_name
             except KeyError:
                 user = str(os.geteuid())
-            log.error("control socket %s: user %r is not a member of socket_group %r, so the "
-                      "socket stays in group %s and members of %r cannot connect; add the "
-                      "user to the group (usermod -a -G %s %s) and restart jobd", self.path,
-                      user, self.config.socket_group, self.path.stat().st_gid,
-                      self.config.socket_group, self.config.socket_group, user)
+            log.error(
+                "control socket %s: user %r is not a member of socket_group %r, so the "
+                "socket stays in group %s and members of %r cannot connect; add the "
+                "user to the group (usermod -a -G %s %s) and restart jobd",
+                self.path,
+                user,
+                self.config.socket_group,
+                self.path.stat().st_gid,
+                self.config.socket_group,
+                self.config.socket_group,
+                user,
+            )
 
     def _prepare(self) -> int | None:
         """Make the parent dir, refuse a socket a live daemon answers on, remove a stale one;
@@ -258,9 +281,15 @@ class ControlServer:
                 gid = grp.getgrnam(name).gr_gid
             except KeyError:
                 if not name.isdigit():
-                    raise ConfigError([Problem(self.config.path or "config",
-                                               f"no group {name!r}", key="socket_group")]
-                                      ) from None
+                    raise ConfigError(
+                        [
+                            Problem(
+                                self.config.path or "config",
+                                f"no group {name!r}",
+                                key="socket_group",
+                            )
+                        ]
+                    ) from None
                 gid = int(name)
         try:
             st = path.lstat()
@@ -289,8 +318,9 @@ class ControlServer:
         except OSError:
             pass
 
-    async def _accept_loop(self, listener: anyio.abc.SocketListener,
-                           tg: anyio.abc.TaskGroup) -> None:
+    async def _accept_loop(
+        self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup
+    ) -> None:
         warned = -math.inf  # accept errors are logged at most once a minute
         delay = 0.01
         while True:
@@ -303,8 +333,11 @@ class ControlServer:
                 now = anyio.current_time()
                 if now - warned >= 60:
                     warned = now
-                    log.warning("control socket: accept failed (%s); closing idle clients and "
-                                "retrying (not logged again for a minute)", cause)
+                    log.warning(
+                        "control socket: accept failed (%s); closing idle clients and "
+                        "retrying (not logged again for a minute)",
+                        cause,
+                    )
                 victim = self.admission.oldest_idle()
                 if victim is not None:
                     self._evict(victim)
@@ -362,8 +395,13 @@ class ControlServer:
 
     async def authorized(self, peer: Peer) -> bool:
         """May this peer call the changing methods? (The user database is read in a thread.)"""
-        check = functools.partial(may_change, peer, daemon_uid=self._daemon_uid,
-                                  group_gid=self._group_gid, user_groups=user_groups)
+        check = functools.partial(
+            may_change,
+            peer,
+            daemon_uid=self._daemon_uid,
+            group_gid=self._group_gid,
+            user_groups=user_groups,
+        )
         if peer.uid in (0, self._daemon_uid):
             return check()
         return await anyio.to_thread.run_sync(check)
@@ -388,8 +426,14 @@ _NO_RESPONSE = object()  # the handler answered itself (subscribe)
 
 
 class _Connection:
-    def __init__(self, server: ControlServer, stream: anyio.abc.SocketStream,
-                 raw: socket.socket, peer: Peer, cid: int) -> None:
+    def __init__(
+        self,
+        server: ControlServer,
+        stream: anyio.abc.SocketStream,
+        raw: socket.socket,
+        peer: Peer,
+        cid: int,
+    ) -> None:
         self.server = server
         self.cid = cid
         self.raw = raw
@@ -409,10 +453,19 @@ class _Connection:
         self._subs: dict[int, anyio.CancelScope] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._handlers: dict[str, _Handler] = {
-            "status": self._status, "list": self._list, "show": self._show, "run": self._run,
-            "cancel": self._cancel, "runs": self._runs, "logs": self._logs,
-            "pause": self._pause, "resume": self._resume, "reload": self._reload,
-            "why": self._why, "subscribe": self._subscribe, "unsubscribe": self._unsubscribe,
+            "status": self._status,
+            "list": self._list,
+            "show": self._show,
+            "run": self._run,
+            "cancel": self._cancel,
+            "runs": self._runs,
+            "logs": self._logs,
+            "pause": self._pause,
+            "resume": self._resume,
+            "reload": self._reload,
+            "why": self._why,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
             "metrics": self._metrics,
         }
 
@@ -452,7 +505,7 @@ class _Connection:
             i = self._buf.find(b"\n", self._scanned)
             if i >= 0:
                 line = bytes(self._buf[:i])
-                del self._buf[:i + 1]
+                del self._buf[: i + 1]
                 self._admission.release(self.cid, i + 1)
                 self._scanned = 0
                 self._deadline = None
@@ -471,8 +524,11 @@ class _Connection:
             if self._buf and self._deadline is None:
                 self._deadline = now + self.server.request_timeout  # a request has begun
             # idle: only a complete request (or a subscription) keeps the connection open
-            timeout = self._deadline - now if self._deadline is not None \
+            timeout = (
+                self._deadline - now
+                if self._deadline is not None
                 else max(0.0, self._idle_deadline - now)
+            )
             readable = False
             with anyio.move_on_after(timeout):
                 # wait apart from receive(): a receive cut short by a timeout or a shutdown
@@ -483,9 +539,14 @@ class _Connection:
                 raise _Close
             if not readable:  # timed out
                 if self._buf:
-                    await self._send_quietly(p.error(
-                        None, p.INVALID_REQUEST, "invalid request: the request line was not "
-                        f"completed within {self.server.request_timeout:g}s; closing"))
+                    await self._send_quietly(
+                        p.error(
+                            None,
+                            p.INVALID_REQUEST,
+                            "invalid request: the request line was not "
+                            f"completed within {self.server.request_timeout:g}s; closing",
+                        )
+                    )
                     raise _Close
                 if not self._subs:
                     raise _Close  # idle
@@ -495,8 +556,11 @@ class _Connection:
             if room.evict is not None:
                 self.server._evict(room.evict)
             if not room.admit:
-                await self._send_quietly(p.error(
-                    None, p.REFUSED, "the daemon holds too many unfinished requests; closing"))
+                await self._send_quietly(
+                    p.error(
+                        None, p.REFUSED, "the daemon holds too many unfinished requests; closing"
+                    )
+                )
                 raise _Close
             # into one shared buffer: a fresh 64 KiB object per read, from thousands of
             # clients, fragments the heap for good (RSS grew by 80 MB under a flood)
@@ -514,9 +578,13 @@ class _Connection:
                 self._buf += memoryview(scratch)[:n]
 
     async def _too_long(self) -> None:
-        await self._send_quietly(p.error(
-            None, p.INVALID_REQUEST,
-            f"invalid request: line longer than {self.server.max_line} bytes; closing"))
+        await self._send_quietly(
+            p.error(
+                None,
+                p.INVALID_REQUEST,
+                f"invalid request: line longer than {self.server.max_line} bytes; closing",
+            )
+        )
         raise _Close
 
     async def _send_quietly(self, message: dict[str, Any]) -> None:
@@ -614,8 +682,15 @@ class _Connection:
         at_end = offset + len(data) >= size
         text, used = _chunk(data, a["encoding"], whole=at_end and run.state.finished)
         # eof: nothing more to read now (a character still being written stays for later)
-        return {"run": run.to_json(), "offset": offset, "next_offset": offset + used,
-                "size": size, "eof": at_end, "encoding": a["encoding"], "data": text}
+        return {
+            "run": run.to_json(),
+            "offset": offset,
+            "next_offset": offset + used,
+            "size": size,
+            "eof": at_end,
+            "encoding": a["encoding"],
+            "data": text,
+        }
 
     async def _pause(self, req: p.Request, a: dict[str, Any]) -> Any:
         await self.api.pause(a["job_id"])
@@ -632,8 +707,10 @@ class _Connection:
         return await self.api.why(a["job_id"])
 
     async def _metrics(self, req: p.Request, a: dict[str, Any]) -> Any:
-        return {"content_type": "text/plain; version=0.0.4; charset=utf-8",
-                "text": await self.api.metrics_text()}
+        return {
+            "content_type": "text/plain; version=0.0.4; charset=utf-8",
+            "text": await self.api.metrics_text(),
+        }
 
     async def _unsubscribe(self, req: p.Request, a: dict[str, Any]) -> Any:
         scope = self._subs.pop(a["subscription"], None)
@@ -648,8 +725,9 @@ class _Connection:
 
     # --- subscriptions --------------------------------------------------------------------
 
-    async def _subscription(self, req: p.Request, a: dict[str, Any], *,
-                            task_status: TaskStatus[None]) -> None:
+    async def _subscription(
+        self, req: p.Request, a: dict[str, Any], *, task_status: TaskStatus[None]
+    ) -> None:
         """Set up (errors go back as the request's error), answer, then stream until the
         followed run ends, ``unsubscribe`` or the connection ends."""
         sid = next(self.server._sub_ids)
@@ -660,8 +738,9 @@ class _Connection:
             elif a["job_id"] is not None:
                 await self.api.show_job(a["job_id"])  # raises JobNotFound
             if not req.notification:
-                await self.send(p.response(req.id, {
-                    "subscription": sid, "run": run.to_json() if run else None}))
+                await self.send(
+                    p.response(req.id, {"subscription": sid, "run": run.to_json() if run else None})
+                )
             with anyio.CancelScope() as scope:
                 self._subs[sid] = scope
                 self._admission.busy(self.cid, 1)
@@ -675,23 +754,31 @@ class _Connection:
                     raise
                 except Exception as exc:
                     log.exception("control: subscription %d failed", sid)
-                    await self.send(p.notification("end", {
-                        "subscription": sid, "reason": "error", "message": str(exc)}))
+                    await self.send(
+                        p.notification(
+                            "end", {"subscription": sid, "reason": "error", "message": str(exc)}
+                        )
+                    )
                 finally:
                     self._subs.pop(sid, None)
                     self._admission.busy(self.cid, -1)
 
-    async def _stream(self, sid: int, events: MemoryObjectReceiveStream[RunRecord],
-                      job_id: str | None) -> None:
+    async def _stream(
+        self, sid: int, events: MemoryObjectReceiveStream[RunRecord], job_id: str | None
+    ) -> None:
         async for run in events:
             if job_id is None or run.job_id == job_id:
-                await self.send(p.notification("run", {"subscription": sid,
-                                                       "run": run.to_json()}))
+                await self.send(p.notification("run", {"subscription": sid, "run": run.to_json()}))
         # the daemon dropped this subscriber (too slow): say so, and end
         await self.send(p.notification("end", {"subscription": sid, "reason": "dropped"}))
 
-    async def _follow(self, sid: int, run: RunRecord,
-                      events: MemoryObjectReceiveStream[RunRecord], a: dict[str, Any]) -> None:
+    async def _follow(
+        self,
+        sid: int,
+        run: RunRecord,
+        events: MemoryObjectReceiveStream[RunRecord],
+        a: dict[str, Any],
+    ) -> None:
         """One run: its state changes, its log as it grows (with ``logs``), then ``end``."""
         offset: int = a["offset"]
         poll = self.server.poll_interval
@@ -719,16 +806,20 @@ class _Connection:
             if not live and fresh is None:
                 fresh = await self.api.get_run(run.run_id)
             # events queued before the run was read may be older than it: never go back
-            if fresh is not None and fresh != run and \
-                    _RANK.get(fresh.state, 2) >= _RANK.get(run.state, 2):
+            if (
+                fresh is not None
+                and fresh != run
+                and _RANK.get(fresh.state, 2) >= _RANK.get(run.state, 2)
+            ):
                 run = fresh
-                await self.send(p.notification("run", {"subscription": sid,
-                                                       "run": run.to_json()}))
-        await self.send(p.notification("end", {"subscription": sid, "reason": "finished",
-                                               "run": run.to_json()}))
+                await self.send(p.notification("run", {"subscription": sid, "run": run.to_json()}))
+        await self.send(
+            p.notification("end", {"subscription": sid, "reason": "finished", "run": run.to_json()})
+        )
 
-    async def _send_log(self, sid: int, run: RunRecord, offset: int, encoding: str, *,
-                        final: bool) -> int:
+    async def _send_log(
+        self, sid: int, run: RunRecord, offset: int, encoding: str, *, final: bool
+    ) -> int:
         path = self.api.log_path(run)
         while True:
             data, size = await anyio.to_thread.run_sync(_read_log, path, offset, 256 * 1024)
@@ -738,7 +829,17 @@ class _Connection:
             text, used = _chunk(data, encoding, whole=whole)
             if used == 0:
                 return offset  # only the start of a character so far
-            await self.send(p.notification("log", {
-                "subscription": sid, "run_id": run.run_id, "offset": offset,
-                "next_offset": offset + used, "encoding": encoding, "data": text}))
+            await self.send(
+                p.notification(
+                    "log",
+                    {
+                        "subscription": sid,
+                        "run_id": run.run_id,
+                        "offset": offset,
+                        "next_offset": offset + used,
+                        "encoding": encoding,
+                        "data": text,
+                    },
+                )
+            )
             offset += used

@@ -60,8 +60,9 @@ def main(argv: list[str]) -> int:
             obj: Any = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name == module_name or module_name.startswith(f"{exc.name}."):
-                return _fail(f"entrypoint {spec!r}: no module named {exc.name!r} "
-                             f"(sys.path: {sys.path})")
+                return _fail(
+                    f"entrypoint {spec!r}: no module named {exc.name!r} (sys.path: {sys.path})"
+                )
             raise
         for part in attr.split("."):
             if not hasattr(obj, part):

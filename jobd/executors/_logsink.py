@@ -43,8 +43,12 @@ class LogSink:
             size = os.fstat(self.fd).st_size
         except OSError as exc:
             self.failed = True
-            logger.error("%s: cannot open its log %s: %s; dropping its output", self.label,
-                         self.path, exc.strerror)
+            logger.error(
+                "%s: cannot open its log %s: %s; dropping its output",
+                self.label,
+                self.path,
+                exc.strerror,
+            )
             return
         self.left = max(0, self.cap - size)  # the cap is on the file: earlier stages count
         self.at_line_start = size == 0 or os.pread(self.fd, 1, size - 1) == b"\n"
@@ -61,7 +65,7 @@ class LogSink:
             self._write(head)
             self.left -= len(head)
             self.at_line_start = head[-1] == 0x0A
-            data = data[len(head):]
+            data = data[len(head) :]
         if len(data) and not self.truncated:
             self.truncated = True
             self.note(f"output truncated after {self.cap} bytes")
@@ -78,8 +82,9 @@ class LogSink:
             return
         try:
             while data:
-                data = data[os.write(self.fd, data):]
+                data = data[os.write(self.fd, data) :]
         except OSError as exc:  # disk full, say: keep draining, stop writing
             self.failed = True
-            logger.error("%s: cannot write its log: %s; dropping its output", self.label,
-                         exc.strerror)
+            logger.error(
+                "%s: cannot write its log: %s; dropping its output", self.label, exc.strerror
+            )

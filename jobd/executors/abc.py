@@ -76,8 +76,13 @@ class RunRef:
 
 class Executor(ABC):
     @abstractmethod
-    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
-                  cancel: anyio.Event | None = None) -> ProcessResult:
+    async def run(
+        self,
+        spec: ProcessSpec,
+        *,
+        on_started: StartedCallback | None = None,
+        cancel: anyio.Event | None = None,
+    ) -> ProcessResult:
         """Run the process to its end and return how it ended.
 
         On timeout, or when ``cancel`` is set: SIGTERM to its process group, SIGKILL after

@@ -36,8 +36,9 @@ def daemon_python() -> str:
     return os.path.abspath(exe)
 
 
-def argv_for(action: CommandAction | EntrypointAction | ScriptAction, *,
-             default_python: str) -> tuple[str, ...]:
+def argv_for(
+    action: CommandAction | EntrypointAction | ScriptAction, *, default_python: str
+) -> tuple[str, ...]:
     """The argv that runs ``action``.
 
     - ``command = [...]``: itself, exec'd without a shell;
@@ -53,21 +54,34 @@ def argv_for(action: CommandAction | EntrypointAction | ScriptAction, *,
             return argv
         case EntrypointAction():
             python = action.python or default_python
-            return (python, "-c", ENTRYPOINT_RUNNER, action.entrypoint,
-                    *(str(p) for p in action.path))
+            return (
+                python,
+                "-c",
+                ENTRYPOINT_RUNNER,
+                action.entrypoint,
+                *(str(p) for p in action.path),
+            )
         case ScriptAction():
             return (action.python or default_python, str(action.script), *action.args)
     raise TypeError(f"not a step action: {action!r}")
 
 
-def process_spec(action: CommandAction | EntrypointAction | ScriptAction | ContainerAction, *,
-                 default_python: str, env: Mapping[str, str], cwd: Path, log_path: Path,
-                 log_max_bytes: int, timeout: float | None, kill_grace: float,
-                 user: str | None, env_keys: Iterable[str] = (),
-                 env_file: Path | None = None,
-                 render: Callable[[str], str] | None = None,
-                 render_shell: Callable[[str], tuple[str, dict[str, str]]] | None = None
-                 ) -> ProcessSpec:
+def process_spec(
+    action: CommandAction | EntrypointAction | ScriptAction | ContainerAction,
+    *,
+    default_python: str,
+    env: Mapping[str, str],
+    cwd: Path,
+    log_path: Path,
+    log_max_bytes: int,
+    timeout: float | None,
+    kill_grace: float,
+    user: str | None,
+    env_keys: Iterable[str] = (),
+    env_file: Path | None = None,
+    render: Callable[[str], str] | None = None,
+    render_shell: Callable[[str], tuple[str, dict[str, str]]] | None = None,
+) -> ProcessSpec:
     """The spec of one attempt of an action, for whichever executor runs it.
 
     A step action comes rendered. A container's image and command are rendered here with
@@ -89,13 +103,20 @@ def process_spec(action: CommandAction | EntrypointAction | ScriptAction | Conta
         keys = set(env_keys) | set(values)
         if env_file is not None:
             keys |= set(read_env_file(env_file))
-        container = ContainerSpec(image=r(action.image), command=cmd,
-                                  passthrough=frozenset(keys))
+        container = ContainerSpec(image=r(action.image), command=cmd, passthrough=frozenset(keys))
     else:
         argv = argv_for(action, default_python=default_python)
-    return ProcessSpec(argv=argv, env=env, cwd=cwd, log_path=log_path,
-                       log_max_bytes=log_max_bytes, timeout=timeout, kill_grace=kill_grace,
-                       user=user, container=container)
+    return ProcessSpec(
+        argv=argv,
+        env=env,
+        cwd=cwd,
+        log_path=log_path,
+        log_max_bytes=log_max_bytes,
+        timeout=timeout,
+        kill_grace=kill_grace,
+        user=user,
+        container=container,
+    )
 
 
 def host_user(action: Action) -> bool:
@@ -114,7 +135,7 @@ def _unquote(value: str) -> str:
         end = value.find("'", 1)
         if end < 0:
             raise ValueError("unterminated single quote")
-        rest, value = value[end + 1:], value[1:end]
+        rest, value = value[end + 1 :], value[1:end]
     elif value[:1] == '"':
         out: list[str] = []
         i = 1
@@ -127,7 +148,7 @@ def _unquote(value: str) -> str:
             i += 1
         if i >= len(value):
             raise ValueError("unterminated double quote")
-        rest, value = value[i + 1:], "".join(out)
+        rest, value = value[i + 1 :], "".join(out)
     else:
         # unquoted: a '#' after whitespace starts a comment
         return re.split(r"\s+#", value, maxsplit=1)[0].rstrip()

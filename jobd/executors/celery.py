@@ -90,8 +90,13 @@ class CeleryExecutor(Executor):
 
     # --- the Executor contract ------------------------------------------------------------
 
-    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
-                  cancel: anyio.Event | None = None) -> ProcessResult:
+    async def run(
+        self,
+        spec: ProcessSpec,
+        *,
+        on_started: StartedCallback | None = None,
+        cancel: anyio.Event | None = None,
+    ) -> ProcessResult:
         """Run ``spec`` on a worker of the default queue (see ``run_remote``)."""
         return await self.run_remote(spec, queue=DEFAULT_QUEUE, cancel=cancel)
 
@@ -107,8 +112,9 @@ class CeleryExecutor(Executor):
         """The journal says this attempt was running when the daemon stopped: attach to it."""
         self._adopting.add((run_id, attempt))
 
-    async def run_remote(self, spec: ProcessSpec, *, queue: str,
-                         cancel: anyio.Event | None = None) -> ProcessResult:
+    async def run_remote(
+        self, spec: ProcessSpec, *, queue: str, cancel: anyio.Event | None = None
+    ) -> ProcessResult:
         """Run ``spec`` on a worker of ``queue``; its output goes to ``spec.log_path``.
 
         Cancel (or the worker's own timeout) stops the command on the worker. A cancelled
@@ -126,11 +132,11 @@ class CeleryExecutor(Executor):
                 if found is not None:
                     self._adopting.discard((run_id, attempt))
                     await self._retry(self.redis.sadd, self._tids_key(run_id), key.tid)
-                    return await self._follow(key, spec, sink, queue, cancel, claimed=True,
-                                              adopted=found)
+                    return await self._follow(
+                        key, spec, sink, queue, cancel, claimed=True, adopted=found
+                    )
             await self._publish(key, spec, queue)
-            return await self._follow(key, spec, sink, queue, cancel, claimed=False,
-                                      adopted=None)
+            return await self._follow(key, spec, sink, queue, cancel, claimed=False, adopted=None)
         finally:
             sink.close()
 
@@ -150,22 +156,24 @@ class CeleryExecutor(Executor):
         self._adopting.discard((key.run_id, key.attempt))
         if state == "lapsed":
             await self._lost(key, "its worker's lease lapsed while the daemon was down")
-        raise WorkerLost(f"no worker had taken it when the daemon stopped ({state})",
-                         counted=False)
+        raise WorkerLost(f"no worker had taken it when the daemon stopped ({state})", counted=False)
 
     async def _fence(self, tid: str) -> str:
         k = self.keys
-        raw = await self._retry(self.redis.eval, p.FENCE, 3, k.claim(tid), k.lease(tid),
-                                k.done(tid), p.KEEP)
+        raw = await self._retry(
+            self.redis.eval, p.FENCE, 3, k.claim(tid), k.lease(tid), k.done(tid), p.KEEP
+        )
         return raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def _lost(self, key: p.TaskKey, why: str) -> None:
         n = int(await self._retry(self.redis.incr, self.keys.lost(key.run_id)))
         if n > self.cfg.max_lost:
-            raise _GiveUp(f"lost its worker {n} times (max_lost = {self.cfg.max_lost}); "
-                          f"last time: {why}")
-        raise WorkerLost(f"worker lost: {why} (lost {n} of at most {self.cfg.max_lost})",
-                         counted=True)
+            raise _GiveUp(
+                f"lost its worker {n} times (max_lost = {self.cfg.max_lost}); last time: {why}"
+            )
+        raise WorkerLost(
+            f"worker lost: {why} (lost {n} of at most {self.cfg.max_lost})", counted=True
+        )
 
     async def _publish(self, key: p.TaskKey, spec: ProcessSpec, queue: str) -> None:
         extra: dict[str, Any] = {}
@@ -177,22 +185,46 @@ class CeleryExecutor(Executor):
             except OSError as exc:
                 log.warning("run %d: cannot read %s: %s", key.run_id, paths, exc)
         rspec = p.RemoteSpec(
-            tid=key.tid, instance=self.instance, run_id=key.run_id, attempt=key.attempt,
-            argv=spec.argv, env=spec.env, cwd=str(spec.cwd), timeout=spec.timeout,
-            kill_grace=spec.kill_grace, log_max_bytes=spec.log_max_bytes, user=spec.user,
-            lease=self.cfg.lease, extra=extra)
+            tid=key.tid,
+            instance=self.instance,
+            run_id=key.run_id,
+            attempt=key.attempt,
+            argv=spec.argv,
+            env=spec.env,
+            cwd=str(spec.cwd),
+            timeout=spec.timeout,
+            kill_grace=spec.kill_grace,
+            log_max_bytes=spec.log_max_bytes,
+            user=spec.user,
+            lease=self.cfg.lease,
+            extra=extra,
+        )
         payload = rspec.to_json()
         sig = p.sign(self.cfg.signing_key, payload)
         app = await self._celery()
-        send = functools.partial(app.send_task, p.TASK_NAME, args=(payload, sig),
-                                 task_id=key.tid, queue=queue, retry=False)
+        send = functools.partial(
+            app.send_task,
+            p.TASK_NAME,
+            args=(payload, sig),
+            task_id=key.tid,
+            queue=queue,
+            retry=False,
+        )
         async with anyio.create_task_group() as tg:  # two round trips at once
             tg.start_soon(self._retry, self.redis.sadd, self._tids_key(key.run_id), key.tid)
             await self._retry(anyio.to_thread.run_sync, send, limiter=self._limiter)
 
-    async def _follow(self, key: p.TaskKey, spec: ProcessSpec, sink: LogSink, queue: str,
-                      cancel: anyio.Event | None, *, claimed: bool,
-                      adopted: str | None) -> ProcessResult:
+    async def _follow(
+        self,
+        key: p.TaskKey,
+        spec: ProcessSpec,
+        sink: LogSink,
+        queue: str,
+        cancel: anyio.Event | None,
+        *,
+        claimed: bool,
+        adopted: str | None,
+    ) -> ProcessResult:
         r, k, tid = self.redis, self.keys, key.tid
         last = "0-0"
         if adopted is not None:
@@ -205,8 +237,10 @@ class CeleryExecutor(Executor):
         cancel_sent = away = False
         check_at = anyio.current_time() + interval  # the next look at the lease
         while True:
-            block = max(0.001, (check_at if claimed else min(check_at, claim_deadline))
-                        - anyio.current_time())
+            block = max(
+                0.001,
+                (check_at if claimed else min(check_at, claim_deadline)) - anyio.current_time(),
+            )
             try:
                 got = await self._read(k.out(tid), last, block, cancel, cancel_sent)
             except _broker_errors() as exc:
@@ -225,8 +259,11 @@ class CeleryExecutor(Executor):
                     fed = True
                 elif kind == b"claim":
                     claimed = True
-                    if spec.env.get("JOBD_STAGE") is None and key.step == 0 \
-                            and log.isEnabledFor(logging.DEBUG):
+                    if (
+                        spec.env.get("JOBD_STAGE") is None
+                        and key.step == 0
+                        and log.isEnabledFor(logging.DEBUG)
+                    ):
                         log.debug("%s: claimed by %s", tid, fields.get(b"d", b"").decode())
                 elif kind == b"end":
                     ended = True
@@ -249,8 +286,10 @@ class CeleryExecutor(Executor):
                     continue
                 state = await self._fence(tid)
                 if state in ("unclaimed", "fenced"):
-                    why = (f"no worker of queue '{queue}' took it within "
-                           f"{self.cfg.claim_timeout:g}s (claim_timeout)")
+                    why = (
+                        f"no worker of queue '{queue}' took it within "
+                        f"{self.cfg.claim_timeout:g}s (claim_timeout)"
+                    )
                     sink.note(why)
                     return ProcessResult(exit_code=None, error=why)
                 claimed = True
@@ -262,15 +301,18 @@ class CeleryExecutor(Executor):
                 continue
             state = await self._fence(tid)
             if state == "lapsed":
-                sink.note(f"worker lost: its lease lapsed ({self.cfg.lease:g}s); attempt "
-                          f"{key.attempt} fenced")
+                sink.note(
+                    f"worker lost: its lease lapsed ({self.cfg.lease:g}s); attempt "
+                    f"{key.attempt} fenced"
+                )
                 try:
                     await self._lost(key, f"the lease of {tid} lapsed")
                 except _GiveUp as exc:
                     return ProcessResult(exit_code=None, error=str(exc))
 
-    async def _read(self, stream: str, last: str, block: float, cancel: anyio.Event | None,
-                    cancel_sent: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    async def _read(
+        self, stream: str, last: str, block: float, cancel: anyio.Event | None, cancel_sent: bool
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Entries of ``stream`` after ``last``, waiting up to ``block`` seconds (or until
         ``cancel`` is set, when it was not yet passed on)."""
         ms = max(1, int(block * 1000))
@@ -291,6 +333,7 @@ class CeleryExecutor(Executor):
             await read()
         else:
             async with anyio.create_task_group() as tg:
+
                 async def watch() -> None:
                     await cancel.wait()
                     tg.cancel_scope.cancel()
@@ -307,15 +350,21 @@ class CeleryExecutor(Executor):
         entry = await self._retry(r.get, self.keys.done(tid))
         found = await self._retry(r.xrange, self.keys.results, entry, entry) if entry else []
         if not found:
-            return ProcessResult(exit_code=None, error=f"{tid}: its result is missing from "
-                                 "the broker")
+            return ProcessResult(
+                exit_code=None, error=f"{tid}: its result is missing from the broker"
+            )
         res = p.RemoteResult.from_json(found[0][1][b"r"])
         out = spec.env.get("JOBD_OUTPUT")
         if res.outputs and out:
             text = "".join(f"{k}={v}\n" for k, v in res.outputs.items())
             await anyio.Path(out).write_text(text)
-        return ProcessResult(exit_code=res.exit_code, signal=res.signal,
-                             timed_out=res.timed_out, cancelled=res.cancelled, error=res.error)
+        return ProcessResult(
+            exit_code=res.exit_code,
+            signal=res.signal,
+            timed_out=res.timed_out,
+            cancelled=res.cancelled,
+            error=res.error,
+        )
 
     # --- after the journal ----------------------------------------------------------------
 
@@ -330,8 +379,11 @@ class CeleryExecutor(Executor):
                 await self._connect()
                 await self._retry(self._settle, run_id)
         except TimeoutError:
-            log.warning("run %d: could not acknowledge its results (broker away); they stay "
-                        "pending in %s", run_id, self.keys.results)
+            log.warning(
+                "run %d: could not acknowledge its results (broker away); they stay pending in %s",
+                run_id,
+                self.keys.results,
+            )
 
     async def _settle(self, run_id: int) -> None:
         r, k = self.redis, self.keys
@@ -357,6 +409,7 @@ class CeleryExecutor(Executor):
         if self._group_made:
             return
         import redis.exceptions
+
         try:
             await self.redis.xgroup_create(self.keys.results, p.GROUP, id="0", mkstream=True)
         except redis.exceptions.ResponseError as exc:
@@ -398,8 +451,13 @@ def _broker_errors() -> tuple[type[Exception], ...]:
     """What a broker that is away (restarting, unreachable) raises."""
     import redis.exceptions
     from kombu.exceptions import OperationalError
-    return (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-            OperationalError)
+
+    return (
+        OSError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        OperationalError,
+    )
 
 
 __all__ = ["CeleryExecutor", "WorkerLost"]

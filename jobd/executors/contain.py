@@ -155,8 +155,16 @@ class Containment:
             if exc.errno != errno.ESRCH:
                 logger.warning("cannot move pid %d into cgroup %s: %s", pid, leaf, exc.strerror)
 
-    async def stop_escapees(self, leaf: Path | None, *, group: int | None, run_id: int | None,
-                            marker: str | None, grace: float, scan: bool = True) -> int:
+    async def stop_escapees(
+        self,
+        leaf: Path | None,
+        *,
+        group: int | None,
+        run_id: int | None,
+        marker: str | None,
+        grace: float,
+        scan: bool = True,
+    ) -> int:
         """Stop what is left of a run once its process group is gone: kill its cgroup leaf
         whole (and remove it), then stop whatever still carries its marker (``scan``: the
         caller knows nothing can have escaped otherwise). Returns how many processes had
@@ -167,16 +175,22 @@ class Containment:
         if leaf is None and not (scan and run_id is not None and marker is not None):
             return 0
         n, pids = await anyio.to_thread.run_sync(
-            _leftovers, leaf, group, run_id if scan else None, marker)
+            _leftovers, leaf, group, run_id if scan else None, marker
+        )
         if pids:
-            logger.warning("run %s: stopping %d processes that left its process group %s",
-                           run_id, len(pids), pids)
+            logger.warning(
+                "run %s: stopping %d processes that left its process group %s",
+                run_id,
+                len(pids),
+                pids,
+            )
             await stop_leftovers(pids, grace)
         return n + len(pids)
 
 
-def _leftovers(leaf: Path | None, group: int | None, run_id: int | None,
-               marker: str | None) -> tuple[int, list[int]]:
+def _leftovers(
+    leaf: Path | None, group: int | None, run_id: int | None, marker: str | None
+) -> tuple[int, list[int]]:
     """(processes killed with the leaf outside ``group``, pids still carrying the marker)."""
     n = 0
     if leaf is not None:

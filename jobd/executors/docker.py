@@ -70,8 +70,10 @@ def _describe(exc: BaseException) -> str:
 def create_error(exc: BaseException, image: str, url: str) -> str:
     """One clear line saying why the container could not be created."""
     if isinstance(exc, DockerError) and exc.status == 404 and "image" in str(exc.message).lower():
-        return (f"image '{image}' is not present on the Docker host (jobd does not pull; "
-                f"docker pull it first)")
+        return (
+            f"image '{image}' is not present on the Docker host (jobd does not pull; "
+            f"docker pull it first)"
+        )
     if isinstance(exc, DockerError) and exc.status == 900:  # aiodocker: cannot connect
         return f"cannot reach the Docker engine at {url} ({_describe(exc)})"
     if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
@@ -136,32 +138,48 @@ class DockerExecutor(Executor):
     ``init``: run Docker's init as PID 1, so the job's process gets SIGTERM as a local one does.
     ``drain_timeout``: after the exit, how long to wait for the end of the output stream."""
 
-    def __init__(self, *, url: str | None = None, network: str | None = None,
-                 instance: str | None = None, init: bool = True,
-                 drain_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        network: str | None = None,
+        instance: str | None = None,
+        init: bool = True,
+        drain_timeout: float = 2.0,
+    ) -> None:
         self.url = docker_url(url)
         self.network = network
         self.instance = instance
         self.init = init
         self.drain_timeout = drain_timeout
 
-    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
-                  cancel: anyio.Event | None = None) -> ProcessResult:
+    async def run(
+        self,
+        spec: ProcessSpec,
+        *,
+        on_started: StartedCallback | None = None,
+        cancel: anyio.Event | None = None,
+    ) -> ProcessResult:
         """The ``Executor`` entry: ``spec.container`` says what to run (see ``run_container``)."""
         c = spec.container
         if c is None:
             raise ValueError("the container executor needs a ProcessSpec with a container")
-        return await self.run_container(ContainerAction(image=c.image, command=c.command), spec,
-                                        on_started=on_started, cancel=cancel,
-                                        passthrough=c.passthrough)
+        return await self.run_container(
+            ContainerAction(image=c.image, command=c.command),
+            spec,
+            on_started=on_started,
+            cancel=cancel,
+            passthrough=c.passthrough,
+        )
 
     async def find_leftovers(self, ref: RunRef) -> list[str]:
         """The run's containers, running or not (found by their labels)."""
         try:
             return await find_container_leftovers(ref.instance, ref.run_id, url=self.url)
         except Exception as exc:  # the engine may be down: the re-run goes ahead regardless
-            logger.warning("run %s: cannot look for leftover containers: %s", ref.run_id,
-                           _describe(exc))
+            logger.warning(
+                "run %s: cannot look for leftover containers: %s", ref.run_id, _describe(exc)
+            )
             return []
 
     async def stop_leftovers(self, ids: Sequence[str], grace: float) -> list[str]:
@@ -171,10 +189,15 @@ class DockerExecutor(Executor):
             logger.warning("cannot remove leftover containers: %s", _describe(exc))
             return list(ids)
 
-    async def run_container(self, action: ContainerAction, spec: ProcessSpec, *,
-                            on_started: StartedCallback | None = None,
-                            cancel: anyio.Event | None = None,
-                            passthrough: Collection[str] = ()) -> ProcessResult:
+    async def run_container(
+        self,
+        action: ContainerAction,
+        spec: ProcessSpec,
+        *,
+        on_started: StartedCallback | None = None,
+        cancel: anyio.Event | None = None,
+        passthrough: Collection[str] = (),
+    ) -> ProcessResult:
         """Run ``action`` in a new container to its end and return how it ended.
 
         ``spec`` gives the environment (filtered by ``container_env``: ``JOBD_*`` plus the
@@ -191,9 +214,14 @@ class DockerExecutor(Executor):
             if cancel is not None and cancel.is_set():
                 sink.note("cancelled before it started")
                 return ProcessResult(exit_code=None, cancelled=True)
-            config = container_config(action, spec, passthrough=passthrough,
-                                      instance=self.instance, network=self.network,
-                                      init=self.init)
+            config = container_config(
+                action,
+                spec,
+                passthrough=passthrough,
+                instance=self.instance,
+                network=self.network,
+                init=self.init,
+            )
             docker = aiodocker.Docker(url=self.url)
             try:
                 return await self._run(docker, action, config, spec, sink, on_started, cancel)
@@ -203,10 +231,16 @@ class DockerExecutor(Executor):
         finally:
             sink.close()
 
-    async def _run(self, docker: aiodocker.Docker, action: ContainerAction,
-                   config: dict[str, Any], spec: ProcessSpec, sink: LogSink,
-                   on_started: StartedCallback | None,
-                   cancel: anyio.Event | None) -> ProcessResult:
+    async def _run(
+        self,
+        docker: aiodocker.Docker,
+        action: ContainerAction,
+        config: dict[str, Any],
+        spec: ProcessSpec,
+        sink: LogSink,
+        on_started: StartedCallback | None,
+        cancel: anyio.Event | None,
+    ) -> ProcessResult:
         # the timeout counts from the start, creating the container included
         deadline = math.inf if spec.timeout is None else anyio.current_time() + spec.timeout
         try:
@@ -224,12 +258,22 @@ class DockerExecutor(Executor):
                     await container.delete(force=True)
                 except _DOCKER_ERRORS as exc:
                     if not (isinstance(exc, DockerError) and exc.status == 404):
-                        logger.warning("%s: cannot remove container %.12s: %s", sink.label,
-                                       container.id, _describe(exc))
+                        logger.warning(
+                            "%s: cannot remove container %.12s: %s",
+                            sink.label,
+                            container.id,
+                            _describe(exc),
+                        )
 
-    async def _supervise(self, container: DockerContainer, spec: ProcessSpec, sink: LogSink,
-                         deadline: float, on_started: StartedCallback | None,
-                         cancel: anyio.Event | None) -> ProcessResult:
+    async def _supervise(
+        self,
+        container: DockerContainer,
+        spec: ProcessSpec,
+        sink: LogSink,
+        deadline: float,
+        on_started: StartedCallback | None,
+        cancel: anyio.Event | None,
+    ) -> ProcessResult:
         label = f"{sink.label} (container {container.id:.12})"
         grace = stop_grace(spec.kill_grace)
         outcome: str | None = None
@@ -238,8 +282,7 @@ class DockerExecutor(Executor):
 
         async def stop(why: str) -> None:
             # shielded: once begun, a stop runs to its end (bounded by the grace + cleanup)
-            with anyio.CancelScope(shield=True), \
-                    anyio.move_on_after(grace + _CLEANUP_TIMEOUT):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(grace + _CLEANUP_TIMEOUT):
                 sink.note(f"{why}: stopping the container (SIGTERM, SIGKILL after {grace}s)")
                 logger.info("%s: %s", label, why)
                 try:
@@ -270,8 +313,7 @@ class DockerExecutor(Executor):
                 await container.start()
                 pid = int((await container.show())["State"].get("Pid") or 0)
             except _DOCKER_ERRORS as exc:
-                return self._fail(sink, label,
-                                  f"cannot start the container ({_describe(exc)})")
+                return self._fail(sink, label, f"cannot start the container ({_describe(exc)})")
             logger.debug("%s: started (pid %d on the Docker host)", label, pid)
             eof = anyio.Event()
             async with anyio.create_task_group() as tg:
@@ -305,8 +347,9 @@ class DockerExecutor(Executor):
                     with anyio.move_on_after(self.drain_timeout, shield=True) as draining:
                         await eof.wait()
                     if draining.cancelled_caught:
-                        logger.warning("%s: its output stream did not end; no longer reading it",
-                                       label)
+                        logger.warning(
+                            "%s: its output stream did not end; no longer reading it", label
+                        )
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -320,8 +363,10 @@ class DockerExecutor(Executor):
         return ProcessResult(
             exit_code=None if killed or status < 0 else status,
             signal=status - 128 if killed else None,
-            timed_out=outcome == "timeout", cancelled=outcome == "cancel",
-            error="the container's exit status is unknown" if status < 0 else None)
+            timed_out=outcome == "timeout",
+            cancelled=outcome == "cancel",
+            error="the container's exit status is unknown" if status < 0 else None,
+        )
 
     @staticmethod
     def _fail(sink: LogSink, label: str, error: str) -> ProcessResult:
@@ -333,8 +378,9 @@ class DockerExecutor(Executor):
 # --- crash recovery -----------------------------------------------------------------------
 
 
-async def find_container_leftovers(instance: str, run_id: int, *,
-                                   url: str | None = None) -> list[str]:
+async def find_container_leftovers(
+    instance: str, run_id: int, *, url: str | None = None
+) -> list[str]:
     """Ids of the containers, running or not, labelled with this instance and run id.
 
     Raises ``DockerError`` (or an ``aiohttp``/``OSError``) when the engine cannot answer:
@@ -345,13 +391,15 @@ async def find_container_leftovers(instance: str, run_id: int, *,
     return [c.id for c in found]
 
 
-async def remove_containers(ids: Iterable[str], grace: float, *,
-                            url: str | None = None) -> list[str]:
+async def remove_containers(
+    ids: Iterable[str], grace: float, *, url: str | None = None
+) -> list[str]:
     """Stop (SIGTERM, SIGKILL after ``grace``) and remove each container; gone ones are fine.
 
     Returns the ids that could not be removed (each logged)."""
     failed: list[str] = []
     async with aiodocker.Docker(url=docker_url(url)) as docker, anyio.create_task_group() as tg:
+
         async def remove(cid: str) -> None:
             container = docker.containers.container(cid)
             try:
@@ -372,7 +420,19 @@ async def remove_containers(ids: Iterable[str], grace: float, *,
     return failed
 
 
-__all__ = ["DEFAULT_DOCKER_URL", "LABEL_INSTANCE", "LABEL_JOB_ID", "LABEL_RUN_ID",
-           "DockerExecutor", "container_cmd", "container_config", "container_env",
-           "container_labels", "create_error", "docker_url", "find_container_leftovers",
-           "remove_containers", "stop_grace"]
+__all__ = [
+    "DEFAULT_DOCKER_URL",
+    "LABEL_INSTANCE",
+    "LABEL_JOB_ID",
+    "LABEL_RUN_ID",
+    "DockerExecutor",
+    "container_cmd",
+    "container_config",
+    "container_env",
+    "container_labels",
+    "create_error",
+    "docker_url",
+    "find_container_leftovers",
+    "remove_containers",
+    "stop_grace",
+]

@@ -34,8 +34,11 @@ def container_env(env: Mapping[str, str], passthrough: Collection[str] = ()) -> 
     ``env`` plus the keys named in ``passthrough`` (the job's ``env`` table and ``env_file``).
     The daemon's environment (PATH, HOME, secrets it was started with) stays outside; the
     image's own ``ENV`` fills in the rest."""
-    return [f"{key}={value}" for key, value in sorted(env.items())
-            if key.startswith("JOBD_") or key in passthrough]
+    return [
+        f"{key}={value}"
+        for key, value in sorted(env.items())
+        if key.startswith("JOBD_") or key in passthrough
+    ]
 
 
 def container_cmd(command: tuple[str, ...] | str | None) -> list[str] | None:
@@ -49,14 +52,23 @@ def container_cmd(command: tuple[str, ...] | str | None) -> list[str] | None:
 
 def container_labels(env: Mapping[str, str], instance: str | None = None) -> dict[str, str]:
     """Labels that let crash recovery find a run's container: instance, run id, job id."""
-    pairs = ((LABEL_INSTANCE, instance or env.get("JOBD_INSTANCE")),
-             (LABEL_RUN_ID, env.get("JOBD_RUN_ID")), (LABEL_JOB_ID, env.get("JOBD_JOB_ID")))
+    pairs = (
+        (LABEL_INSTANCE, instance or env.get("JOBD_INSTANCE")),
+        (LABEL_RUN_ID, env.get("JOBD_RUN_ID")),
+        (LABEL_JOB_ID, env.get("JOBD_JOB_ID")),
+    )
     return {label: value for label, value in pairs if value is not None}
 
 
-def container_config(action: ContainerAction, spec: ProcessSpec, *,
-                     passthrough: Collection[str] = (), instance: str | None = None,
-                     network: str | None = None, init: bool = True) -> dict[str, Any]:
+def container_config(
+    action: ContainerAction,
+    spec: ProcessSpec,
+    *,
+    passthrough: Collection[str] = (),
+    instance: str | None = None,
+    network: str | None = None,
+    init: bool = True,
+) -> dict[str, Any]:
     """The body of ``POST /containers/create`` for one attempt."""
     host: dict[str, Any] = {"Init": init, "LogConfig": {"Type": "none", "Config": {}}}
     if network is not None:
@@ -65,8 +77,11 @@ def container_config(action: ContainerAction, spec: ProcessSpec, *,
         "Image": action.image,
         "Env": container_env(spec.env, passthrough),
         "Labels": container_labels(spec.env, instance),
-        "AttachStdin": False, "AttachStdout": True, "AttachStderr": True,
-        "OpenStdin": False, "Tty": False,
+        "AttachStdin": False,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "OpenStdin": False,
+        "Tty": False,
         "HostConfig": host,
     }
     cmd = container_cmd(action.command)

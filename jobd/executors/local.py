@@ -84,11 +84,18 @@ def plan_user(user: str | None, *, euid: int) -> RunAs | None:
     except KeyError:
         raise ValueError(f"cannot run as user '{user}': no such user") from None
     if pw.pw_uid != euid and euid != 0:
-        raise ValueError(f"cannot run as user '{user}': the daemon runs as uid {euid}, "
-                         "not root, and can only run jobs as itself")
-    return RunAs(name=pw.pw_name, uid=pw.pw_uid, gid=pw.pw_gid,
-                 groups=tuple(os.getgrouplist(pw.pw_name, pw.pw_gid)), home=pw.pw_dir,
-                 switch=pw.pw_uid != euid)
+        raise ValueError(
+            f"cannot run as user '{user}': the daemon runs as uid {euid}, "
+            "not root, and can only run jobs as itself"
+        )
+    return RunAs(
+        name=pw.pw_name,
+        uid=pw.pw_uid,
+        gid=pw.pw_gid,
+        groups=tuple(os.getgrouplist(pw.pw_name, pw.pw_gid)),
+        home=pw.pw_dir,
+        switch=pw.pw_uid != euid,
+    )
 
 
 def _env_for(env: Mapping[str, str], run_as: RunAs | None) -> dict[str, str]:
@@ -145,10 +152,18 @@ def _spawn(spec: ProcessSpec, run_as: RunAs | None) -> tuple[subprocess.Popen[by
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
-            spec.argv, stdin=subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
-            cwd=spec.cwd, env=env, start_new_session=True, close_fds=True,
-            user=switch.uid if switch else None, group=switch.gid if switch else None,
-            extra_groups=list(switch.groups) if switch else None)
+            spec.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            cwd=spec.cwd,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            user=switch.uid if switch else None,
+            group=switch.gid if switch else None,
+            extra_groups=list(switch.groups) if switch else None,
+        )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         os.close(read_fd)
         raise _StartError(_start_error(exc, spec, env)) from None
@@ -198,10 +213,15 @@ class _Pump:
     def held_open(self) -> None:
         """No EOF although the process group is gone: a process that left it (``setsid``)
         holds the pipe. Say so; ``close()`` then stops reading."""
-        logger.warning("%s: its output is still held open by a process that left its process "
-                       "group (setsid?); no longer reading it", self.sink.label)
-        self.sink.note("output still held open by a process that left the run's process group; "
-                       "no longer reading it")
+        logger.warning(
+            "%s: its output is still held open by a process that left its process "
+            "group (setsid?); no longer reading it",
+            self.sink.label,
+        )
+        self.sink.note(
+            "output still held open by a process that left the run's process group; "
+            "no longer reading it"
+        )
 
     def close(self) -> None:
         self.loop.remove_reader(self.fd)
@@ -242,8 +262,9 @@ class LocalExecutor(Executor):
     reap: ClassVar[bool] = False  # set by the daemon once it is a child subreaper
     _reaped_at: ClassVar[float] = -math.inf
 
-    def __init__(self, *, drain_timeout: float = 2.0,
-                 containment: Containment | None = None) -> None:
+    def __init__(
+        self, *, drain_timeout: float = 2.0, containment: Containment | None = None
+    ) -> None:
         self.drain_timeout = drain_timeout
         self._containment = containment
 
@@ -253,8 +274,13 @@ class LocalExecutor(Executor):
             self._containment = Containment.detect()
         return self._containment
 
-    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
-                  cancel: anyio.Event | None = None) -> ProcessResult:
+    async def run(
+        self,
+        spec: ProcessSpec,
+        *,
+        on_started: StartedCallback | None = None,
+        cancel: anyio.Event | None = None,
+    ) -> ProcessResult:
         label = _label(spec)
         loop = asyncio.get_running_loop()  # asyncio's reader callbacks drain the output
         sink = LogSink(spec.log_path, spec.log_max_bytes, label)
@@ -276,24 +302,43 @@ class LocalExecutor(Executor):
             try:
                 pump = _Pump(loop, read_fd, sink)
                 return await self._supervise(
-                    spec, proc, pidfd, pump, f"{label} (pid {proc.pid})", on_started, cancel,
-                    partial(self._contain, containment, spec, leaf, run_id, marker, proc.pid,
-                            sink))
+                    spec,
+                    proc,
+                    pidfd,
+                    pump,
+                    f"{label} (pid {proc.pid})",
+                    on_started,
+                    cancel,
+                    partial(self._contain, containment, spec, leaf, run_id, marker, proc.pid, sink),
+                )
             finally:
                 os.close(pidfd)
                 LocalExecutor._own.discard(proc.pid)
         finally:
             sink.close()
 
-    async def _contain(self, containment: Containment, spec: ProcessSpec, leaf: Path | None,
-                       run_id: str | None, marker: str | None, pid: int, sink: LogSink) -> None:
+    async def _contain(
+        self,
+        containment: Containment,
+        spec: ProcessSpec,
+        leaf: Path | None,
+        run_id: str | None,
+        marker: str | None,
+        pid: int,
+        sink: LogSink,
+    ) -> None:
         """Stop what left the process group: the cgroup leaf, then the marker's holders."""
         # A subreaper: an escapee would be a child of ours by now. Otherwise look in /proc,
         # even with a leaf: the job may have forked before it was moved into it.
         scan = strays(LocalExecutor._own - {pid}) if LocalExecutor.reap else True
         n = await containment.stop_escapees(
-            leaf, group=pid, run_id=int(run_id) if run_id and run_id.isdigit() else None,
-            marker=marker, grace=spec.kill_grace, scan=scan)
+            leaf,
+            group=pid,
+            run_id=int(run_id) if run_id and run_id.isdigit() else None,
+            marker=marker,
+            grace=spec.kill_grace,
+            scan=scan,
+        )
         if n:
             sink.note(f"stopped {n} process(es) that outlived the run's process group")
         now = anyio.current_time()
@@ -306,8 +351,9 @@ class LocalExecutor(Executor):
     async def find_leftovers(self, ref: RunRef) -> list[str]:
         """The run's processes still alive (``process.find_leftovers``), as pid strings, and
         its cgroup leaf (``cgroup:<name>``) while it exists (an empty one is just removed)."""
-        pids = await anyio.to_thread.run_sync(partial(
-            find_leftovers, ref.run_id, ref.pid, ref.pid_start, marker=ref.instance))
+        pids = await anyio.to_thread.run_sync(
+            partial(find_leftovers, ref.run_id, ref.pid, ref.pid_start, marker=ref.instance)
+        )
         out = [str(p) for p in pids]
         c = self.contained()
         leaf = c.leaf(ref.instance, str(ref.run_id))
@@ -320,24 +366,32 @@ class LocalExecutor(Executor):
         pids = [int(i) for i in ids if not i.startswith(_CGROUP)]
         left: list[str] = []
         if pids:
-            logger.warning("stopping %d leftover processes %s", len(pids),
-                           ", ".join(map(str, pids)))
+            logger.warning(
+                "stopping %d leftover processes %s", len(pids), ", ".join(map(str, pids))
+            )
             left += [str(p) for p in await stop_leftovers(pids, grace)]
         c = self.contained()
         for name in leaves:  # killed whole, then removed: what escaped the pid search too
             if c.base is None:
                 continue
-            await c.stop_escapees(c.base / name.removeprefix(_CGROUP), group=None,
-                                  run_id=None, marker=None, grace=0)
+            await c.stop_escapees(
+                c.base / name.removeprefix(_CGROUP), group=None, run_id=None, marker=None, grace=0
+            )
             if (c.base / name.removeprefix(_CGROUP)).exists():
                 left.append(name)
         return left
 
-    async def _supervise(self, spec: ProcessSpec, proc: subprocess.Popen[bytes], pidfd: int,
-                         pump: _Pump, label: str,
-                         on_started: StartedCallback | None,
-                         cancel: anyio.Event | None,
-                         contain: Callable[[], Awaitable[None]]) -> ProcessResult:
+    async def _supervise(
+        self,
+        spec: ProcessSpec,
+        proc: subprocess.Popen[bytes],
+        pidfd: int,
+        pump: _Pump,
+        label: str,
+        on_started: StartedCallback | None,
+        cancel: anyio.Event | None,
+        contain: Callable[[], Awaitable[None]],
+    ) -> ProcessResult:
         pid = proc.pid  # also the process group id: it started a new session
         # the timeout counts from the start, on_started included
         deadline = math.inf if spec.timeout is None else anyio.current_time() + spec.timeout
@@ -350,12 +404,14 @@ class LocalExecutor(Executor):
         async def stop(why: str) -> None:
             # shielded: once begun, a stop runs to its end (bounded by the grace + KILL_WAIT)
             with anyio.CancelScope(shield=True):
-                pump.sink.note(f"{why}: SIGTERM to the process group, "
-                          f"SIGKILL after {spec.kill_grace:g}s")
+                pump.sink.note(
+                    f"{why}: SIGTERM to the process group, SIGKILL after {spec.kill_grace:g}s"
+                )
                 logger.info("%s: %s", label, why)
                 if await stop_process_group(pid, spec.kill_grace, pidfd=pidfd, label=label):
-                    pump.sink.note(f"still running {spec.kill_grace:g}s after SIGTERM: "
-                                   "SIGKILL sent")
+                    pump.sink.note(
+                        f"still running {spec.kill_grace:g}s after SIGTERM: SIGKILL sent"
+                    )
 
         try:
             if on_started is not None:
@@ -397,8 +453,10 @@ class LocalExecutor(Executor):
         return ProcessResult(
             exit_code=returncode if returncode is not None and returncode >= 0 else None,
             signal=-returncode if returncode is not None and returncode < 0 else None,
-            timed_out=outcome == "timeout", cancelled=outcome == "cancel",
-            error="the process did not exit after SIGKILL" if returncode is None else None)
+            timed_out=outcome == "timeout",
+            cancelled=outcome == "cancel",
+            error="the process did not exit after SIGKILL" if returncode is None else None,
+        )
 
 
 __all__ = ["LocalExecutor", "RunAs", "plan_user"]

@@ -76,8 +76,9 @@ async def _wait_group_gone(pgid: int, pidfd: int | None) -> None:
         delay = min(delay * 2, _POLL_MAX)
 
 
-async def stop_process_group(pgid: int, grace: float, *, pidfd: int | None = None,
-                             label: str | None = None) -> bool:
+async def stop_process_group(
+    pgid: int, grace: float, *, pidfd: int | None = None, label: str | None = None
+) -> bool:
     """Stop a process group: SIGTERM (and SIGCONT), then SIGKILL after ``grace`` seconds.
 
     With ``pidfd`` (the group leader's), the group counts as stopped once its leader has
@@ -103,8 +104,7 @@ async def stop_process_group(pgid: int, grace: float, *, pidfd: int | None = Non
     with anyio.move_on_after(KILL_WAIT) as scope:
         await _wait_group_gone(pgid, pidfd)
     if scope.cancelled_caught:
-        logger.error("%s: still there %gs after SIGKILL (uninterruptible sleep?)",
-                     name, KILL_WAIT)
+        logger.error("%s: still there %gs after SIGKILL (uninterruptible sleep?)", name, KILL_WAIT)
     return True
 
 
@@ -120,8 +120,9 @@ def _environ_has(pid: int, wanted: frozenset[bytes]) -> bool:
     return wanted.issubset(entries)
 
 
-def find_leftovers(run_id: int, pid: int | None, pid_start: int | None, *,
-                   marker: str) -> list[int]:
+def find_leftovers(
+    run_id: int, pid: int | None, pid_start: int | None, *, marker: str
+) -> list[int]:
     """Pids of processes still left from run ``run_id``, to stop before the run is retried.
 
     A process belongs to the run when its pid *and* start ticks equal the journaled ones (a
@@ -134,8 +135,7 @@ def find_leftovers(run_id: int, pid: int | None, pid_start: int | None, *,
     found: set[int] = set()
     if pid is not None and pid_start is not None and process_start_ticks(pid) == pid_start:
         found.add(pid)
-    wanted = frozenset({f"{RUN_ID_VAR}={run_id}".encode(),
-                        f"{INSTANCE_VAR}={marker}".encode()})
+    wanted = frozenset({f"{RUN_ID_VAR}={run_id}".encode(), f"{INSTANCE_VAR}={marker}".encode()})
     me = os.getpid()
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != me and _environ_has(int(entry), wanted):
@@ -184,8 +184,9 @@ async def stop_leftovers(pids: Iterable[int], grace: float) -> list[int]:
             logger.info("leftover pid %d: sent SIGTERM", pid)
         await _wait_all(fds, grace)
         for pid, fd in fds.items():
-            logger.warning("leftover pid %d: still running %gs after SIGTERM: sending SIGKILL",
-                           pid, grace)
+            logger.warning(
+                "leftover pid %d: still running %gs after SIGTERM: sending SIGKILL", pid, grace
+            )
             with suppress(ProcessLookupError):
                 signal.pidfd_send_signal(fd, signal.SIGKILL)
         await _wait_all(fds, KILL_WAIT)
@@ -207,4 +208,3 @@ __all__ = [
     "stop_leftovers",
     "stop_process_group",
 ]
-

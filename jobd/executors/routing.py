@@ -44,8 +44,13 @@ class RoutingExecutor(Executor):
             self._container = self._make_container()
         return self._container
 
-    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
-                  cancel: anyio.Event | None = None) -> ProcessResult:
+    async def run(
+        self,
+        spec: ProcessSpec,
+        *,
+        on_started: StartedCallback | None = None,
+        cancel: anyio.Event | None = None,
+    ) -> ProcessResult:
         ex = self.local if spec.container is None else self._by_kind(CONTAINER)
         return await ex.run(spec, on_started=on_started, cancel=cancel)
 
@@ -63,8 +68,9 @@ class RoutingExecutor(Executor):
         for kind in (LOCAL, CONTAINER):
             mine = [i.partition(":")[2] for i in ids if i.partition(":")[0] == kind]
             if mine:
-                left += [f"{kind}:{i}"
-                         for i in await self._by_kind(kind).stop_leftovers(mine, grace)]
+                left += [
+                    f"{kind}:{i}" for i in await self._by_kind(kind).stop_leftovers(mine, grace)
+                ]
         return left
 
     async def aclose(self) -> None:
@@ -73,13 +79,19 @@ class RoutingExecutor(Executor):
             await self._container.aclose()
 
 
-def default_executor(*, instance: str, docker_host: str | None, docker_network: str | None,
-                     local: Executor | None = None) -> RoutingExecutor:
+def default_executor(
+    *,
+    instance: str,
+    docker_host: str | None,
+    docker_network: str | None,
+    local: Executor | None = None,
+) -> RoutingExecutor:
     """Local processes here, containers through the Docker Engine at ``docker_host``."""
     from jobd.executors.local import LocalExecutor
 
     def container() -> Executor:
         from jobd.executors.docker import DockerExecutor
+
         return DockerExecutor(url=docker_host, network=docker_network, instance=instance)
 
     return RoutingExecutor(local or LocalExecutor(), container)
@@ -97,10 +109,12 @@ class LazyCelery:
         if self.executor is None:
             from jobd.executors.celery import CeleryExecutor
             from jobd.remote.instance import instance_id
+
             if self.config.celery is None:
                 raise RuntimeError('executor = "celery" without a [celery] table')
-            self.executor = CeleryExecutor(self.config.celery,
-                                           instance=instance_id(self.config.state_dir))
+            self.executor = CeleryExecutor(
+                self.config.celery, instance=instance_id(self.config.state_dir)
+            )
         return self.executor
 
     async def aclose(self) -> None:

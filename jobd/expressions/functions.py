@@ -71,29 +71,33 @@ def format_string(fmt: str, args: Sequence[Any], *, check_only: bool = False) ->
         lb, rb = fmt.find("{", i), fmt.find("}", i)
         if lb >= 0 and (rb < 0 or rb > lb):
             if fmt.startswith("{", lb + 1):  # '{{' is a literal '{'
-                out.append(fmt[i:lb + 1])
+                out.append(fmt[i : lb + 1])
                 i = lb + 2
                 continue
             j = lb + 1
             while j < n and "0" <= fmt[j] <= "9":
                 j += 1
             if j == lb + 1 or j != rb:
-                raise ExpressionError(f"format: invalid format string '{fmt}': "
-                                      "use {0}, {1}, ... and '{{' / '}}' for braces")
-            index = int(fmt[lb + 1:j])
+                raise ExpressionError(
+                    f"format: invalid format string '{fmt}': "
+                    "use {0}, {1}, ... and '{{' / '}}' for braces"
+                )
+            index = int(fmt[lb + 1 : j])
             if index >= len(args):
                 raise ExpressionError(
                     f"format: '{fmt}' refers to {{{index}}} but only {len(args)} "
-                    f"argument{' follows' if len(args) == 1 else 's follow'} the format string")
+                    f"argument{' follows' if len(args) == 1 else 's follow'} the format string"
+                )
             out.append(fmt[i:lb])
             if not check_only:
                 out.append(to_string(args[index]))
             i = rb + 1
         elif rb >= 0:
             if not fmt.startswith("}", rb + 1):
-                raise ExpressionError(f"format: invalid format string '{fmt}': "
-                                      "a lone '}' must be written '}}'")
-            out.append(fmt[i:rb + 1])
+                raise ExpressionError(
+                    f"format: invalid format string '{fmt}': a lone '}}' must be written '}}}}'"
+                )
+            out.append(fmt[i : rb + 1])
             i = rb + 2
         else:
             out.append(fmt[i:])
@@ -132,8 +136,9 @@ def _from_json(args: Sequence[Any]) -> Any:
         raise ExpressionError("fromJson: the input is empty")
     try:
         # As JavaScript's JSON.parse: every number a double; objects as js_object builds them
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=js_object,
-                          parse_int=_json_int)
+        return json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=js_object, parse_int=_json_int
+        )
     except RecursionError:
         raise ExpressionError("fromJson: the JSON is nested too deeply") from None
     except ValueError as exc:
@@ -151,23 +156,27 @@ def _case(args: Sequence[Any]) -> Any:
     for i in range(0, len(args) - 1, 2):
         predicate = normalize(args[i])
         if kind_of(predicate) is not Kind.BOOLEAN:
-            raise ExpressionError("case: a predicate must be a boolean, got "
-                                  f"{kind_of(predicate).value}")
+            raise ExpressionError(
+                f"case: a predicate must be a boolean, got {kind_of(predicate).value}"
+            )
         if predicate:
             return args[i + 1]
     return args[-1]
 
 
-FUNCTIONS: dict[str, Function] = {f.name.lower(): f for f in (
-    Function("contains", 2, 2, _contains),
-    Function("startsWith", 2, 2, lambda a: _affix(a, start=True)),
-    Function("endsWith", 2, 2, lambda a: _affix(a, start=False)),
-    Function("format", 1, MAX_ARGS, _format),
-    Function("join", 1, 2, _join),
-    Function("fromJson", 1, 1, _from_json),
-    Function("toJson", 1, 1, _to_json),
-    Function("case", 3, MAX_ARGS, _case),
-)}
+FUNCTIONS: dict[str, Function] = {
+    f.name.lower(): f
+    for f in (
+        Function("contains", 2, 2, _contains),
+        Function("startsWith", 2, 2, lambda a: _affix(a, start=True)),
+        Function("endsWith", 2, 2, lambda a: _affix(a, start=False)),
+        Function("format", 1, MAX_ARGS, _format),
+        Function("join", 1, 2, _join),
+        Function("fromJson", 1, 1, _from_json),
+        Function("toJson", 1, 1, _to_json),
+        Function("case", 3, MAX_ARGS, _case),
+    )
+}
 
 # GitHub's job-status functions: jobd expresses them with trigger_rule instead.
 STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled", "hashfiles"})

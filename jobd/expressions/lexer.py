@@ -46,8 +46,14 @@ class Token:
         return "end of expression" if self.type is T.EOF else f"'{self.lexeme}'"
 
 
-_SINGLE = {"(": T.LPAREN, ")": T.RPAREN, "[": T.LBRACKET, "]": T.RBRACKET, ",": T.COMMA,
-           "*": T.STAR}
+_SINGLE = {
+    "(": T.LPAREN,
+    ")": T.RPAREN,
+    "[": T.LBRACKET,
+    "]": T.RBRACKET,
+    ",": T.COMMA,
+    "*": T.STAR,
+}
 _BOUNDARY = frozenset("()[],.!><=&|")
 _KEYWORDS = {"true": T.TRUE, "false": T.FALSE, "null": T.NULL}
 _HINTS = {"=": "==", "&": "&&", "|": "||"}
@@ -121,9 +127,11 @@ def tokenize(text: str) -> list[Token]:
             while True:
                 j = text.find("'", i)
                 if j < 0:
-                    raise Located("unclosed string", start,
-                                  "strings are closed by a single quote; write '' for a quote "
-                                  "inside one")
+                    raise Located(
+                        "unclosed string",
+                        start,
+                        "strings are closed by a single quote; write '' for a quote inside one",
+                    )
                 chunks.append(text[i:j])
                 if j + 1 < n and text[j + 1] == "'":
                     chunks.append("'")

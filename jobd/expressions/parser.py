@@ -146,8 +146,11 @@ class _Parser:
         node = self.expression()
         tok = self.peek()
         if tok.type is not T.EOF:
-            hint = "a value must be followed by an operator" if tok.type in (
-                T.IDENT, T.NUMBER, T.STRING, T.TRUE, T.FALSE, T.NULL, T.LPAREN) else ""
+            hint = (
+                "a value must be followed by an operator"
+                if tok.type in (T.IDENT, T.NUMBER, T.STRING, T.TRUE, T.FALSE, T.NULL, T.LPAREN)
+                else ""
+            )
             raise self.unexpected(tok, hint)
         return Parsed(node, frozenset(self.contexts), frozenset(self.properties))
 
@@ -212,12 +215,16 @@ class _Parser:
                 elif self.match(T.IDENT):
                     key = Literal(name.lexeme)
                 else:
-                    raise self.unexpected(name, "a property name follows '.'; "
-                                                "write a['...'] for other names")
+                    raise self.unexpected(
+                        name, "a property name follows '.'; write a['...'] for other names"
+                    )
             else:
                 return node
-            if isinstance(node, Context) and isinstance(key, Literal) \
-                    and isinstance(key.value, str):
+            if (
+                isinstance(node, Context)
+                and isinstance(key, Literal)
+                and isinstance(key.value, str)
+            ):
                 self.properties.add((node.name, key.value))
             node = self.node(Index(node, key, _height(node, key)), tok)
 
@@ -267,12 +274,17 @@ class _Parser:
         if fn is None:
             names = [f.name for f in FUNCTIONS.values()]
             if name in STATUS_FUNCTIONS:
-                hint = ("jobd has no status functions: a job's trigger_rule decides how it "
-                        "runs after its needs (see docs/pipelines.md)")
+                hint = (
+                    "jobd has no status functions: a job's trigger_rule decides how it "
+                    "runs after its needs (see docs/pipelines.md)"
+                )
             else:
                 close = _suggest(name, names)
-                hint = (f"did you mean '{close}'? " if close else "") + \
-                    "functions: " + ", ".join(names)
+                hint = (
+                    (f"did you mean '{close}'? " if close else "")
+                    + "functions: "
+                    + ", ".join(names)
+                )
             raise Located(f"unknown function '{tok.lexeme}'", tok.pos, hint)
         args: list[Node] = []
         if self.match(T.RPAREN) is None:
@@ -284,8 +296,11 @@ class _Parser:
         if not fn.min_args <= len(args) <= fn.max_args:
             raise Located(f"function '{fn.name}' takes {fn.arity()}, got {len(args)}", tok.pos)
         if name == "case" and len(args) % 2 == 0:
-            raise Located(f"function 'case' takes an odd number of arguments (pairs of a "
-                          f"condition and a value, then the default), got {len(args)}", tok.pos)
+            raise Located(
+                f"function 'case' takes an odd number of arguments (pairs of a "
+                f"condition and a value, then the default), got {len(args)}",
+                tok.pos,
+            )
         if name == "format" and isinstance(args[0], Literal) and isinstance(args[0].value, str):
             try:
                 format_string(args[0].value, [None] * (len(args) - 1), check_only=True)

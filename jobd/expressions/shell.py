@@ -24,7 +24,17 @@ from jobd.expressions.values import render_string
 PREFIX = "JOBD_EXPR_"
 
 _CODE, _DQ, _SQ, _SUB, _BQ, _PARAM, _ARITH, _COMMENT, _HEREDOC, _HEREDOC_Q = (
-    "code", "dq", "sq", "sub", "bq", "param", "arith", "comment", "heredoc", "heredoc_q")
+    "code",
+    "dq",
+    "sq",
+    "sub",
+    "bq",
+    "param",
+    "arith",
+    "comment",
+    "heredoc",
+    "heredoc_q",
+)
 _CODE_LIKE = frozenset({_CODE, _SUB, _BQ, _PARAM})
 _WORD_END = frozenset(" \t\n;&|<>()")
 
@@ -105,7 +115,7 @@ class _Scanner:
                 self.arith_depth -= 1
             return i + 1
         if c == "$" and nxt == "(":
-            if text[i + 2:i + 3] == "(":
+            if text[i + 2 : i + 3] == "(":
                 self.stack.append(_ARITH)
                 self.arith_depth = 0
                 return i + 3
@@ -136,7 +146,7 @@ class _Scanner:
             self.stack.pop()
         elif c == "#" and (self.prev in _WORD_END) and top != _PARAM:
             self.stack.append(_COMMENT)
-        elif c == "<" and nxt == "<" and text[i + 2:i + 3] != "<":
+        elif c == "<" and nxt == "<" and text[i + 2 : i + 3] != "<":
             return self._heredoc(text, i + 2)
         elif c == "\n":
             self.prev = c
@@ -152,7 +162,7 @@ class _Scanner:
         return i + 1
 
     def _heredoc(self, text: str, i: int) -> int:
-        strip = text[i:i + 1] == "-"
+        strip = text[i : i + 1] == "-"
         i += strip
         while i < len(text) and text[i] in " \t":
             i += 1
@@ -169,21 +179,26 @@ class _Scanner:
         return i
 
 
-def _reference(name: str, where: str, scanner: _Scanner, template: Template,
-               expr: Expression) -> str:
+def _reference(
+    name: str, where: str, scanner: _Scanner, template: Template, expr: Expression
+) -> str:
     if scanner.escaped:
-        raise ExpressionError(f"'${{{{ {expr.source} }}}}' right after a backslash in a shell "
-                              f"command: remove the backslash ('{_short(template.source)}')")
+        raise ExpressionError(
+            f"'${{{{ {expr.source} }}}}' right after a backslash in a shell "
+            f"command: remove the backslash ('{_short(template.source)}')"
+        )
     if where == _ARITH:
         raise ExpressionError(
             f"'${{{{ {expr.source} }}}}' inside '$(( ))' in a shell command: the shell would "
             f"evaluate the value as an arithmetic expression; assign it to a variable outside "
-            f"'$(( ))' and check it is a number first ('{_short(template.source)}')")
+            f"'$(( ))' and check it is a number first ('{_short(template.source)}')"
+        )
     if where == _HEREDOC_Q:
         raise ExpressionError(
             f"'${{{{ {expr.source} }}}}' inside a quoted here-document (<<'EOF') in a shell "
             f"command: values reach the shell as variables, which such a here-document does "
-            f"not expand; quote nothing in its delimiter (<<EOF) ('{_short(template.source)}')")
+            f"not expand; quote nothing in its delimiter (<<EOF) ('{_short(template.source)}')"
+        )
     if where == _SQ:
         return f"'\"${{{name}}}\"'"
     if where in (_DQ, _HEREDOC, _COMMENT):
@@ -209,8 +224,10 @@ class ShellCommand:
         for name, expr in self.variables:
             value = render_string(expr.evaluate(context))
             if "\x00" in value:
-                raise ExpressionError(f"the value of '{expr.source}' holds a NUL character, "
-                                      "which no environment variable can")
+                raise ExpressionError(
+                    f"the value of '{expr.source}' holds a NUL character, "
+                    "which no environment variable can"
+                )
             env[name] = value
         return self.script, env
 

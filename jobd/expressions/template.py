@@ -52,7 +52,8 @@ class Expression:
             raise ExpressionError(f"{exc} in '{_shown(self.source)}'") from None
         except RecursionError:
             raise ExpressionError(
-                f"a value is nested too deeply in '{_shown(self.source)}'") from None
+                f"a value is nested too deeply in '{_shown(self.source)}'"
+            ) from None
 
     def reads(self, root: str) -> frozenset[str]:
         """First-level names read under ``root`` by a literal name (``needs.build.result``
@@ -79,16 +80,16 @@ class Template:
 
     def reads(self, root: str) -> frozenset[str]:
         """First-level names read under ``root`` by any part (see ``Expression.reads``)."""
-        return frozenset().union(*(p.reads(root) for p in self.parts
-                                   if isinstance(p, Expression)))
+        return frozenset().union(*(p.reads(root) for p in self.parts if isinstance(p, Expression)))
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The text with each expression replaced by its value as a string: null is empty,
         numbers as GitHub writes them (``20``, not ``20.0``), arrays and objects as JSON."""
         if not self.has_expressions:
             return "".join(p for p in self.parts if isinstance(p, str))
-        return "".join(p if isinstance(p, str) else render_string(p.evaluate(context))
-                       for p in self.parts)
+        return "".join(
+            p if isinstance(p, str) else render_string(p.evaluate(context)) for p in self.parts
+        )
 
 
 def _find_close(text: str, start: int) -> int:
@@ -105,8 +106,7 @@ def _find_close(text: str, start: int) -> int:
     return -1
 
 
-def _parse(text: str, base: int, end: int, whole: str,
-           roots: Collection[str]) -> Expression:
+def _parse(text: str, base: int, end: int, whole: str, roots: Collection[str]) -> Expression:
     raw = whole[base:end]
     source = raw.strip()
     lead = len(raw) - len(raw.lstrip())
@@ -136,8 +136,9 @@ def _parse_template(text: str, roots: tuple[str, ...]) -> Template:
             naive = text.find(CLOSE, start)
             if naive >= 0:  # a '}}' inside an unclosed string: let the lexer say so
                 _parse(text, start, naive, text, roots)
-            raise ExpressionError(f"unclosed '{OPEN}' {_where(text, j)} in '{_shown(text)}'; "
-                                  f"close it with '{CLOSE}'")
+            raise ExpressionError(
+                f"unclosed '{OPEN}' {_where(text, j)} in '{_shown(text)}'; close it with '{CLOSE}'"
+            )
         if not text[start:end].strip():
             parts.append(_EMPTY)  # GitHub: an empty expression is null (renders as nothing)
         else:
@@ -168,8 +169,10 @@ def _parse_condition(text: str, roots: tuple[str, ...]) -> Expression:
         exprs = [p for p in template.parts if isinstance(p, Expression)]
         rest = "".join(p for p in template.parts if isinstance(p, str))
         if len(exprs) != 1 or rest.strip():
-            raise ExpressionError(f"a condition is one expression, written bare or as a single "
-                                  f"'{OPEN} ... {CLOSE}': '{_shown(text)}'")
+            raise ExpressionError(
+                f"a condition is one expression, written bare or as a single "
+                f"'{OPEN} ... {CLOSE}': '{_shown(text)}'"
+            )
         if exprs[0] is _EMPTY:  # stricter than GitHub, where an empty if: means success()
             raise ExpressionError(f"empty condition: '{_shown(text)}'")
         return exprs[0]

@@ -44,8 +44,11 @@ _SAFE_INT = 2**53
 def normalize(value: Any) -> Any:
     """A context value as the language sees it: numbers are doubles (an integer beyond 2**53
     becomes the nearest double, as in JavaScript); unknown types become strings."""
-    if isinstance(value, int) and not isinstance(value, bool) \
-            and not -_SAFE_INT < value < _SAFE_INT:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not -_SAFE_INT < value < _SAFE_INT
+    ):
         try:
             return float(value)
         except OverflowError:
@@ -98,11 +101,16 @@ def truthy(value: Any) -> bool:
 
 # --- numbers -----------------------------------------------------------------------------
 
-_JS_SPACE = " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" \
-            "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_JS_SPACE = (
+    " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 _DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
-_RADIX = {"x": (16, re.compile(r"0[xX][0-9a-fA-F]+")), "o": (8, re.compile(r"0[oO][0-7]+")),
-          "b": (2, re.compile(r"0[bB][01]+"))}
+_RADIX = {
+    "x": (16, re.compile(r"0[xX][0-9a-fA-F]+")),
+    "o": (8, re.compile(r"0[oO][0-7]+")),
+    "b": (2, re.compile(r"0[bB][01]+")),
+}
 
 
 def string_to_number(text: str) -> float:
@@ -141,8 +149,12 @@ def to_number(value: Any) -> float | int:
 
 def literal_number(value: float) -> int | float:
     """Number literals that are whole and exact become ``int`` (``711``, not ``711.0``)."""
-    if math.isfinite(value) and value.is_integer() and abs(value) < 2**53 \
-            and math.copysign(1.0, value) > 0:
+    if (
+        math.isfinite(value)
+        and value.is_integer()
+        and abs(value) < 2**53
+        and math.copysign(1.0, value) > 0
+    ):
         return int(value)
     return value
 
@@ -275,8 +287,9 @@ def js_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     numeric order), then GitHub's dictionary, which keeps the first of keys that differ only
     in case."""
     parsed: dict[str, Any] = dict(pairs)  # a repeated key: first place, last value
-    indices = sorted((k for k in parsed if _ARRAY_INDEX.fullmatch(k)
-                      and int(k) < 2**32 - 1), key=int)
+    indices = sorted(
+        (k for k in parsed if _ARRAY_INDEX.fullmatch(k) and int(k) < 2**32 - 1), key=int
+    )
     out: dict[str, Any] = {}
     seen: set[str] = set()
     for key in (*indices, *(k for k in parsed if k not in set(indices))):
@@ -305,8 +318,7 @@ def to_json(value: Any, *, indent: int | None = 2) -> str:
     return "".join(out)
 
 
-def _write_json(value: Any, out: list[str], indent: int | None, level: int,
-                seen: set[int]) -> None:
+def _write_json(value: Any, out: list[str], indent: int | None, level: int, seen: set[int]) -> None:
     match kind_of(value):
         case Kind.NULL:
             out.append("null")

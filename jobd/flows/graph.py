@@ -30,7 +30,7 @@ def find_cycle(needs: Mapping[str, Sequence[str]]) -> list[str] | None:
                 del on_path[finished]
                 continue
             if nxt in on_path:
-                return [*path[on_path[nxt]:], nxt]
+                return [*path[on_path[nxt] :], nxt]
             if nxt in done:
                 continue
             on_path[nxt] = len(path)

@@ -39,8 +39,10 @@ class Verdict(StrEnum):
     @property
     def state(self) -> RunState | None:
         """The run state a job given this verdict is recorded with (None: run or wait)."""
-        return {Verdict.SKIP: RunState.SKIPPED,
-                Verdict.UPSTREAM_FAILED: RunState.UPSTREAM_FAILED}.get(self)
+        return {
+            Verdict.SKIP: RunState.SKIPPED,
+            Verdict.UPSTREAM_FAILED: RunState.UPSTREAM_FAILED,
+        }.get(self)
 
 
 class Result(StrEnum):
@@ -87,8 +89,9 @@ def judge(rule: TriggerRule, results: Mapping[str, RunState | None]) -> Verdict:
     verdict: Verdict
     match rule:
         case TriggerRule.ALL_SUCCESS:
-            verdict = (Verdict.UPSTREAM_FAILED if failures else Verdict.SKIP if skipped
-                       else Verdict.RUN)
+            verdict = (
+                Verdict.UPSTREAM_FAILED if failures else Verdict.SKIP if skipped else Verdict.RUN
+            )
         case TriggerRule.ALL_FAILED:
             verdict = Verdict.SKIP if success or skipped else Verdict.RUN
         case TriggerRule.ALL_DONE:
@@ -113,19 +116,27 @@ def judge(rule: TriggerRule, results: Mapping[str, RunState | None]) -> Verdict:
 
 
 # Rules whose negative verdict Airflow gives only once every need has finished.
-_DECIDED_WHEN_ALL_DONE = frozenset({TriggerRule.ONE_SUCCESS, TriggerRule.ONE_FAILED,
-                                    TriggerRule.ALL_DONE})
+_DECIDED_WHEN_ALL_DONE = frozenset(
+    {TriggerRule.ONE_SUCCESS, TriggerRule.ONE_FAILED, TriggerRule.ALL_DONE}
+)
 
 
 def explain(rule: TriggerRule, results: Mapping[str, RunState | None]) -> str:
     """A line for people: ``trigger_rule all_success: extract failed, load succeeded``."""
-    parts = [f"{need} {state if state is not None else 'pending'}"
-             for need, state in results.items()]
+    parts = [
+        f"{need} {state if state is not None else 'pending'}" for need, state in results.items()
+    ]
     return f"trigger_rule {rule}: " + (", ".join(parts) if parts else "no needs")
 
 
-_SEVERITY = (RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED, RunState.UPSTREAM_FAILED,
-             RunState.SUCCEEDED, RunState.SKIPPED)
+_SEVERITY = (
+    RunState.FAILED,
+    RunState.TIMED_OUT,
+    RunState.CANCELLED,
+    RunState.UPSTREAM_FAILED,
+    RunState.SUCCEEDED,
+    RunState.SKIPPED,
+)
 
 
 def aggregate(states: Iterable[RunState]) -> RunState | None:
@@ -160,8 +171,10 @@ class FlowDecision:
     def not_run(self) -> tuple[tuple[str, RunState], ...]:
         """The jobs recorded without running, each with its state, in dependency order as
         decided (skips first)."""
-        return (*((j, RunState.SKIPPED) for j in self.skip),
-                *((j, RunState.UPSTREAM_FAILED) for j in self.upstream_failed))
+        return (
+            *((j, RunState.SKIPPED) for j in self.skip),
+            *((j, RunState.UPSTREAM_FAILED) for j in self.upstream_failed),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,10 +194,15 @@ class FlowState:
     outside: Mapping[str, RunState | None]  # needs outside the flow -> latest finished state
 
     @classmethod
-    def build(cls, *, needs: Mapping[str, Sequence[str]], root: str,
-              rules: Mapping[str, TriggerRule] | None = None,
-              runs: Iterable[tuple[str, RunState]] = (),
-              outside: Mapping[str, RunState | None] | None = None) -> FlowState:
+    def build(
+        cls,
+        *,
+        needs: Mapping[str, Sequence[str]],
+        root: str,
+        rules: Mapping[str, TriggerRule] | None = None,
+        runs: Iterable[tuple[str, RunState]] = (),
+        outside: Mapping[str, RunState | None] | None = None,
+    ) -> FlowState:
         """``needs``: job → the jobs it needs, for the whole job set; ``rules``: job → its
         trigger rule (default all_success); ``runs``: ``(job_id, state)`` of each run of the
         flow, the latest state of each run (a run that will be retried is not finished);
@@ -197,21 +215,31 @@ class FlowState:
         for job, state in runs:
             if job in members:
                 per_job.setdefault(job, []).append(RunState(state))
-        return cls(root=root, order=tuple(order),
-                   needs={j: tuple(dict.fromkeys(needs.get(j, ()))) for j in order},
-                   rules={j: TriggerRule((rules or {}).get(j, TriggerRule.ALL_SUCCESS))
-                          for j in order},
-                   runs={j: tuple(s) for j, s in per_job.items()},
-                   outside=dict(outside or {}))
+        return cls(
+            root=root,
+            order=tuple(order),
+            needs={j: tuple(dict.fromkeys(needs.get(j, ()))) for j in order},
+            rules={j: TriggerRule((rules or {}).get(j, TriggerRule.ALL_SUCCESS)) for j in order},
+            runs={j: tuple(s) for j, s in per_job.items()},
+            outside=dict(outside or {}),
+        )
 
     @classmethod
-    def from_jobs(cls, jobs: Mapping[str, JobDef], root: str,
-                  runs: Iterable[tuple[str, RunState]] = (),
-                  outside: Mapping[str, RunState | None] | None = None) -> FlowState:
+    def from_jobs(
+        cls,
+        jobs: Mapping[str, JobDef],
+        root: str,
+        runs: Iterable[tuple[str, RunState]] = (),
+        outside: Mapping[str, RunState | None] | None = None,
+    ) -> FlowState:
         """:meth:`build` from the loaded job definitions."""
-        return cls.build(needs={j.id: j.needs for j in jobs.values()}, root=root,
-                         rules={j.id: j.trigger_rule for j in jobs.values()},
-                         runs=runs, outside=outside)
+        return cls.build(
+            needs={j.id: j.needs for j in jobs.values()},
+            root=root,
+            rules={j.id: j.trigger_rule for j in jobs.values()},
+            runs=runs,
+            outside=outside,
+        )
 
     @property
     def members(self) -> frozenset[str]:
@@ -253,8 +281,10 @@ class FlowState:
             if job == self.root or job in self.runs:
                 effective[job] = self.result(job)
                 continue
-            inputs = {need: effective[need] if need in effective else self.result(need)
-                      for need in self.needs[job]}
+            inputs = {
+                need: effective[need] if need in effective else self.result(need)
+                for need in self.needs[job]
+            }
             verdict = judge(self.rules[job], inputs)
             if verdict is Verdict.RUN:
                 run.append(job)
@@ -266,8 +296,12 @@ class FlowState:
                 effective[job] = state
             else:
                 effective[job] = None
-        return FlowDecision(run=tuple(run), skip=tuple(skip),
-                            upstream_failed=tuple(upstream_failed), reasons=reasons)
+        return FlowDecision(
+            run=tuple(run),
+            skip=tuple(skip),
+            upstream_failed=tuple(upstream_failed),
+            reasons=reasons,
+        )
 
     def apply(self, decision: FlowDecision) -> FlowState:
         """The state once the decision is carried out: started jobs queued, the others

@@ -20,9 +20,26 @@ _MICROSECOND = timedelta(microseconds=1)
 _INT64 = range(-(2**63), 2**63)
 
 RUN_COLUMNS = (
-    "run_id", "job_id", "trigger", "state", "attempt", "queued_at", "scheduled_for", "flow_id",
-    "params", "changed_paths", "matrix", "started_at", "finished_at", "exit_code", "pid",
-    "pid_start", "outputs", "log_path", "message", "folded_slots",
+    "run_id",
+    "job_id",
+    "trigger",
+    "state",
+    "attempt",
+    "queued_at",
+    "scheduled_for",
+    "flow_id",
+    "params",
+    "changed_paths",
+    "matrix",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "pid",
+    "pid_start",
+    "outputs",
+    "log_path",
+    "message",
+    "folded_slots",
 )
 FINISHED_VALUES = tuple(sorted(str(s) for s in FINISHED_STATES))
 UNFINISHED_VALUES = (str(RunState.QUEUED), str(RunState.RUNNING))
@@ -57,8 +74,9 @@ def _int(value: int | None, what: str) -> int | None:
 
 def _json(value: Any, what: str) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False,
-                          ensure_ascii=False)
+        return json.dumps(
+            value, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False
+        )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} cannot be stored as JSON: {exc}") from exc
 
@@ -87,23 +105,56 @@ def encode_run(run: RunRecord) -> tuple[Any, ...]:
         _json(dict(run.outputs), f"{who}: outputs"),
         run.log_path,
         run.message,
-        _json([to_micros(d, f"{who}: folded_slots") for d in run.folded_slots],
-              f"{who}: folded_slots"),
+        _json(
+            [to_micros(d, f"{who}: folded_slots") for d in run.folded_slots], f"{who}: folded_slots"
+        ),
     )
 
 
 def decode_run(row: Sequence[Any]) -> RunRecord:
     """The inverse of ``encode_run``."""
-    (run_id, job_id, trigger, state, attempt, queued_at, scheduled_for, flow_id, params,
-     changed_paths, matrix, started_at, finished_at, exit_code, pid, pid_start, outputs,
-     log_path, message, folded_slots) = row
+    (
+        run_id,
+        job_id,
+        trigger,
+        state,
+        attempt,
+        queued_at,
+        scheduled_for,
+        flow_id,
+        params,
+        changed_paths,
+        matrix,
+        started_at,
+        finished_at,
+        exit_code,
+        pid,
+        pid_start,
+        outputs,
+        log_path,
+        message,
+        folded_slots,
+    ) = row
     return RunRecord(
-        run_id=run_id, job_id=job_id, trigger=TriggerKind(trigger), state=RunState(state),
-        attempt=attempt, queued_at=from_micros(queued_at), scheduled_for=_opt_dt(scheduled_for),
-        flow_id=flow_id, params=json.loads(params), changed_paths=tuple(json.loads(changed_paths)),
-        matrix=None if matrix is None else json.loads(matrix), started_at=_opt_dt(started_at),
-        finished_at=_opt_dt(finished_at), exit_code=exit_code, pid=pid, pid_start=pid_start,
-        outputs=json.loads(outputs), log_path=log_path, message=message,
+        run_id=run_id,
+        job_id=job_id,
+        trigger=TriggerKind(trigger),
+        state=RunState(state),
+        attempt=attempt,
+        queued_at=from_micros(queued_at),
+        scheduled_for=_opt_dt(scheduled_for),
+        flow_id=flow_id,
+        params=json.loads(params),
+        changed_paths=tuple(json.loads(changed_paths)),
+        matrix=None if matrix is None else json.loads(matrix),
+        started_at=_opt_dt(started_at),
+        finished_at=_opt_dt(finished_at),
+        exit_code=exit_code,
+        pid=pid,
+        pid_start=pid_start,
+        outputs=json.loads(outputs),
+        log_path=log_path,
+        message=message,
         folded_slots=tuple(from_micros(us) for us in json.loads(folded_slots)),
     )
 
@@ -116,5 +167,6 @@ def normalise_run(run: RunRecord) -> RunRecord:
 def encode_cursors(cursors: Mapping[str, datetime] | None) -> list[tuple[str, int]]:
     if not cursors:
         return []
-    return [(job_id, to_micros(slot, f"cursor of job '{job_id}'"))
-            for job_id, slot in cursors.items()]
+    return [
+        (job_id, to_micros(slot, f"cursor of job '{job_id}'")) for job_id, slot in cursors.items()
+    ]

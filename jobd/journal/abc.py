@@ -81,8 +81,11 @@ def run_key(run: RunRecord) -> str:
         origin = f"flow:{run.flow_id}"
     else:
         origin = f"run:{run.run_id}"
-    cell = json.dumps(dict(run.matrix), sort_keys=True, separators=(",", ":"),
-                      default=str) if run.matrix is not None else ""
+    cell = (
+        json.dumps(dict(run.matrix), sort_keys=True, separators=(",", ":"), default=str)
+        if run.matrix is not None
+        else ""
+    )
     text = "\0".join((run.job_id, origin, cell))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -133,9 +136,13 @@ class Journal(ABC):
         """A fresh run id, never handed out before by this journal (no I/O)."""
 
     @abstractmethod
-    async def put_runs(self, runs: list[RunRecord], *,
-                       cursors: Mapping[str, datetime] | None = None,
-                       durable: bool = True) -> None:
+    async def put_runs(
+        self,
+        runs: list[RunRecord],
+        *,
+        cursors: Mapping[str, datetime] | None = None,
+        durable: bool = True,
+    ) -> None:
         """Insert or replace these runs (by ``run_id``) and, in the same transaction, set
         time-slot cursors (job id -> last slot taken). Returns once durable; with
         ``durable=False`` it may return before the commit (used for mere progress, like pids)."""
@@ -145,13 +152,17 @@ class Journal(ABC):
         """The run, or None."""
 
     @abstractmethod
-    async def list_runs(self, *, job_id: str | None = None,
-                        states: frozenset[RunState] | None = None,
-                        flow_id: str | None = None,
-                        limit: int | None = 50,
-                        trigger: TriggerKind | None = None,
-                        before: int | None = None,
-                        queued_since: datetime | None = None) -> list[RunRecord]:
+    async def list_runs(
+        self,
+        *,
+        job_id: str | None = None,
+        states: frozenset[RunState] | None = None,
+        flow_id: str | None = None,
+        limit: int | None = 50,
+        trigger: TriggerKind | None = None,
+        before: int | None = None,
+        queued_since: datetime | None = None,
+    ) -> list[RunRecord]:
         """Runs newest first (by run id), filtered; ``before`` keeps run ids below it (keyset
         paging: pass the last id of a page to get the next), ``queued_since`` runs queued at
         or after it."""

@@ -54,9 +54,13 @@ class MemoryJournal(Journal):
         self._next_id += 1
         return run_id
 
-    async def put_runs(self, runs: list[RunRecord], *,
-                       cursors: Mapping[str, datetime] | None = None,
-                       durable: bool = True) -> None:
+    async def put_runs(
+        self,
+        runs: list[RunRecord],
+        *,
+        cursors: Mapping[str, datetime] | None = None,
+        durable: bool = True,
+    ) -> None:
         self._check_open()
         # Validate everything first: a call applies whole or not at all.
         stored = [normalise_run(run) for run in runs]
@@ -72,11 +76,17 @@ class MemoryJournal(Journal):
         await anyio.lowlevel.checkpoint()
         return self._runs.get(run_id)
 
-    async def list_runs(self, *, job_id: str | None = None,
-                        states: frozenset[RunState] | None = None, flow_id: str | None = None,
-                        limit: int | None = 50, trigger: TriggerKind | None = None,
-                        before: int | None = None,
-                        queued_since: datetime | None = None) -> list[RunRecord]:
+    async def list_runs(
+        self,
+        *,
+        job_id: str | None = None,
+        states: frozenset[RunState] | None = None,
+        flow_id: str | None = None,
+        limit: int | None = 50,
+        trigger: TriggerKind | None = None,
+        before: int | None = None,
+        queued_since: datetime | None = None,
+    ) -> list[RunRecord]:
         self._check_open()
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
@@ -86,12 +96,14 @@ class MemoryJournal(Journal):
             if limit is not None and len(found) >= limit:
                 break
             run = self._runs[run_id]
-            if ((job_id is None or run.job_id == job_id)
-                    and (states is None or run.state in states)
-                    and (flow_id is None or run.flow_id == flow_id)
-                    and (trigger is None or run.trigger == trigger)
-                    and (before is None or run_id < before)
-                    and (queued_since is None or run.queued_at >= queued_since)):
+            if (
+                (job_id is None or run.job_id == job_id)
+                and (states is None or run.state in states)
+                and (flow_id is None or run.flow_id == flow_id)
+                and (trigger is None or run.trigger == trigger)
+                and (before is None or run_id < before)
+                and (queued_since is None or run.queued_at >= queued_since)
+            ):
                 found.append(run)
         return found
 
@@ -144,8 +156,10 @@ class MemoryJournal(Journal):
     async def set_manifest(self, job_id: str, entries: Mapping[str, ManifestEntry]) -> None:
         self._check_open()
         # Keyed by the entry's own path, as the SQLite journal stores it.
-        stored = {e.path: ManifestEntry(path=e.path, mtime_ns=e.mtime_ns, size=e.size)
-                  for e in entries.values()}
+        stored = {
+            e.path: ManifestEntry(path=e.path, mtime_ns=e.mtime_ns, size=e.size)
+            for e in entries.values()
+        }
         await anyio.lowlevel.checkpoint()
         if stored:
             self._manifests[job_id] = stored
@@ -170,5 +184,8 @@ class MemoryJournal(Journal):
                 victims.append(run)
         for run in victims:
             del self._runs[run.run_id]
-        return [run.log_path for run in sorted(victims, key=lambda r: r.run_id)
-                if run.log_path is not None]
+        return [
+            run.log_path
+            for run in sorted(victims, key=lambda r: r.run_id)
+            if run.log_path is not None
+        ]

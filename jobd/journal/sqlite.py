@@ -143,14 +143,17 @@ def storage_fault(exc: sqlite3.Error, path: Path) -> str | None:
         return f"I/O error on {where} ({exc}): check the disk (dmesg)"
     return None
 
+
 _COLS = ", ".join(RUN_COLUMNS)
 _UPSERT_RUN = (
     f"INSERT INTO runs ({_COLS}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
     "ON CONFLICT (run_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[1:])
 )
-_UPSERT_CURSOR = ("INSERT INTO cursors (job_id, slot) VALUES (?, ?) "
-                  "ON CONFLICT (job_id) DO UPDATE SET slot = excluded.slot")
+_UPSERT_CURSOR = (
+    "INSERT INTO cursors (job_id, slot) VALUES (?, ?) "
+    "ON CONFLICT (job_id) DO UPDATE SET slot = excluded.slot"
+)
 _UNFINISHED_SQL = ", ".join(f"'{s}'" for s in UNFINISHED_VALUES)
 _FINISHED_SQL = ", ".join(f"'{s}'" for s in FINISHED_VALUES)
 _PRUNE_SELECT = f"""
@@ -202,8 +205,9 @@ class SQLiteJournal(Journal):
 
     MIGRATIONS: ClassVar[tuple[str, ...]] = MIGRATIONS
 
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0,
-                 flush_interval: float = 0.5) -> None:
+    def __init__(
+        self, path: Path, *, busy_timeout: float = 5.0, flush_interval: float = 0.5
+    ) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.busy_timeout = busy_timeout
@@ -264,8 +268,9 @@ class SQLiteJournal(Journal):
             await tg.start(self._run_writer)
             self._stack = stack.pop_all()
         self._open = True
-        log.debug("journal %s open (schema %d, next run id %d)", self.path, SCHEMA_VERSION,
-                  self._next_id)
+        log.debug(
+            "journal %s open (schema %d, next run id %d)", self.path, SCHEMA_VERSION, self._next_id
+        )
 
     async def close(self) -> None:
         """Commit everything queued (a write in flight is never dropped), stop the writer,
@@ -301,10 +306,12 @@ class SQLiteJournal(Journal):
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise JournalError(f"journal {self.path} is in use by another jobd "
-                                   f"(pid {holder})") from None
-            raise JournalError(f"journal {self.path}: cannot lock {self.lock_path}: "
-                               f"{exc.strerror}") from exc
+                raise JournalError(
+                    f"journal {self.path} is in use by another jobd (pid {holder})"
+                ) from None
+            raise JournalError(
+                f"journal {self.path}: cannot lock {self.lock_path}: {exc.strerror}"
+            ) from exc
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -314,7 +321,8 @@ class SQLiteJournal(Journal):
                 raise JournalError(
                     f"journal {self.path} exists but is empty (0 bytes): it was truncated or "
                     "emptied, and jobd never leaves it so. Restore it from a backup (see "
-                    "docs/journal.md), or move it aside to start a new, empty journal")
+                    "docs/journal.md), or move it aside to start a new, empty journal"
+                )
         except OSError as exc:
             os.close(fd)
             raise self._os_error("cannot create it", exc) from exc
@@ -339,8 +347,11 @@ class SQLiteJournal(Journal):
                 async with conn.execute("PRAGMA journal_mode = WAL") as cur:
                     row = await cur.fetchone()
                 if row is None or str(row[0]).lower() != "wal":
-                    log.warning("journal %s: WAL mode unavailable, using %s", self.path,
-                                row[0] if row else "?")
+                    log.warning(
+                        "journal %s: WAL mode unavailable, using %s",
+                        self.path,
+                        row[0] if row else "?",
+                    )
                 # FULL: under WAL, NORMAL skips the fsync at commit (docs/journal.md).
                 await conn.execute("PRAGMA synchronous = FULL")
                 await conn.execute("PRAGMA foreign_keys = ON")
@@ -364,7 +375,8 @@ class SQLiteJournal(Journal):
         return JournalError(
             f"journal {self.path} is not a usable SQLite database: {exc}. The file is damaged: "
             f"restore it from a backup, or see what is left with 'jobd journal check' "
-            "(docs/journal.md)")
+            "(docs/journal.md)"
+        )
 
     async def _check_size(self, conn: aiosqlite.Connection) -> None:
         """A main file shorter than the pages it claims, with no WAL to hold the rest, was
@@ -380,19 +392,26 @@ class SQLiteJournal(Journal):
             raise JournalError(
                 f"journal {self.path} is truncated ({actual} bytes of the {claimed} it "
                 "claims). Restore it from a backup, or see what is left with 'jobd journal "
-                "check' (docs/journal.md)")
+                "check' (docs/journal.md)"
+            )
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         migrations = self.MIGRATIONS
         try:
-            tables = {row[0] for row in await conn.execute_fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                row[0]
+                for row in await conn.execute_fetchall(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
             if "schema_version" in tables:
                 rows = list(await conn.execute_fetchall("SELECT max(version) FROM schema_version"))
                 version = int(rows[0][0] or 0)
             elif tables - {"sqlite_sequence"}:
-                raise JournalError(f"journal {self.path} is a SQLite database but not a jobd "
-                                   f"journal (tables: {', '.join(sorted(tables))})")
+                raise JournalError(
+                    f"journal {self.path} is a SQLite database but not a jobd "
+                    f"journal (tables: {', '.join(sorted(tables))})"
+                )
             else:
                 version = 0
         except sqlite3.Error as exc:
@@ -400,26 +419,32 @@ class SQLiteJournal(Journal):
         if version > len(migrations):
             raise JournalError(
                 f"journal {self.path} has schema version {version}, newer than this jobd "
-                f"understands ({len(migrations)}); run a newer jobd or move the file aside")
+                f"understands ({len(migrations)}); run a newer jobd or move the file aside"
+            )
         for target in range(version + 1, len(migrations) + 1):
             log.info("journal %s: migrating schema to version %d", self.path, target)
             try:
                 await conn.executescript(
                     f"BEGIN IMMEDIATE; {migrations[target - 1]};"
-                    f" INSERT INTO schema_version (version) VALUES ({target}); COMMIT;")
+                    f" INSERT INTO schema_version (version) VALUES ({target}); COMMIT;"
+                )
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         await conn.execute("ROLLBACK")
-                raise JournalError(f"journal {self.path}: migration to schema version {target} "
-                                   f"failed: {exc}") from exc
+                raise JournalError(
+                    f"journal {self.path}: migration to schema version {target} failed: {exc}"
+                ) from exc
 
     async def _first_free_id(self, conn: aiosqlite.Connection) -> int:
         # sqlite_sequence keeps the largest run id ever stored, even after pruning deleted it.
         try:
-            rows = list(await conn.execute_fetchall(
-                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0),"
-                " coalesce((SELECT max(run_id) FROM runs), 0))"))
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0),"
+                    " coalesce((SELECT max(run_id) FROM runs), 0))"
+                )
+            )
         except sqlite3.Error as exc:
             raise await self._unusable(exc) from exc
         return int(rows[0][0]) + 1
@@ -463,8 +488,9 @@ class SQLiteJournal(Journal):
                             began, errors = time.perf_counter(), self._stats.write_errors
                             await self._commit(batch)
                             if self.on_commit is not None:
-                                self.on_commit(time.perf_counter() - began,
-                                               self._stats.write_errors == errors)
+                                self.on_commit(
+                                    time.perf_counter() - began, self._stats.write_errors == errors
+                                )
                     except BaseException as exc:  # a bug: fail the waiters, then surface it
                         self._fail(batch, exc)
                         raise
@@ -493,9 +519,12 @@ class SQLiteJournal(Journal):
                 # The store cannot take writes for now (disk full, say): the writes wait and
                 # are retried, so nothing awaited is lost and the daemon stays up.
                 if self._fault is None:
-                    log.error("journal %s: cannot write: %s; writes wait and are retried until "
-                              "that is fixed (nothing already journaled is lost)",
-                              self.path, fault)
+                    log.error(
+                        "journal %s: cannot write: %s; writes wait and are retried until "
+                        "that is fixed (nothing already journaled is lost)",
+                        self.path,
+                        fault,
+                    )
                 self._fault = fault
                 await anyio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
@@ -504,8 +533,9 @@ class SQLiteJournal(Journal):
                 await self._commit_apart(batch)
                 return
             if self._fault is not None:
-                log.warning("journal %s: writes go through again (%s is over)", self.path,
-                            self._fault)
+                log.warning(
+                    "journal %s: writes go through again (%s is over)", self.path, self._fault
+                )
                 self._fault = None
             return
 
@@ -546,21 +576,28 @@ class SQLiteJournal(Journal):
             if cursors:
                 await conn.executemany(_UPSERT_CURSOR, cursors.items())
             if paused:
-                await conn.executemany("INSERT OR IGNORE INTO paused (job_id) VALUES (?)",
-                                       [(j,) for j, p in paused.items() if p])
-                await conn.executemany("DELETE FROM paused WHERE job_id = ?",
-                                       [(j,) for j, p in paused.items() if not p])
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO paused (job_id) VALUES (?)",
+                    [(j,) for j, p in paused.items() if p],
+                )
+                await conn.executemany(
+                    "DELETE FROM paused WHERE job_id = ?",
+                    [(j,) for j, p in paused.items() if not p],
+                )
             if manifests:
-                await conn.executemany("DELETE FROM manifest WHERE job_id = ?",
-                                       [(j,) for j in manifests])
+                await conn.executemany(
+                    "DELETE FROM manifest WHERE job_id = ?", [(j,) for j in manifests]
+                )
                 await conn.executemany(
                     "INSERT INTO manifest (job_id, path, mtime_ns, size) VALUES (?, ?, ?, ?)",
-                    [row for rows in manifests.values() for row in rows])
+                    [row for rows in manifests.values() for row in rows],
+                )
             for write in batch:  # after the upserts: a prune sees the runs queued before it
                 if write.prune is not None:
                     victims = list(await conn.execute_fetchall(_PRUNE_SELECT, write.prune))
-                    await conn.executemany("DELETE FROM runs WHERE run_id = ?",
-                                           [(v[0],) for v in victims])
+                    await conn.executemany(
+                        "DELETE FROM runs WHERE run_id = ?", [(v[0],) for v in victims]
+                    )
                     write.pruned = [v[1] for v in victims if v[1] is not None]
             await conn.execute("COMMIT")
         except BaseException:
@@ -570,9 +607,12 @@ class SQLiteJournal(Journal):
                 except sqlite3.Error as exc:
                     log.warning("journal %s: rollback failed: %s", self.path, exc)
             raise
-        self._stats = replace(self._stats, commits=self._stats.commits + 1,
-                              writes=self._stats.writes + len(batch),
-                              runs_written=self._stats.runs_written + len(runs))
+        self._stats = replace(
+            self._stats,
+            commits=self._stats.commits + 1,
+            writes=self._stats.writes + len(batch),
+            runs_written=self._stats.runs_written + len(runs),
+        )
 
     def _fail(self, batch: Sequence[_Write], exc: BaseException) -> None:
         if not batch:
@@ -587,8 +627,9 @@ class SQLiteJournal(Journal):
         if lost:
             # Nobody awaits a lazy write; the log and the stats are where its loss shows.
             log.error("%s (%d unawaited write(s) lost)", message, lost)
-        self._stats = replace(self._stats, write_errors=self._stats.write_errors + len(batch),
-                              last_error=message)
+        self._stats = replace(
+            self._stats, write_errors=self._stats.write_errors + len(batch), last_error=message
+        )
 
     # -- Journal ----------------------------------------------------------------------------
 
@@ -602,11 +643,16 @@ class SQLiteJournal(Journal):
         self._next_id += 1
         return run_id
 
-    async def put_runs(self, runs: list[RunRecord], *,
-                       cursors: Mapping[str, datetime] | None = None,
-                       durable: bool = True) -> None:
-        write = _Write(durable=durable, runs=[encode_run(r) for r in runs],
-                       cursors=encode_cursors(cursors))
+    async def put_runs(
+        self,
+        runs: list[RunRecord],
+        *,
+        cursors: Mapping[str, datetime] | None = None,
+        durable: bool = True,
+    ) -> None:
+        write = _Write(
+            durable=durable, runs=[encode_run(r) for r in runs], cursors=encode_cursors(cursors)
+        )
         if not write.runs and not write.cursors:
             self._check_open()
             return
@@ -639,11 +685,17 @@ class SQLiteJournal(Journal):
         rows = await self._read(f"SELECT {_COLS} FROM runs WHERE run_id = ?", (run_id,))
         return decode_run(rows[0]) if rows else None
 
-    async def list_runs(self, *, job_id: str | None = None,
-                        states: frozenset[RunState] | None = None, flow_id: str | None = None,
-                        limit: int | None = 50, trigger: TriggerKind | None = None,
-                        before: int | None = None,
-                        queued_since: datetime | None = None) -> list[RunRecord]:
+    async def list_runs(
+        self,
+        *,
+        job_id: str | None = None,
+        states: frozenset[RunState] | None = None,
+        flow_id: str | None = None,
+        limit: int | None = 50,
+        trigger: TriggerKind | None = None,
+        before: int | None = None,
+        queued_since: datetime | None = None,
+    ) -> list[RunRecord]:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         where: list[str] = []
@@ -680,13 +732,16 @@ class SQLiteJournal(Journal):
 
     async def unfinished_runs(self) -> list[RunRecord]:
         rows = await self._read(
-            f"SELECT {_COLS} FROM runs WHERE state IN ({_UNFINISHED_SQL}) ORDER BY run_id")
+            f"SELECT {_COLS} FROM runs WHERE state IN ({_UNFINISHED_SQL}) ORDER BY run_id"
+        )
         return [decode_run(row) for row in rows]
 
     async def latest_finished(self, job_id: str) -> RunRecord | None:
         rows = await self._read(
             f"SELECT {_COLS} FROM runs WHERE job_id = ? AND state IN ({_FINISHED_SQL})"
-            " ORDER BY run_id DESC LIMIT 1", (job_id,))
+            " ORDER BY run_id DESC LIMIT 1",
+            (job_id,),
+        )
         return decode_run(rows[0]) if rows else None
 
     async def latest_finished_of(self, job_ids: Iterable[str]) -> dict[str, RunRecord]:
@@ -697,13 +752,16 @@ class SQLiteJournal(Journal):
         rows = await self._read(
             f"SELECT {_COLS} FROM runs WHERE run_id IN (SELECT (SELECT run_id FROM runs AS r"
             f" WHERE r.job_id = j.value AND r.state IN ({_FINISHED_SQL})"
-            " ORDER BY r.run_id DESC LIMIT 1) FROM json_each(?) AS j)", (json.dumps(ids),))
+            " ORDER BY r.run_id DESC LIMIT 1) FROM json_each(?) AS j)",
+            (json.dumps(ids),),
+        )
         return {run.job_id: run for run in map(decode_run, rows)}
 
     async def last_successes(self) -> dict[str, datetime]:
         rows = await self._read(
             "SELECT job_id, max(finished_at) FROM runs WHERE state = 'succeeded'"
-            " AND finished_at IS NOT NULL GROUP BY job_id")
+            " AND finished_at IS NOT NULL GROUP BY job_id"
+        )
         return {job_id: from_micros(at) for job_id, at in rows}
 
     async def cursors(self) -> dict[str, datetime]:
@@ -715,9 +773,12 @@ class SQLiteJournal(Journal):
 
     async def manifest(self, job_id: str) -> dict[str, ManifestEntry]:
         rows = await self._read(
-            "SELECT path, mtime_ns, size FROM manifest WHERE job_id = ?", (job_id,))
-        return {path: ManifestEntry(path=path, mtime_ns=mtime_ns, size=size)
-                for path, mtime_ns, size in rows}
+            "SELECT path, mtime_ns, size FROM manifest WHERE job_id = ?", (job_id,)
+        )
+        return {
+            path: ManifestEntry(path=path, mtime_ns=mtime_ns, size=size)
+            for path, mtime_ns, size in rows
+        }
 
 
 def _sizes(path: Path) -> tuple[int, int]:

@@ -53,8 +53,7 @@ def toml_value(value: Any) -> str:
     if isinstance(value, Sequence):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}"
-                                for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
@@ -82,8 +81,11 @@ def job_id_for(words: str, taken: set[str], fallback: str) -> str:
 
 def render(result: Result, *, source: str, kind: str) -> str:
     """The job file: a header naming the source, then one ``[jobs.<id>]`` table a job."""
-    out = [f"# Imported from {source} ({kind}) by jobd import.",
-           "# Check it with: jobd check; what was not carried over is listed below.", ""]
+    out = [
+        f"# Imported from {source} ({kind}) by jobd import.",
+        "# Check it with: jobd check; what was not carried over is listed below.",
+        "",
+    ]
     if result.notes:
         out.append("# Not carried over, or carried over differently:")
         out += [f"#   {n.render(source)}" for n in result.notes]

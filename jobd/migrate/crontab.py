@@ -18,12 +18,39 @@ import re
 
 from jobd.migrate._emit import Converted, Result, job_id_for
 
-ALIASES = {"@yearly": "@yearly", "@annually": "@yearly", "@monthly": "@monthly",
-           "@weekly": "@weekly", "@daily": "@daily", "@midnight": "@daily",
-           "@hourly": "@hourly"}
+ALIASES = {
+    "@yearly": "@yearly",
+    "@annually": "@yearly",
+    "@monthly": "@monthly",
+    "@weekly": "@weekly",
+    "@daily": "@daily",
+    "@midnight": "@daily",
+    "@hourly": "@hourly",
+}
 _ENV = re.compile(r"""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$""")
-_NAMES = frozenset({"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                    "nov", "dec", "sun", "mon", "tue", "wed", "thu", "fri", "sat"})
+_NAMES = frozenset(
+    {
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "may",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "oct",
+        "nov",
+        "dec",
+        "sun",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+    }
+)
 _HEREDOC = "JOBD_CRON_STDIN"
 
 
@@ -39,13 +66,14 @@ def split_percent(command: str) -> tuple[str, str | None]:
     i = 0
     while i < len(command):
         c = command[i]
-        if c == "\\" and command[i + 1:i + 2] == "%":
+        if c == "\\" and command[i + 1 : i + 2] == "%":
             out.append("%")
             i += 2
             continue
         if c == "%":
-            return "".join(out), command[i + 1:].replace("\\%", "\0").replace(
-                "%", "\n").replace("\0", "%")
+            return "".join(out), command[i + 1 :].replace("\\%", "\0").replace("%", "\n").replace(
+                "\0", "%"
+            )
         out.append(c)
         i += 1
     return "".join(out), None
@@ -90,17 +118,23 @@ def convert(text: str, *, system: bool = False) -> Result:
             if name in ("CRON_TZ", "TZ"):
                 timezone = value or None
             elif name == "MAILTO":
-                result.note(n, f"MAILTO={value}: cron mailed each job's output; jobd keeps it "
-                               "in the run's log (jobctl logs). To be told of failures, add "
-                               "on_failure = [\"notify\"] with a notifier job (config/examples/"
-                               "notify.sh)")
+                result.note(
+                    n,
+                    f"MAILTO={value}: cron mailed each job's output; jobd keeps it "
+                    "in the run's log (jobctl logs). To be told of failures, add "
+                    'on_failure = ["notify"] with a notifier job (config/examples/'
+                    "notify.sh)",
+                )
             elif name in ("MAILFROM", "CONTENT_TYPE", "CONTENT_TRANSFER_ENCODING"):
                 result.note(n, f"{name}: mail settings do not apply to jobd")
             elif name == "SHELL":
                 if value not in ("/bin/sh", "sh"):
-                    result.note(n, f"SHELL={value}: jobd runs string commands with /bin/sh; "
-                                   "wrap a command as [\"" + value + "\", \"-c\", \"...\"] "
-                                   "where it needs that shell")
+                    result.note(
+                        n,
+                        f"SHELL={value}: jobd runs string commands with /bin/sh; "
+                        'wrap a command as ["' + value + '", "-c", "..."] '
+                        "where it needs that shell",
+                    )
             else:
                 env[name] = value
                 result.note(n, f"{name}: carried over as env of the entries after it")
@@ -111,8 +145,16 @@ def convert(text: str, *, system: bool = False) -> Result:
     return result
 
 
-def _entry(result: Result, n: int, line: str, comments: list[str], env: dict[str, str],
-           timezone: str | None, taken: set[str], system: bool) -> None:
+def _entry(
+    result: Result,
+    n: int,
+    line: str,
+    comments: list[str],
+    env: dict[str, str],
+    timezone: str | None,
+    taken: set[str],
+    system: bool,
+) -> None:
     words = line.split(None, 1 if line.startswith("@") else 5)
     need = 2 if line.startswith("@") else 6
     if system:
@@ -124,8 +166,11 @@ def _entry(result: Result, n: int, line: str, comments: list[str], env: dict[str
     if line.startswith("@"):
         schedule, rest = words[0], words[1:]
         if schedule == "@reboot":
-            result.note(n, f"@reboot has no jobd equivalent (no trigger at start); not "
-                           f"imported: {' '.join(rest)}")
+            result.note(
+                n,
+                f"@reboot has no jobd equivalent (no trigger at start); not "
+                f"imported: {' '.join(rest)}",
+            )
             return
         if schedule not in ALIASES:
             result.note(n, f"unknown schedule {schedule}; not imported")
@@ -141,8 +186,11 @@ def _entry(result: Result, n: int, line: str, comments: list[str], env: dict[str
     keys["cron"] = cron
     job_id = job_id_for(command, taken, f"cron-{n}")
     if stdin is not None:
-        result.note(n, "'%' in the command: cron sends the text after it to the command's "
-                       "standard input; carried over as a here-document")
+        result.note(
+            n,
+            "'%' in the command: cron sends the text after it to the command's "
+            "standard input; carried over as a here-document",
+        )
         # A group, so the whole command line reads it, as under cron (a pipeline's first).
         command = f"{{ {command.strip()}\n}} <<'{_HEREDOC}'\n{stdin}\n{_HEREDOC}"
     if "${{" in command:

@@ -22,18 +22,42 @@ from collections.abc import Mapping
 from jobd.migrate._emit import Converted, Result
 
 SHORTHANDS = {
-    "minutely": "*-*-* *:*:00", "hourly": "*-*-* *:00:00", "daily": "*-*-* 00:00:00",
-    "monthly": "*-*-01 00:00:00", "weekly": "Mon *-*-* 00:00:00",
-    "yearly": "*-01-01 00:00:00", "annually": "*-01-01 00:00:00",
-    "quarterly": "*-01,04,07,10-01 00:00:00", "semiannually": "*-01,07-01 00:00:00",
+    "minutely": "*-*-* *:*:00",
+    "hourly": "*-*-* *:00:00",
+    "daily": "*-*-* 00:00:00",
+    "monthly": "*-*-01 00:00:00",
+    "weekly": "Mon *-*-* 00:00:00",
+    "yearly": "*-01-01 00:00:00",
+    "annually": "*-01-01 00:00:00",
+    "quarterly": "*-01,04,07,10-01 00:00:00",
+    "semiannually": "*-01,07-01 00:00:00",
 }
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CRON_DOW = {d: str((i + 1) % 7) for i, d in enumerate(_DAYS)}  # cron: 0 = Sunday
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
-_SPAN_UNITS = {"": 1, "s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60,
-               "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hour": 3600,
-               "hours": 3600, "d": 86400, "day": 86400, "days": 86400, "w": 604800,
-               "week": 604800, "weeks": 604800, "ms": 0.001, "msec": 0.001}
+_SPAN_UNITS = {
+    "": 1,
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
+    "ms": 0.001,
+    "msec": 0.001,
+}
 
 
 class Unsupported(ValueError):
@@ -71,7 +95,7 @@ def timespan(text: str) -> float:
     """A systemd time span (``5min``, ``1h 30min``, ``90``) in seconds."""
     total, pos, text = 0.0, 0, text.strip().lower()
     for m in _SPAN.finditer(text):
-        if text[pos:m.start()].strip() or m.group(2) not in _SPAN_UNITS:
+        if text[pos : m.start()].strip() or m.group(2) not in _SPAN_UNITS:
             raise ValueError(f"not a time span: {text!r}")
         total += float(m.group(1)) * _SPAN_UNITS[m.group(2)]
         pos = m.end()
@@ -84,8 +108,7 @@ def duration(seconds: float) -> str:
     """Seconds as a jobd duration."""
     ms = round(seconds * 1000)
     out = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
-                       ("ms", 1)):
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
         if ms >= size:
             out.append(f"{ms // size}{unit}")
             ms %= size
@@ -116,7 +139,7 @@ def _weekdays(text: str) -> str:
             raise Unsupported(f"weekday {item!r}")
         if dots:
             a, b = _DAYS.index(lo[:3]), _DAYS.index(hi[:3])
-            days = _DAYS[a:b + 1] if a <= b else _DAYS[a:] + _DAYS[:b + 1]
+            days = _DAYS[a : b + 1] if a <= b else _DAYS[a:] + _DAYS[: b + 1]
             out += [_CRON_DOW[d] for d in days]
         else:
             out.append(_CRON_DOW[lo[:3]])
@@ -129,8 +152,9 @@ def calendar_to_cron(spec: str) -> tuple[str, str | None]:
     text = SHORTHANDS.get(spec.strip().lower(), spec.strip())
     words = text.split()
     zone = None
-    if len(words) > 1 and (("/" in words[-1] and not re.search(r"[\d*]", words[-1][:1]))
-                           or words[-1] in ("UTC", "GMT")):
+    if len(words) > 1 and (
+        ("/" in words[-1] and not re.search(r"[\d*]", words[-1][:1])) or words[-1] in ("UTC", "GMT")
+    ):
         zone = words.pop()
     dow = "*"
     if words and words[0][:3].lower() in _CRON_DOW:
@@ -159,8 +183,7 @@ def calendar_to_cron(spec: str) -> tuple[str, str | None]:
     second = _field(t[2], what="second")
     day, month = _field(d[2], what="day"), _field(d[1], what="month")
     if dow != "*" and day != "*":
-        raise Unsupported("both a weekday and a day of the month (systemd wants both, cron "
-                          "either)")
+        raise Unsupported("both a weekday and a day of the month (systemd wants both, cron either)")
     five = f"{minute} {hour} {day} {month} {dow}"
     return (five if second == "0" else f"{second} {five}"), zone
 
@@ -180,8 +203,9 @@ def convert(timer_text: str, service_text: str, *, name: str) -> Result:
         try:
             cron, zone = calendar_to_cron(spec)
         except Unsupported as exc:
-            result.note(None, f"OnCalendar={spec}: cannot be said in cron ({exc}); not "
-                              "carried over")
+            result.note(
+                None, f"OnCalendar={spec}: cannot be said in cron ({exc}); not carried over"
+            )
             continue
         crons.append(cron)
         if zone:
@@ -189,8 +213,11 @@ def convert(timer_text: str, service_text: str, *, name: str) -> Result:
     if crons:
         keys["cron"] = crons[0] if len(crons) == 1 else crons
     if len(zones) > 1:
-        result.note(None, f"OnCalendar= names several time zones ({', '.join(sorted(zones))});"
-                          " a job has one: the first is used")
+        result.note(
+            None,
+            f"OnCalendar= names several time zones ({', '.join(sorted(zones))});"
+            " a job has one: the first is used",
+        )
     if zones:
         keys["timezone"] = sorted(zones)[0]
     for key in ("OnUnitActiveSec", "OnUnitInactiveSec"):
@@ -199,10 +226,19 @@ def convert(timer_text: str, service_text: str, *, name: str) -> Result:
                 result.note(None, f"{key}={value}: a job has one cadence; not carried over")
                 continue
             keys["every"] = duration(timespan(value))
-            result.note(None, f"{key}={value}: carried over as every = \"{keys['every']}\", "
-                              "a fixed cadence (systemd counts from the last run instead)")
-    for key in ("OnBootSec", "OnStartupSec", "OnActiveSec", "RandomizedDelaySec",
-                "AccuracySec", "WakeSystem"):
+            result.note(
+                None,
+                f'{key}={value}: carried over as every = "{keys["every"]}", '
+                "a fixed cadence (systemd counts from the last run instead)",
+            )
+    for key in (
+        "OnBootSec",
+        "OnStartupSec",
+        "OnActiveSec",
+        "RandomizedDelaySec",
+        "AccuracySec",
+        "WakeSystem",
+    ):
         for value in timer.get(key, []):
             result.note(None, f"{key}={value}: no jobd equivalent; not carried over")
     persistent = (timer.get("Persistent") or ["false"])[-1].lower() in ("true", "yes", "1", "on")
@@ -221,8 +257,9 @@ def convert(timer_text: str, service_text: str, *, name: str) -> Result:
     if len(commands) == 1:
         keys["command"] = commands[0]
     else:
-        keys["stages"] = [{"name": f"step-{i}", "command": c}
-                          for i, c in enumerate(commands, start=1)]
+        keys["stages"] = [
+            {"name": f"step-{i}", "command": c} for i, c in enumerate(commands, start=1)
+        ]
     if service.get("WorkingDirectory"):
         keys["workdir"] = service["WorkingDirectory"][-1].lstrip("-")
     if service.get("User"):
@@ -242,16 +279,29 @@ def convert(timer_text: str, service_text: str, *, name: str) -> Result:
         if service.get(key) and "timeout" not in keys and service[key][-1] != "infinity":
             keys["timeout"] = duration(timespan(service[key][-1]))
     if unit.get("OnFailure"):
-        result.note(None, f"OnFailure={' '.join(unit['OnFailure'])}: units, not jobs; make "
-                          "the notifier a job and name it in on_failure")
+        result.note(
+            None,
+            f"OnFailure={' '.join(unit['OnFailure'])}: units, not jobs; make "
+            "the notifier a job and name it in on_failure",
+        )
     for key in _ignored(service):
         result.note(None, f"[Service] {key}= not carried over")
     result.jobs.append(Converted(job_id=name, keys=keys, origin=f"{name}.timer + service"))
     return result
 
 
-_CARRIED = frozenset({"ExecStart", "WorkingDirectory", "User", "Environment",
-                      "EnvironmentFile", "RuntimeMaxSec", "TimeoutStartSec", "Type"})
+_CARRIED = frozenset(
+    {
+        "ExecStart",
+        "WorkingDirectory",
+        "User",
+        "Environment",
+        "EnvironmentFile",
+        "RuntimeMaxSec",
+        "TimeoutStartSec",
+        "Type",
+    }
+)
 
 
 def _ignored(service: Mapping[str, list[str]]) -> list[str]:

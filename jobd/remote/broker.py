@@ -18,12 +18,15 @@ if TYPE_CHECKING:
 
 def redis_options(cfg: CeleryConfig) -> dict[str, Any]:
     """Keyword arguments for ``Redis.from_url(cfg.broker, **...)``: credentials and TLS."""
-    opts: dict[str, Any] = {"username": cfg.username, "password": cfg.password,
-                            # long enough for the blocking reads, short enough to notice a
-                            # broker that went away without closing the connection
-                            "socket_timeout": max(10.0, cfg.lease),
-                            "socket_connect_timeout": 5.0,
-                            "health_check_interval": 30}
+    opts: dict[str, Any] = {
+        "username": cfg.username,
+        "password": cfg.password,
+        # long enough for the blocking reads, short enough to notice a
+        # broker that went away without closing the connection
+        "socket_timeout": max(10.0, cfg.lease),
+        "socket_connect_timeout": 5.0,
+        "health_check_interval": 30,
+    }
     opts.update(_no_client_setinfo())
     if cfg.broker.startswith("rediss://"):
         opts["ssl_cert_reqs"] = "required"
@@ -39,6 +42,7 @@ def _no_client_setinfo() -> dict[str, Any]:
     import inspect
 
     from redis.connection import AbstractConnection
+
     if "driver_info" in inspect.signature(AbstractConnection.__init__).parameters:
         return {"driver_info": None}
     return {"lib_name": None, "lib_version": None}  # redis-py before driver_info
@@ -46,11 +50,13 @@ def _no_client_setinfo() -> dict[str, Any]:
 
 def async_client(cfg: CeleryConfig) -> redis.asyncio.Redis:
     import redis.asyncio
+
     return redis.asyncio.Redis.from_url(cfg.broker, **redis_options(cfg))
 
 
 def sync_client(cfg: CeleryConfig) -> redis.Redis:
     import redis
+
     return redis.Redis.from_url(cfg.broker, **redis_options(cfg))
 
 
@@ -72,11 +78,16 @@ def make_app(cfg: CeleryConfig, *, main: str = "jobd") -> Celery:
     """The Celery app both sides use: late acks, one message prefetched per process, no
     result backend (results travel in jobd's own stream), JSON only."""
     from celery import Celery
+
     app = Celery(main, broker=kombu_url(cfg), set_as_current=False)
     conf: dict[str, Any] = {
-        "task_serializer": "json", "accept_content": ["json"], "result_serializer": "json",
-        "result_backend": None, "task_ignore_result": True,
-        "task_acks_late": True, "task_reject_on_worker_lost": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": "jobd.default",
         "broker_connection_retry_on_startup": True,
@@ -85,13 +96,16 @@ def make_app(cfg: CeleryConfig, *, main: str = "jobd") -> Celery:
             # a redelivered message is harmless (the claim refuses it); this only bounds
             # how long a message held by a dead worker waits for another
             "visibility_timeout": 3600,
-            "socket_timeout": 10, "socket_connect_timeout": 5,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
         },
         "worker_send_task_events": False,
         "enable_utc": True,
     }
     if cfg.broker.startswith("rediss://"):
-        conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED,
-                                  **({"ssl_ca_certs": str(cfg.ca_file)} if cfg.ca_file else {})}
+        conf["broker_use_ssl"] = {
+            "ssl_cert_reqs": ssl.CERT_REQUIRED,
+            **({"ssl_ca_certs": str(cfg.ca_file)} if cfg.ca_file else {}),
+        }
     app.conf.update(conf)
     return app

@@ -98,8 +98,17 @@ async def _claimed_run(r: redis.asyncio.Redis, spec: p.RemoteSpec, cfg: CeleryCo
     deadline = time.monotonic() + REPORT_FOR
     while True:
         try:
-            claimed = await r.eval(p.CLAIM, 3, keys.claim(tid), keys.lease(tid),
-                                   keys.out(tid), token, lease_ms, who(), p.KEEP)
+            claimed = await r.eval(
+                p.CLAIM,
+                3,
+                keys.claim(tid),
+                keys.lease(tid),
+                keys.out(tid),
+                token,
+                lease_ms,
+                who(),
+                p.KEEP,
+            )
             break
         except AWAY:  # the broker restarting: the message is ours until acked
             if time.monotonic() > deadline:
@@ -124,8 +133,9 @@ async def _claimed_run(r: redis.asyncio.Redis, spec: p.RemoteSpec, cfg: CeleryCo
         await tail.once()
         outputs = _read_outputs(outfile)
     if state.fenced:
-        log.warning("%s: the daemon fenced this attempt (%s); its result is dropped",
-                    tid, state.stop_reason)
+        log.warning(
+            "%s: the daemon fenced this attempt (%s); its result is dropped", tid, state.stop_reason
+        )
         return
     rr = _remote_result(result, state, outputs)
     await _report(r, keys, tid, token, rr)
@@ -148,29 +158,59 @@ def _process_spec(spec: p.RemoteSpec, logfile: Path, outfile: Path) -> ProcessSp
     if not cwd.is_dir():
         fallback = Path.cwd()
         with logfile.open("a") as f:
-            f.write(f"[jobd: working directory {spec.cwd} does not exist on {who()}; "
-                    f"running in {fallback}]\n")
+            f.write(
+                f"[jobd: working directory {spec.cwd} does not exist on {who()}; "
+                f"running in {fallback}]\n"
+            )
         cwd = fallback
-    guard = (SETPRIV or "setpriv", "--pdeathsig", "USR2", "--", "/bin/sh", "-c", GUARD,
-             "jobd-guard", str(os.getpid()), *argv)
-    return ProcessSpec(argv=guard, env=env, cwd=cwd, log_path=logfile,
-                       log_max_bytes=spec.log_max_bytes, timeout=spec.timeout,
-                       kill_grace=spec.kill_grace, user=spec.user)
+    guard = (
+        SETPRIV or "setpriv",
+        "--pdeathsig",
+        "USR2",
+        "--",
+        "/bin/sh",
+        "-c",
+        GUARD,
+        "jobd-guard",
+        str(os.getpid()),
+        *argv,
+    )
+    return ProcessSpec(
+        argv=guard,
+        env=env,
+        cwd=cwd,
+        log_path=logfile,
+        log_max_bytes=spec.log_max_bytes,
+        timeout=spec.timeout,
+        kill_grace=spec.kill_grace,
+        user=spec.user,
+    )
 
 
-def _remote_result(result: ProcessResult, state: _State,
-                   outputs: dict[str, str]) -> p.RemoteResult:
+def _remote_result(result: ProcessResult, state: _State, outputs: dict[str, str]) -> p.RemoteResult:
     error = result.error
     if state.stop_reason is not None and result.cancelled:
         error = f"stopped by the worker: {state.stop_reason}"
-    return p.RemoteResult(exit_code=result.exit_code, signal=result.signal,
-                          timed_out=result.timed_out,
-                          cancelled=result.cancelled and state.stop_reason is None,
-                          error=error, outputs=outputs, worker=who())
+    return p.RemoteResult(
+        exit_code=result.exit_code,
+        signal=result.signal,
+        timed_out=result.timed_out,
+        cancelled=result.cancelled and state.stop_reason is None,
+        error=error,
+        outputs=outputs,
+        worker=who(),
+    )
 
 
-async def _keep_lease(r: redis.asyncio.Redis, keys: p.Keys, spec: p.RemoteSpec, token: str,
-                      lease_ms: int, cancel: anyio.Event, state: _State) -> None:
+async def _keep_lease(
+    r: redis.asyncio.Redis,
+    keys: p.Keys,
+    spec: p.RemoteSpec,
+    token: str,
+    lease_ms: int,
+    cancel: anyio.Event,
+    state: _State,
+) -> None:
     """Renew the lease every third of it; wait for a cancel in between (BLPOP)."""
     tid = spec.tid
     interval = spec.lease / 3
@@ -181,8 +221,7 @@ async def _keep_lease(r: redis.asyncio.Redis, keys: p.Keys, spec: p.RemoteSpec, 
             if popped is not None and not cancel.is_set():
                 log.info("%s: %s by the daemon", tid, popped[1].decode(errors="replace"))
                 cancel.set()
-            ok = await r.eval(p.RENEW, 2, keys.claim(tid), keys.lease(tid),
-                              token, lease_ms)
+            ok = await r.eval(p.RENEW, 2, keys.claim(tid), keys.lease(tid), token, lease_ms)
         except Exception as exc:  # the broker is away: the lease runs down meanwhile
             if time.monotonic() - last_ok > spec.lease / 2 and not cancel.is_set():
                 state.stop_reason = f"lease not renewed for {spec.lease / 2:g}s ({exc})"
@@ -226,20 +265,37 @@ class _Tail:
 
 def _read_outputs(path: Path) -> dict[str, str]:
     from jobd.supervisor.runner import read_outputs
+
     return read_outputs(path)
 
 
-async def _report(r: redis.asyncio.Redis, keys: p.Keys, tid: str, token: str,
-                  rr: p.RemoteResult) -> None:
+async def _report(
+    r: redis.asyncio.Redis, keys: p.Keys, tid: str, token: str, rr: p.RemoteResult
+) -> None:
     deadline = time.monotonic() + REPORT_FOR
     while True:
         try:
-            ok = await r.eval(p.RESULT, 5, keys.claim(tid), keys.results, keys.done(tid),
-                              keys.out(tid), keys.lease(tid), token, tid, rr.to_json(), p.KEEP)
+            ok = await r.eval(
+                p.RESULT,
+                5,
+                keys.claim(tid),
+                keys.results,
+                keys.done(tid),
+                keys.out(tid),
+                keys.lease(tid),
+                token,
+                tid,
+                rr.to_json(),
+                p.KEEP,
+            )
         except AWAY as exc:
             if time.monotonic() > deadline:
-                log.error("%s: cannot report its result (%s); the daemon re-runs it once "
-                          "its lease lapses", tid, exc)
+                log.error(
+                    "%s: cannot report its result (%s); the daemon re-runs it once "
+                    "its lease lapses",
+                    tid,
+                    exc,
+                )
                 return
             await anyio.sleep(0.5)
             continue

@@ -108,29 +108,50 @@ class RemoteSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "v": PAYLOAD_VERSION, "tid": self.tid, "instance": self.instance,
-            "run_id": self.run_id, "attempt": self.attempt, "argv": list(self.argv),
-            "env": dict(self.env), "cwd": self.cwd, "timeout": self.timeout,
-            "kill_grace": self.kill_grace, "log_max_bytes": self.log_max_bytes,
-            "user": self.user, "lease": self.lease, "extra": dict(self.extra),
-        }, separators=(",", ":"), sort_keys=True)
+        return json.dumps(
+            {
+                "v": PAYLOAD_VERSION,
+                "tid": self.tid,
+                "instance": self.instance,
+                "run_id": self.run_id,
+                "attempt": self.attempt,
+                "argv": list(self.argv),
+                "env": dict(self.env),
+                "cwd": self.cwd,
+                "timeout": self.timeout,
+                "kill_grace": self.kill_grace,
+                "log_max_bytes": self.log_max_bytes,
+                "user": self.user,
+                "lease": self.lease,
+                "extra": dict(self.extra),
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> RemoteSpec:
         try:
             d = json.loads(text)
             if d.get("v") != PAYLOAD_VERSION:
-                raise PayloadRefused(f"payload version {d.get('v')!r}, this worker reads "
-                                     f"{PAYLOAD_VERSION}")
-            spec = cls(tid=str(d["tid"]), instance=str(d["instance"]), run_id=int(d["run_id"]),
-                       attempt=int(d["attempt"]), argv=tuple(str(a) for a in d["argv"]),
-                       env={str(k): str(v) for k, v in d["env"].items()}, cwd=str(d["cwd"]),
-                       timeout=None if d["timeout"] is None else float(d["timeout"]),
-                       kill_grace=float(d["kill_grace"]),
-                       log_max_bytes=int(d["log_max_bytes"]),
-                       user=None if d["user"] is None else str(d["user"]),
-                       lease=float(d["lease"]), extra=dict(d.get("extra") or {}))
+                raise PayloadRefused(
+                    f"payload version {d.get('v')!r}, this worker reads {PAYLOAD_VERSION}"
+                )
+            spec = cls(
+                tid=str(d["tid"]),
+                instance=str(d["instance"]),
+                run_id=int(d["run_id"]),
+                attempt=int(d["attempt"]),
+                argv=tuple(str(a) for a in d["argv"]),
+                env={str(k): str(v) for k, v in d["env"].items()},
+                cwd=str(d["cwd"]),
+                timeout=None if d["timeout"] is None else float(d["timeout"]),
+                kill_grace=float(d["kill_grace"]),
+                log_max_bytes=int(d["log_max_bytes"]),
+                user=None if d["user"] is None else str(d["user"]),
+                lease=float(d["lease"]),
+                extra=dict(d.get("extra") or {}),
+            )
         except PayloadRefused:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -168,18 +189,31 @@ class RemoteResult:
     worker: str = ""
 
     def to_json(self) -> str:
-        return json.dumps({"exit_code": self.exit_code, "signal": self.signal,
-                           "timed_out": self.timed_out, "cancelled": self.cancelled,
-                           "error": self.error, "outputs": dict(self.outputs),
-                           "worker": self.worker}, separators=(",", ":"))
+        return json.dumps(
+            {
+                "exit_code": self.exit_code,
+                "signal": self.signal,
+                "timed_out": self.timed_out,
+                "cancelled": self.cancelled,
+                "error": self.error,
+                "outputs": dict(self.outputs),
+                "worker": self.worker,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RemoteResult:
         d = json.loads(text)
-        return cls(exit_code=d["exit_code"], signal=d["signal"], timed_out=bool(d["timed_out"]),
-                   cancelled=bool(d["cancelled"]), error=d["error"],
-                   outputs={str(k): str(v) for k, v in (d.get("outputs") or {}).items()},
-                   worker=str(d.get("worker", "")))
+        return cls(
+            exit_code=d["exit_code"],
+            signal=d["signal"],
+            timed_out=bool(d["timed_out"]),
+            cancelled=bool(d["cancelled"]),
+            error=d["error"],
+            outputs={str(k): str(v) for k, v in (d.get("outputs") or {}).items()},
+            worker=str(d.get("worker", "")),
+        )
 
 
 # --- scripts (atomic on the server) -------------------------------------------------------

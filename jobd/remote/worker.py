@@ -22,15 +22,17 @@ def _load() -> Any:
     path = default_config_path()
     config = load_config(path)
     if config.celery is None:
-        raise SystemExit(f"{path}: no [celery] table: a worker needs its broker and "
-                         "signing_key_file")
+        raise SystemExit(
+            f"{path}: no [celery] table: a worker needs its broker and signing_key_file"
+        )
     return config.celery
 
 
 cfg = _load()
 if SETPRIV is None:
-    log.error("setpriv (util-linux) is not installed: every remote run on this worker fails "
-              "until it is")
+    log.error(
+        "setpriv (util-linux) is not installed: every remote run on this worker fails until it is"
+    )
 app = make_app(cfg, main="jobd.remote.worker")
 
 

@@ -60,8 +60,9 @@ class Alerts:
 
     # --- hooks ----------------------------------------------------------------------------
 
-    def follow_ups(self, run: RunRecord, event: HookEvent | None,
-                   facts: Mapping[str, str] | None) -> list[RunRecord]:
+    def follow_ups(
+        self, run: RunRecord, event: HookEvent | None, facts: Mapping[str, str] | None
+    ) -> list[RunRecord]:
         """The queued hook runs ``run`` sets off (not yet journaled)."""
         out: list[RunRecord] = []
         for call in plan_hooks(self.deps.loaded.jobs.get(run.job_id), run, event, facts):
@@ -78,9 +79,15 @@ class Alerts:
             return []
         run_id = d.ledger.new_run_id()
         flow_id = str(run_id) if job_id in d.loaded.needed or job.matrix is not None else None
-        run = RunRecord(run_id=run_id, job_id=job_id, trigger=TriggerKind.HOOK,
-                        state=RunState.QUEUED, queued_at=d.clock.now(), flow_id=flow_id,
-                        params=dict(facts))
+        run = RunRecord(
+            run_id=run_id,
+            job_id=job_id,
+            trigger=TriggerKind.HOOK,
+            state=RunState.QUEUED,
+            queued_at=d.clock.now(),
+            flow_id=flow_id,
+            params=dict(facts),
+        )
         d.decisions.note(job_id, f"hook run {run_id} queued for {why}")
         event = next((k.split("_")[1] for k in facts if k.endswith("_JOB")), "?")
         d.metrics.hook_runs.labels(job=job_id, event=event.lower()).inc()
@@ -156,20 +163,33 @@ class Alerts:
                 continue  # a paused or disabled job is expected not to succeed
             judged.add(job.id)
             fired_key = FIRED_KEY.format(job.id)
-            s = judge(stale_after=job.stale_after, last_success=self.last_success.get(job.id),
-                      first_seen=d.cursors.get(SEEN_KEY.format(job.id), now), now=now,
-                      fired_for=d.cursors.get(fired_key))
+            s = judge(
+                stale_after=job.stale_after,
+                last_success=self.last_success.get(job.id),
+                first_seen=d.cursors.get(SEEN_KEY.format(job.id), now),
+                now=now,
+                fired_for=d.cursors.get(fired_key),
+            )
             was = self.staleness.get(job.id)
             if s.stale and (was is None or not was.stale):
                 log.warning("job %s is stale: no success since %s", job.id, s.since.isoformat())
             if s.fire:
-                facts = stale_facts(job.id, since=s.since,
-                                    last_success=self.last_success.get(job.id),
-                                    stale_after=job.stale_after)
-                runs = [r for h in job.on_failure
-                        for r in self._hook_runs(h, facts, f"{job.id} going stale")]
-                d.decisions.note(job.id, f"stale: no success since {s.since.isoformat()}; "
-                                 f"on_failure fired ({', '.join(job.on_failure) or 'none'})")
+                facts = stale_facts(
+                    job.id,
+                    since=s.since,
+                    last_success=self.last_success.get(job.id),
+                    stale_after=job.stale_after,
+                )
+                runs = [
+                    r
+                    for h in job.on_failure
+                    for r in self._hook_runs(h, facts, f"{job.id} going stale")
+                ]
+                d.decisions.note(
+                    job.id,
+                    f"stale: no success since {s.since.isoformat()}; "
+                    f"on_failure fired ({', '.join(job.on_failure) or 'none'})",
+                )
                 # The marker and the hook runs in one commit: fired once, across restarts.
                 await d.ledger.write(runs, cursors={fired_key: s.since})
                 d.cursors[fired_key] = s.since
@@ -194,24 +214,50 @@ class Alerts:
                 log.exception("stale check failed; trying again in a minute")
                 soonest = None
             limit = d.clock.now().timestamp() + RECHECK
-            when = soonest if soonest is not None and soonest.timestamp() < limit else \
-                datetime.fromtimestamp(limit, d.clock.now().tzinfo)
+            when = (
+                soonest
+                if soonest is not None and soonest.timestamp() < limit
+                else datetime.fromtimestamp(limit, d.clock.now().tzinfo)
+            )
             await sleep_or_wake(d.clock, when, wake)
 
 
-def observed(*, loaded: Loaded, journal: Journal, ledger: Ledger, runs: RunTable,
-             cursors: dict[str, datetime], clock: Clock, decisions: Decisions,
-             wake_dispatch: Callable[[], None], bus_depth: Callable[[], int]) -> Alerts:
+def observed(
+    *,
+    loaded: Loaded,
+    journal: Journal,
+    ledger: Ledger,
+    runs: RunTable,
+    cursors: dict[str, datetime],
+    clock: Clock,
+    decisions: Decisions,
+    wake_dispatch: Callable[[], None],
+    bus_depth: Callable[[], int],
+) -> Alerts:
     """The daemon's metrics and alerts, wired: every published run is counted (and resets
     staleness), gauges read the live tables at scrape, the journal reports its commits."""
     metrics = Metrics()
-    alerts = Alerts(AlertDeps(loaded=loaded, journal=journal, ledger=ledger, runs=runs,
-                              cursors=cursors, clock=clock, decisions=decisions,
-                              metrics=metrics, wake_dispatch=wake_dispatch))
+    alerts = Alerts(
+        AlertDeps(
+            loaded=loaded,
+            journal=journal,
+            ledger=ledger,
+            runs=runs,
+            cursors=cursors,
+            clock=clock,
+            decisions=decisions,
+            metrics=metrics,
+            wake_dispatch=wake_dispatch,
+        )
+    )
     ledger.observers.append(alerts.published)
-    metrics.bind(queue_depth=lambda: len(runs.queued), running=lambda: len(runs.active),
-                 bus_depth=bus_depth, jobs_loaded=lambda: len(loaded.jobs),
-                 invalid_files=lambda: len(loaded.jobset.invalid))
+    metrics.bind(
+        queue_depth=lambda: len(runs.queued),
+        running=lambda: len(runs.active),
+        bus_depth=bus_depth,
+        jobs_loaded=lambda: len(loaded.jobs),
+        invalid_files=lambda: len(loaded.jobset.invalid),
+    )
     if isinstance(journal, SQLiteJournal):
         journal.on_commit = metrics.commit_observed
     return alerts

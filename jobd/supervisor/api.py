@@ -66,11 +66,14 @@ class ControlAPI:
             "runs_running": len(d.runs.active),
             "runs_queued": len(d.runs.queued),
             "paused": sorted(d.loaded.paused),
-            "stale": sorted(j for j, s in d.alerts.staleness.items()
-                            if s.stale and j in d.loaded.jobs),
+            "stale": sorted(
+                j for j, s in d.alerts.staleness.items() if s.stale and j in d.loaded.jobs
+            ),
             "journal_fault": d.journal.fault,
-            "invalid_files": [{"file": str(f), "errors": list(e)}
-                              for f, e in sorted(d.loaded.jobset.invalid.items())],
+            "invalid_files": [
+                {"file": str(f), "errors": list(e)}
+                for f, e in sorted(d.loaded.jobset.invalid.items())
+            ],
         }
 
     def _next_run(self, job: JobDef) -> datetime | None:
@@ -87,24 +90,39 @@ class ControlAPI:
             job = d.loaded.jobs[job_id]
             last = lasts.get(job_id)
             nxt = self._next_run(job)
-            out.append({
-                "job_id": job_id, "file": str(job.source.file),
-                "triggers": _trigger_texts(job),
-                "next_run": nxt.isoformat() if nxt else None,
-                "last_run": ({"run_id": last.run_id, "state": str(last.state),
-                              "finished_at": iso(last.finished_at)} if last else None),
-                "paused": job_id in d.loaded.paused, "enabled": job.enabled,
-                "description": job.description, "timezone": job.timezone,
-                **self._stale_json(job_id),
-            })
+            out.append(
+                {
+                    "job_id": job_id,
+                    "file": str(job.source.file),
+                    "triggers": _trigger_texts(job),
+                    "next_run": nxt.isoformat() if nxt else None,
+                    "last_run": (
+                        {
+                            "run_id": last.run_id,
+                            "state": str(last.state),
+                            "finished_at": iso(last.finished_at),
+                        }
+                        if last
+                        else None
+                    ),
+                    "paused": job_id in d.loaded.paused,
+                    "enabled": job.enabled,
+                    "description": job.description,
+                    "timezone": job.timezone,
+                    **self._stale_json(job_id),
+                }
+            )
         return out
 
     def _stale_json(self, job_id: str) -> dict[str, Any]:
         s = self.deps.alerts.staleness.get(job_id)
         if s is None:
             return {"stale": False}
-        return {"stale": s.stale, "stale_since": s.since.isoformat(),
-                "stale_at": s.due_at.isoformat()}
+        return {
+            "stale": s.stale,
+            "stale_since": s.since.isoformat(),
+            "stale_at": s.due_at.isoformat(),
+        }
 
     async def metrics_text(self) -> str:
         """The Prometheus text of ``render_metrics``."""
@@ -125,25 +143,35 @@ class ControlAPI:
         d = self.deps
         job = d.loaded.job(job_id)
         times = next_fire_times(job.time_triggers, d.clock.now(), 5) if job.enabled else []
-        return {"job_id": job_id, "file": str(job.source.file), "line": job.source.line,
-                "description": job.description, "timezone": job.timezone,
-                "definition": definition_json(job), "paused": job_id in d.loaded.paused,
-                "next_fire_times": [t.isoformat() for t in times], **self._stale_json(job_id)}
+        return {
+            "job_id": job_id,
+            "file": str(job.source.file),
+            "line": job.source.line,
+            "description": job.description,
+            "timezone": job.timezone,
+            "definition": definition_json(job),
+            "paused": job_id in d.loaded.paused,
+            "next_fire_times": [t.isoformat() for t in times],
+            **self._stale_json(job_id),
+        }
 
     async def run_job(self, job_id: str, params: Mapping[str, str]) -> RunRecord:
         d = self.deps
         job = d.loaded.job(job_id)
         unknown = sorted(set(params) - set(job.params))
         if unknown:
-            raise ValueError(f"job '{job_id}' has no param {', '.join(map(repr, unknown))}; "
-                             f"its params: {', '.join(sorted(job.params)) or 'none'}")
+            raise ValueError(
+                f"job '{job_id}' has no param {', '.join(map(repr, unknown))}; "
+                f"its params: {', '.join(sorted(job.params)) or 'none'}"
+            )
         if d.dispatch.draining:
             raise ValueError("the daemon is shutting down")
         if d.journal.fault is not None:
-            raise ValueError(f"the journal cannot be written now ({d.journal.fault}); "
-                             "try again once that is fixed")
-        return await d.submit(Trigger(job_id=job_id, kind=TriggerKind.MANUAL,
-                                      params=dict(params)))
+            raise ValueError(
+                f"the journal cannot be written now ({d.journal.fault}); "
+                "try again once that is fixed"
+            )
+        return await d.submit(Trigger(job_id=job_id, kind=TriggerKind.MANUAL, params=dict(params)))
 
     async def cancel_run(self, run_id: int) -> list[int]:
         d = self.deps
@@ -176,26 +204,44 @@ class ControlAPI:
         runs = await self.deps.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
-                   trigger: TriggerKind | None = None, flow_id: str | None = None,
-                   before: int | None = None,
-                   queued_since: datetime | None = None) -> list[RunRecord]:
+    async def runs(
+        self,
+        job_id: str | None,
+        *,
+        limit: int,
+        state: RunState | None,
+        trigger: TriggerKind | None = None,
+        flow_id: str | None = None,
+        before: int | None = None,
+        queued_since: datetime | None = None,
+    ) -> list[RunRecord]:
         journal = self.deps.journal
-        if job_id is not None and job_id not in self.deps.loaded.jobs \
-                and not await journal.list_runs(job_id=job_id, limit=1):
+        if (
+            job_id is not None
+            and job_id not in self.deps.loaded.jobs
+            and not await journal.list_runs(job_id=job_id, limit=1)
+        ):
             self.deps.loaded.job(job_id)  # raises, with the close ids
         return await journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
-            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+            job_id=job_id,
+            states=frozenset({state}) if state else None,
+            limit=limit,
+            trigger=trigger,
+            flow_id=flow_id,
+            before=before,
+            queued_since=queued_since,
+        )
 
-    async def slots(self, job_id: str, start: datetime, end: datetime, *,
-                    limit: int) -> list[datetime]:
-        return slots_between(self.deps.loaded.job(job_id).time_triggers, start, end,
-                             limit=limit)
+    async def slots(
+        self, job_id: str, start: datetime, end: datetime, *, limit: int
+    ) -> list[datetime]:
+        return slots_between(self.deps.loaded.job(job_id).time_triggers, start, end, limit=limit)
 
     async def needs_graph(self) -> dict[str, dict[str, Any]]:
-        return {j.id: {"needs": list(j.needs), "trigger_rule": str(j.trigger_rule)}
-                for j in self.deps.loaded.jobs.values()}
+        return {
+            j.id: {"needs": list(j.needs), "trigger_rule": str(j.trigger_rule)}
+            for j in self.deps.loaded.jobs.values()
+        }
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else log_path(self.deps.loaded.config, run)
@@ -229,11 +275,17 @@ class ControlAPI:
         job = d.loaded.job(job_id)
         last = await self.latest_run(job_id)
         stale = d.alerts.staleness.get(job_id)
-        return explain(job, last=last, decisions=d.decisions.of(job_id),
-                       paused=job_id in d.loaded.paused, next_run=self._next_run(job),
-                       active=d.runs.active_of(job_id), queued=d.runs.queued_of(job_id),
-                       now=d.clock.now(),
-                       stale_since=stale.since if stale and stale.stale else None)
+        return explain(
+            job,
+            last=last,
+            decisions=d.decisions.of(job_id),
+            paused=job_id in d.loaded.paused,
+            next_run=self._next_run(job),
+            active=d.runs.active_of(job_id),
+            queued=d.runs.queued_of(job_id),
+            now=d.clock.now(),
+            stale_since=stale.since if stale and stale.stale else None,
+        )
 
     def subscribe(self) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[RunRecord]]:
         return self.deps.ledger.subscribe()

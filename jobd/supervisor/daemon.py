@@ -55,18 +55,28 @@ class Daemon:
     """jobd: every trigger source posts to one bus; intake journals and admits; dispatch starts
     runs under the limits; each run is a task of the daemon's task group."""
 
-    def __init__(self, config: DaemonConfig, *, clock: Clock | None = None,
-                 executor: Executor | None = None, journal: Journal | None = None,
-                 notifier: Notifier | None = None, control: bool = True,
-                 watch_jobs_dir: bool = True, handle_signals: bool = True) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        clock: Clock | None = None,
+        executor: Executor | None = None,
+        journal: Journal | None = None,
+        notifier: Notifier | None = None,
+        control: bool = True,
+        watch_jobs_dir: bool = True,
+        handle_signals: bool = True,
+    ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.journal: Journal = journal or SQLiteJournal(config.journal_path)
         self.notifier = notifier or Notifier()
         self.instance = str(config.journal_path.resolve())
         self.remote = LazyCelery(config)  # executor = "celery" jobs
         self.executor: Executor = executor or default_executor(
-            instance=self.instance, docker_host=config.docker_host,
-            docker_network=config.docker_network)
+            instance=self.instance,
+            docker_host=config.docker_host,
+            docker_network=config.docker_network,
+        )
         self._control, self._watch_jobs_dir = control, watch_jobs_dir
         self._handle_signals = handle_signals
         self.started_at = self.clock.now()
@@ -82,37 +92,110 @@ class Daemon:
         self.ledger = ledger = Ledger(self.journal)
         self.decisions = decisions = Decisions(clock)
         self.alerts = alerts = observed(
-            loaded=loaded, journal=self.journal, ledger=ledger, runs=runs, cursors=self.cursors,
-            clock=clock, decisions=decisions, wake_dispatch=lambda: self.dispatch.wake(),
-            bus_depth=lambda: self.intake.depth())
+            loaded=loaded,
+            journal=self.journal,
+            ledger=ledger,
+            runs=runs,
+            cursors=self.cursors,
+            clock=clock,
+            decisions=decisions,
+            wake_dispatch=lambda: self.dispatch.wake(),
+            bus_depth=lambda: self.intake.depth(),
+        )
         self.metrics = metrics = alerts.deps.metrics
-        self.flows = FlowEngine(FlowDeps(loaded=loaded, journal=self.journal, ledger=ledger,
-                                         clock=clock, decisions=decisions, submit=self.submit,
-                                         follow_ups=alerts.follow_ups, admit=alerts.admit))
-        runner = RunnerDeps(config=config, ledger=ledger, executor=self.executor, clock=clock,
-                            instance=self.instance, python=daemon_python(),
-                            needs_context=self.flows.needs_context, rng=random.Random(),
-                            environ=dict(os.environ), remote=self.remote,
-                            follow_ups=alerts.follow_ups, admit=alerts.admit)
-        self.dispatch = dispatch = Dispatcher(DispatchDeps(
-            loaded=loaded, runs=runs, ledger=ledger, clock=clock, runner=runner,
-            advance_flow=lambda flow_id: self.flows.advance(flow_id)))
-        self.intake = Intake(IntakeDeps(loaded=loaded, runs=runs, ledger=ledger, clock=clock,
-                                        decisions=decisions, wake_dispatch=dispatch.wake,
-                                        cancel_active=dispatch.cancel_active, metrics=metrics))
-        self.timer = Timer(TimerDeps(loaded=loaded, cursors=self.cursors, ledger=ledger,
-                                     clock=clock, decisions=decisions, post=self.intake.post,
-                                     metrics=metrics, on_wake=alerts.wake))
-        self.reloader = Reloader(ReloadDeps(
-            loaded=loaded, cursors=self.cursors, runs=runs, ledger=ledger, clock=clock,
-            notifier=self.notifier, cancel_queued=dispatch.cancel_queued,
-            wake_timer=self.timer.wake, wake_dispatch=dispatch.wake,
-            update_watches=self._update_watches, status_line=self._status_line))
-        self.api = api = ControlAPI(APIDeps(
-            loaded=loaded, runs=runs, journal=self.journal, ledger=ledger, cursors=self.cursors,
-            clock=clock, decisions=decisions, dispatch=dispatch, submit=self.submit,
-            reload=self.reloader.reload, wake_timer=self.timer.wake,
-            started_at=self.started_at, alerts=alerts, metrics=metrics))
+        self.flows = FlowEngine(
+            FlowDeps(
+                loaded=loaded,
+                journal=self.journal,
+                ledger=ledger,
+                clock=clock,
+                decisions=decisions,
+                submit=self.submit,
+                follow_ups=alerts.follow_ups,
+                admit=alerts.admit,
+            )
+        )
+        runner = RunnerDeps(
+            config=config,
+            ledger=ledger,
+            executor=self.executor,
+            clock=clock,
+            instance=self.instance,
+            python=daemon_python(),
+            needs_context=self.flows.needs_context,
+            rng=random.Random(),
+            environ=dict(os.environ),
+            remote=self.remote,
+            follow_ups=alerts.follow_ups,
+            admit=alerts.admit,
+        )
+        self.dispatch = dispatch = Dispatcher(
+            DispatchDeps(
+                loaded=loaded,
+                runs=runs,
+                ledger=ledger,
+                clock=clock,
+                runner=runner,
+                advance_flow=lambda flow_id: self.flows.advance(flow_id),
+            )
+        )
+        self.intake = Intake(
+            IntakeDeps(
+                loaded=loaded,
+                runs=runs,
+                ledger=ledger,
+                clock=clock,
+                decisions=decisions,
+                wake_dispatch=dispatch.wake,
+                cancel_active=dispatch.cancel_active,
+                metrics=metrics,
+            )
+        )
+        self.timer = Timer(
+            TimerDeps(
+                loaded=loaded,
+                cursors=self.cursors,
+                ledger=ledger,
+                clock=clock,
+                decisions=decisions,
+                post=self.intake.post,
+                metrics=metrics,
+                on_wake=alerts.wake,
+            )
+        )
+        self.reloader = Reloader(
+            ReloadDeps(
+                loaded=loaded,
+                cursors=self.cursors,
+                runs=runs,
+                ledger=ledger,
+                clock=clock,
+                notifier=self.notifier,
+                cancel_queued=dispatch.cancel_queued,
+                wake_timer=self.timer.wake,
+                wake_dispatch=dispatch.wake,
+                update_watches=self._update_watches,
+                status_line=self._status_line,
+            )
+        )
+        self.api = api = ControlAPI(
+            APIDeps(
+                loaded=loaded,
+                runs=runs,
+                journal=self.journal,
+                ledger=ledger,
+                cursors=self.cursors,
+                clock=clock,
+                decisions=decisions,
+                dispatch=dispatch,
+                submit=self.submit,
+                reload=self.reloader.reload,
+                wake_timer=self.timer.wake,
+                started_at=self.started_at,
+                alerts=alerts,
+                metrics=metrics,
+            )
+        )
         # The control API, on the daemon itself too (tools and tests call it in-process).
         self.status, self.list_jobs, self.show_job = api.status, api.list_jobs, api.show_job
         self.run_job, self.cancel_run, self.cancel_job = api.run_job, api.cancel_run, api.cancel_job
@@ -130,10 +213,18 @@ class Daemon:
         runfiles.make_state_dirs(self.config)  # with the modes of docs/security.md
         async with self.journal:
             await self._load()
-            self.dispatch.adopt |= await recover(RecoveryDeps(
-                journal=self.journal, jobs=self.loaded.jobs, runs=self.table, ledger=self.ledger,
-                executor=self.executor, clock=self.clock, decisions=self.decisions,
-                instance=self.instance))
+            self.dispatch.adopt |= await recover(
+                RecoveryDeps(
+                    journal=self.journal,
+                    jobs=self.loaded.jobs,
+                    runs=self.table,
+                    ledger=self.ledger,
+                    executor=self.executor,
+                    clock=self.clock,
+                    decisions=self.decisions,
+                    instance=self.instance,
+                )
+            )
             with self.intake.bus():
                 await self._serve(task_status)
             with anyio.CancelScope(shield=True):
@@ -152,8 +243,13 @@ class Daemon:
             self.dispatch.wake()  # runs queued from before start now
             await self._start_services(tg)
             self._ready.set()
-            log.info("jobd %s ready: %d jobs, %d invalid files, journal %s", __version__,
-                     len(self.jobset.jobs), len(self.jobset.invalid), self.config.journal_path)
+            log.info(
+                "jobd %s ready: %d jobs, %d invalid files, journal %s",
+                __version__,
+                len(self.jobset.jobs),
+                len(self.jobset.invalid),
+                self.config.journal_path,
+            )
             task_status.started()
             await self._stop.wait()
             await self._drain()
@@ -173,9 +269,11 @@ class Daemon:
         await self._update_watches()
         if self._control:
             from jobd.control.server import ControlServer
+
             await tg.start(ControlServer(self.api, self.config).serve)
         if self.config.http is not None:  # else no port, no web import
             from jobd.web import serve_http
+
             self.http_url = await tg.start(serve_http, self.api, self.config)
         if self._handle_signals:
             await tg.start(signal_loop, self.reload, self.stop)
@@ -208,17 +306,25 @@ class Daemon:
         if self._watch is not None:
             await self._watch.update()
         elif self._tg is not None and any(j.watch for j in self.loaded.jobs.values()):
-            self._watch = WatchService(WatchDeps(
-                loaded=self.loaded, journal=self.journal, ledger=self.ledger,
-                cursors=self.cursors, clock=self.clock, decisions=self.decisions,
-                submit=self.submit))
+            self._watch = WatchService(
+                WatchDeps(
+                    loaded=self.loaded,
+                    journal=self.journal,
+                    ledger=self.ledger,
+                    cursors=self.cursors,
+                    clock=self.clock,
+                    decisions=self.decisions,
+                    submit=self.submit,
+                )
+            )
             await self._watch.start(self._tg)
 
     async def prune(self) -> int:
         """One retention pass now (``retention_runs``, ``retention_days``); returns how many."""
         c = self.config
-        return await self.ledger.prune(now=self.clock.now(), retention_days=c.retention_days,
-                                       retention_runs=c.retention_runs)
+        return await self.ledger.prune(
+            now=self.clock.now(), retention_days=c.retention_days, retention_runs=c.retention_runs
+        )
 
     # --- state, for tools and tests -------------------------------------------------------
 
@@ -243,8 +349,10 @@ class Daemon:
         return await self.intake.submit(trigger)
 
     def _status_line(self) -> str:
-        return (f"{len(self.jobset.jobs)} jobs, {len(self.table.active)} running, "
-                f"{len(self.table.queued)} queued")
+        return (
+            f"{len(self.jobset.jobs)} jobs, {len(self.table.active)} running, "
+            f"{len(self.table.queued)} queued"
+        )
 
     async def wait_ready(self) -> None:
         await self._ready.wait()

@@ -52,23 +52,25 @@ class Dispatcher:
             self._wake = anyio.Event()
             if self.draining or not runs.queued:
                 continue
-            busy = [Busy(run_id=rid, job_id=a.job.id, pool=a.job.pool, group=group(a.runner.run))
-                    for rid, a in runs.active.items()]
+            busy = [
+                Busy(run_id=rid, job_id=a.job.id, pool=a.job.pool, group=group(a.runner.run))
+                for rid, a in runs.active.items()
+            ]
             config = d.loaded.config
             pools = {name: p.max_parallel for name, p in config.pools.items()}
             cands = (self._candidate(r) for r in self._start_order())
             for rid in self._select(cands, busy, pools):
                 run = runs.dequeue(rid)
                 job = d.loaded.jobs[run.job_id]
-                active = Active(runner=Runner(job, run, d.runner, adopt=rid in self.adopt),
-                                job=job)
+                active = Active(runner=Runner(job, run, d.runner, adopt=rid in self.adopt), job=job)
                 self.adopt.discard(rid)
                 runs.activate(active)
                 tg.start_soon(self._run_task, active, name=f"run {rid} ({job.id})")
             runs.changed()
 
-    def _select(self, cands: Iterable[Candidate], busy: list[Busy],
-                pools: Mapping[str, int]) -> list[int]:
+    def _select(
+        self, cands: Iterable[Candidate], busy: list[Busy], pools: Mapping[str, int]
+    ) -> list[int]:
         """Local runs take [daemon] max_parallel slots, remote runs [celery] max_parallel."""
         config, jobs = self.deps.loaded.config, self.deps.loaded.jobs
         celery = config.celery
@@ -80,12 +82,20 @@ class Dispatcher:
             return job is not None and job.executor is ExecutorKind.CELERY
 
         every = list(cands)
-        return [*select((c for c in every if not remote(c.job_id)),
-                        [b for b in busy if not remote(b.job_id)],
-                        max_parallel=config.max_parallel, pools=pools),
-                *select((c for c in every if remote(c.job_id)),
-                        [b for b in busy if remote(b.job_id)],
-                        max_parallel=celery.max_parallel, pools=pools)]
+        return [
+            *select(
+                (c for c in every if not remote(c.job_id)),
+                [b for b in busy if not remote(b.job_id)],
+                max_parallel=config.max_parallel,
+                pools=pools,
+            ),
+            *select(
+                (c for c in every if remote(c.job_id)),
+                [b for b in busy if remote(b.job_id)],
+                max_parallel=celery.max_parallel,
+                pools=pools,
+            ),
+        ]
 
     def _start_order(self) -> Iterable[RunRecord]:
         """Queued runs, higher priority first, then in queue order; lazy when all queued
@@ -94,17 +104,31 @@ class Dispatcher:
         prios = {jobs[j].priority for j in self.deps.runs.queued_jobs() if j in jobs}
         if len(prios) <= 1:
             return queued.values()
-        return sorted(queued.values(), key=lambda r: -jobs[r.job_id].priority
-                      if r.job_id in jobs else 0)
+        return sorted(
+            queued.values(), key=lambda r: -jobs[r.job_id].priority if r.job_id in jobs else 0
+        )
 
     def _candidate(self, r: RunRecord) -> Candidate:
         job = self.deps.loaded.jobs.get(r.job_id)
         if job is None:  # removed by a reload; its queued runs are being cancelled
-            return Candidate(run_id=r.run_id, job_id=r.job_id, pool=None, priority=0,
-                             exclusive=True, group="gone", group_limit=0)
-        return Candidate(run_id=r.run_id, job_id=r.job_id, pool=job.pool, priority=job.priority,
-                         exclusive=job.overlap is not Overlap.ALLOW, group=group(r),
-                         group_limit=job.matrix.max_parallel if job.matrix else None)
+            return Candidate(
+                run_id=r.run_id,
+                job_id=r.job_id,
+                pool=None,
+                priority=0,
+                exclusive=True,
+                group="gone",
+                group_limit=0,
+            )
+        return Candidate(
+            run_id=r.run_id,
+            job_id=r.job_id,
+            pool=job.pool,
+            priority=job.priority,
+            exclusive=job.overlap is not Overlap.ALLOW,
+            group=group(r),
+            group_limit=job.matrix.max_parallel if job.matrix else None,
+        )
 
     async def _run_task(self, active: Active) -> None:
         runs = self.deps.runs
@@ -125,15 +149,21 @@ class Dispatcher:
                 return await active.runner.execute()
             return None  # stopped by the daemon's drain: left running for recovery
         except JournalError as exc:  # its state stays as journaled: recovery re-runs it
-            log.error("run %s (%s): %s; it runs again at the next start",
-                      active.runner.run.run_id, active.job.id, exc)
+            log.error(
+                "run %s (%s): %s; it runs again at the next start",
+                active.runner.run.run_id,
+                active.job.id,
+                exc,
+            )
             return None
         except Exception:
             log.exception("run %s (%s): internal error", active.runner.run.run_id, active.job.id)
             with anyio.CancelScope(shield=True):
                 final = active.runner.run.evolve(
-                    state=RunState.FAILED, finished_at=d.clock.now(),
-                    message="internal error in jobd; see the daemon's log")
+                    state=RunState.FAILED,
+                    finished_at=d.clock.now(),
+                    message="internal error in jobd; see the daemon's log",
+                )
                 extra = d.runner.follow_ups(final, event_for(final.state), None)
                 try:
                     await d.ledger.write([final, *extra])
@@ -150,8 +180,12 @@ class Dispatcher:
         """A run finished: fail fast its matrix group if it must; move its flow on."""
         d = self.deps
         job = d.loaded.jobs.get(run.job_id)
-        if job is not None and job.matrix is not None and job.matrix.fail_fast \
-                and run.state in (RunState.FAILED, RunState.TIMED_OUT):
+        if (
+            job is not None
+            and job.matrix is not None
+            and job.matrix.fail_fast
+            and run.state in (RunState.FAILED, RunState.TIMED_OUT)
+        ):
             g = group(run)
             for rid, r in list(d.runs.queued.items()):
                 if group(r) == g:
@@ -175,8 +209,9 @@ class Dispatcher:
         if run_id not in d.runs.queued:
             return False
         run = d.runs.dequeue(run_id)
-        done = run.evolve(state=RunState.CANCELLED, finished_at=d.clock.now(),
-                          message="cancelled while queued")
+        done = run.evolve(
+            state=RunState.CANCELLED, finished_at=d.clock.now(), message="cancelled while queued"
+        )
         await d.ledger.write([done])
         d.runs.changed()
         return True
@@ -192,10 +227,11 @@ class Dispatcher:
                 while runs.active:
                     await runs.wait_change()
             for a in list(runs.active.values()):
-                a.runner.note("daemon stopping: run stopped; it re-runs at the next start"
-                              if a.job.executor is not ExecutorKind.CELERY else
-                              "daemon stopping: the run goes on on its worker; the next "
-                              "start adopts it")
+                a.runner.note(
+                    "daemon stopping: run stopped; it re-runs at the next start"
+                    if a.job.executor is not ExecutorKind.CELERY
+                    else "daemon stopping: the run goes on on its worker; the next start adopts it"
+                )
                 if a.scope is not None:
                     a.scope.cancel()
             with anyio.move_on_after(grace + 30):

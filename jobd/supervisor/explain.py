@@ -44,9 +44,18 @@ def definition_json(job: JobDef) -> dict[str, Any]:
     return out
 
 
-def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], paused: bool,
-            next_run: datetime | None, active: Sequence[int], queued: Sequence[int],
-            now: datetime, stale_since: datetime | None = None) -> dict[str, Any]:
+def explain(
+    job: JobDef,
+    *,
+    last: RunRecord | None,
+    decisions: Sequence[str],
+    paused: bool,
+    next_run: datetime | None,
+    active: Sequence[int],
+    queued: Sequence[int],
+    now: datetime,
+    stale_since: datetime | None = None,
+) -> dict[str, Any]:
     """Why the job did or did not run last time, and when it runs next. Times are shown in
     the job's zone with their distance from ``now``, as ``systemctl list-timers`` does."""
     lines: list[str] = []
@@ -65,21 +74,27 @@ def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], pa
         if last.state is RunState.SKIPPED:
             lines.append(f"Last: {what} was skipped at {at(when)}: {last.message}.")
         elif last.state.finished:
-            lines.append(f"Last: {what} {last.state} at {at(when)}"
-                         + (f": {last.message}." if last.message else "."))
+            lines.append(
+                f"Last: {what} {last.state} at {at(when)}"
+                + (f": {last.message}." if last.message else ".")
+            )
         else:
             lines.append(f"Last: {what} is {last.state}.")
         if last.folded_slots:
-            lines.append(f"Run {last.run_id} also covers {len(last.folded_slots)} folded "
-                         f"slot(s): {', '.join(d.isoformat() for d in last.folded_slots)}.")
+            lines.append(
+                f"Run {last.run_id} also covers {len(last.folded_slots)} folded "
+                f"slot(s): {', '.join(d.isoformat() for d in last.folded_slots)}."
+            )
     if decisions:
         lines.append("Recent decisions:")
         lines.extend(f"  {d}" for d in decisions[-10:])
     if active:
         lines.append(f"Running now: run {', '.join(map(str, active))}.")
     if queued:
-        lines.append(f"Queued: run {', '.join(map(str, queued))} (waiting for a slot, its pool "
-                     f"or the job's running run: overlap = {job.overlap}).")
+        lines.append(
+            f"Queued: run {', '.join(map(str, queued))} (waiting for a slot, its pool "
+            f"or the job's running run: overlap = {job.overlap})."
+        )
     if not job.enabled:
         lines.append("Next: never by itself: the job is disabled (enabled = false).")
     elif paused:
@@ -97,8 +112,10 @@ def explain(job: JobDef, *, last: RunRecord | None, decisions: Sequence[str], pa
     if not job.time_triggers and not triggers:
         lines.append("It has no triggers: it runs only when asked (jobctl run).")
     if stale_since is not None and job.stale_after is not None:
-        lines.append(f"Stale: no success since {at(stale_since)} (stale_after "
-                     f"{spec(job.stale_after)}); on_failure was told.")
+        lines.append(
+            f"Stale: no success since {at(stale_since)} (stale_after "
+            f"{spec(job.stale_after)}); on_failure was told."
+        )
     if job.condition is not None:
         lines.append(f"Each run first checks its condition: ${{{{ {job.condition} }}}}.")
     return {

@@ -63,24 +63,33 @@ class FlowEngine:
                         last = await d.journal.latest_finished(need)
                         outside[need] = last.state if last else None
             try:
-                state = FlowState.from_jobs(jobs, root.job_id,
-                                            runs=[(r.job_id, r.state) for r in
-                                                  sorted(runs, key=lambda r: r.run_id)],
-                                            outside=outside)
+                state = FlowState.from_jobs(
+                    jobs,
+                    root.job_id,
+                    runs=[(r.job_id, r.state) for r in sorted(runs, key=lambda r: r.run_id)],
+                    outside=outside,
+                )
             except ValueError as exc:  # the needs graph changed under the flow
                 log.error("flow %s: %s", flow_id, exc)
                 return
             decision = state.decide()
             now = d.clock.now()
-            skipped = [RunRecord(run_id=d.ledger.new_run_id(), job_id=j,
-                                 trigger=TriggerKind.NEEDS, state=state,
-                                 queued_at=now, finished_at=now, flow_id=flow_id,
-                                 message=decision.reasons.get(j))
-                       for j, state in decision.not_run()]
+            skipped = [
+                RunRecord(
+                    run_id=d.ledger.new_run_id(),
+                    job_id=j,
+                    trigger=TriggerKind.NEEDS,
+                    state=state,
+                    queued_at=now,
+                    finished_at=now,
+                    flow_id=flow_id,
+                    message=decision.reasons.get(j),
+                )
+                for j, state in decision.not_run()
+            ]
             if skipped:
                 # upstream_failed counts as a failure: its on_failure hooks share the commit
-                extra = [h for r in skipped
-                         for h in d.follow_ups(r, event_for(r.state), None)]
+                extra = [h for r in skipped for h in d.follow_ups(r, event_for(r.state), None)]
                 await d.ledger.write([*skipped, *extra])
                 for r in skipped:
                     log.log(*run_end(r))
@@ -109,8 +118,7 @@ class FlowEngine:
         for need in job.needs:
             runs: list[RunRecord] = []
             if run.flow_id is not None:
-                runs = await d.journal.list_runs(job_id=need, flow_id=run.flow_id,
-                                                    limit=None)
+                runs = await d.journal.list_runs(job_id=need, flow_id=run.flow_id, limit=None)
             if not runs:
                 last = await d.journal.latest_finished(need)
                 runs = [last] if last else []
@@ -121,7 +129,12 @@ class FlowEngine:
                 merged.update(r.outputs)
             out[need] = {"result": result_word(state) if state else None, "outputs": merged}
             if any(r.matrix is not None for r in runs):
-                out[need]["cells"] = [{"matrix": dict(r.matrix or {}),
-                                       "result": result_word(r.state),
-                                       "outputs": dict(r.outputs)} for r in runs]
+                out[need]["cells"] = [
+                    {
+                        "matrix": dict(r.matrix or {}),
+                        "result": result_word(r.state),
+                        "outputs": dict(r.outputs),
+                    }
+                    for r in runs
+                ]
         return out

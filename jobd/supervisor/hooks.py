@@ -47,12 +47,16 @@ def event_for(state: RunState | str) -> HookEvent | None:
 
 
 def hook_jobs(job: JobDef, event: HookEvent) -> tuple[str, ...]:
-    return {HookEvent.FAILED: job.on_failure, HookEvent.SUCCEEDED: job.on_success,
-            HookEvent.RETRIED: job.on_retry}[event]
+    return {
+        HookEvent.FAILED: job.on_failure,
+        HookEvent.SUCCEEDED: job.on_success,
+        HookEvent.RETRIED: job.on_retry,
+    }[event]
 
 
-def facts(event: HookEvent, run: RunRecord, *, state: str | None = None,
-          log: str | None = None) -> dict[str, str]:
+def facts(
+    event: HookEvent, run: RunRecord, *, state: str | None = None, log: str | None = None
+) -> dict[str, str]:
     """``JOBD_<EVENT>_JOB``, ``_RUN_ID``, ``_STATE``, ``_EXIT_CODE``, ``_LOG``, ``_ATTEMPT``,
     ``_MESSAGE`` (empty strings where unknown)."""
     p = f"{FACT_PREFIX}{event}_"
@@ -67,8 +71,12 @@ def facts(event: HookEvent, run: RunRecord, *, state: str | None = None,
     }
 
 
-def plan_hooks(job: JobDef | None, run: RunRecord, event: HookEvent | None,
-               fact_map: Mapping[str, str] | None = None) -> list[HookCall]:
+def plan_hooks(
+    job: JobDef | None,
+    run: RunRecord,
+    event: HookEvent | None,
+    fact_map: Mapping[str, str] | None = None,
+) -> list[HookCall]:
     """The hook calls ``run`` sets off. A hook run sets off none of its own, so hooks can
     never loop (a failing notifier does not notify about itself)."""
     if job is None or event is None or run.trigger is TriggerKind.HOOK:
@@ -80,17 +88,23 @@ def plan_hooks(job: JobDef | None, run: RunRecord, event: HookEvent | None,
     return [HookCall(job_id=name, facts=data) for name in names]
 
 
-def stale_facts(job_id: str, *, since: datetime, last_success: datetime | None,
-                stale_after: float) -> dict[str, str]:
+def stale_facts(
+    job_id: str, *, since: datetime, last_success: datetime | None, stale_after: float
+) -> dict[str, str]:
     """The facts of a stale job's ``on_failure`` call: state ``stale``, no run."""
     p = f"{FACT_PREFIX}{HookEvent.FAILED}_"
     return {
-        f"{p}JOB": job_id, f"{p}RUN_ID": "", f"{p}STATE": "stale", f"{p}EXIT_CODE": "",
-        f"{p}LOG": "", f"{p}ATTEMPT": "",
-        f"{p}MESSAGE": (f"no success for {stale_after:g}s (since {since.isoformat()})"
-                        if last_success is not None else
-                        f"never succeeded since {since.isoformat()} "
-                        f"(stale_after {stale_after:g}s)"),
+        f"{p}JOB": job_id,
+        f"{p}RUN_ID": "",
+        f"{p}STATE": "stale",
+        f"{p}EXIT_CODE": "",
+        f"{p}LOG": "",
+        f"{p}ATTEMPT": "",
+        f"{p}MESSAGE": (
+            f"no success for {stale_after:g}s (since {since.isoformat()})"
+            if last_success is not None
+            else f"never succeeded since {since.isoformat()} (stale_after {stale_after:g}s)"
+        ),
         f"{FACT_PREFIX}STALE_SINCE": since.isoformat(),
     }
 

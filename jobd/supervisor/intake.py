@@ -113,33 +113,50 @@ class Intake:
                     t.reply.resolve(None, JobNotFound(t.job_id))
                 continue
             if t.cursor_key is not None and t.scheduled_for is not None:
-                cursors[t.cursor_key] = max(t.scheduled_for,
-                                            cursors.get(t.cursor_key, t.scheduled_for))
+                cursors[t.cursor_key] = max(
+                    t.scheduled_for, cursors.get(t.cursor_key, t.scheduled_for)
+                )
             running = d.runs.active_of(job.id)
             queued = d.runs.queued_of(job.id)
             # A run of a flow is that flow's member: never folded into another's run; with
             # catchup = "all" every time slot (missed or live) keeps a run of its own.
-            decision = admit(job.overlap, running=running, queued=queued,
-                             coalescible=may_fold(params=bool(t.params),
-                                                  flow=t.flow_id is not None,
-                                                  slot=t.scheduled_for is not None,
-                                                  catchup_all=job.catchup is Catchup.ALL))
+            decision = admit(
+                job.overlap,
+                running=running,
+                queued=queued,
+                coalescible=may_fold(
+                    params=bool(t.params),
+                    flow=t.flow_id is not None,
+                    slot=t.scheduled_for is not None,
+                    catchup_all=job.catchup is Catchup.ALL,
+                ),
+            )
             if decision.action is Admit.COALESCE and decision.into is not None:
                 into_run = writes.get(decision.into) or queued_runs[decision.into]
                 # A queued matrix group takes the trigger in every cell.
-                targets = [decision.into] if job.matrix is None else [
-                    rid for rid in queued if queued_runs[rid].flow_id == into_run.flow_id]
+                targets = (
+                    [decision.into]
+                    if job.matrix is None
+                    else [rid for rid in queued if queued_runs[rid].flow_id == into_run.flow_id]
+                )
                 for rid in targets:
                     into = writes.get(rid) or queued_runs[rid]
                     paths = tuple(dict.fromkeys((*into.changed_paths, *t.changed_paths)))
-                    merged = into.evolve(changed_paths=paths, folded_slots=fold_slots(
-                        into.folded_slots, into.scheduled_for, t.scheduled_for))
+                    merged = into.evolve(
+                        changed_paths=paths,
+                        folded_slots=fold_slots(
+                            into.folded_slots, into.scheduled_for, t.scheduled_for
+                        ),
+                    )
                     writes[rid] = queued_runs[rid] = merged
                 cancels.extend(decision.cancel)
                 if t.scheduled_for is not None:
                     d.metrics.slots_folded.labels(job=job.id).inc()
-                d.decisions.note(job.id, f"{t.kind} trigger {_slot(t)}folded into queued run "
-                                         f"{decision.into} (overlap = {job.overlap})")
+                d.decisions.note(
+                    job.id,
+                    f"{t.kind} trigger {_slot(t)}folded into queued run "
+                    f"{decision.into} (overlap = {job.overlap})",
+                )
                 if t.reply:
                     replies.append((t.reply, decision.into))
                 continue
@@ -147,14 +164,20 @@ class Intake:
             flow_id = t.flow_id
             if flow_id is None and (job.id in d.loaded.needed or job.matrix is not None):
                 flow_id = str(run_id)  # a job that others need starts a flow
-            run = RunRecord(run_id=run_id, job_id=job.id, trigger=t.kind,
-                            state=RunState.QUEUED, queued_at=now, scheduled_for=t.scheduled_for,
-                            flow_id=flow_id, params=dict(t.params),
-                            changed_paths=t.changed_paths)
+            run = RunRecord(
+                run_id=run_id,
+                job_id=job.id,
+                trigger=t.kind,
+                state=RunState.QUEUED,
+                queued_at=now,
+                scheduled_for=t.scheduled_for,
+                flow_id=flow_id,
+                params=dict(t.params),
+                changed_paths=t.changed_paths,
+            )
             if decision.action is Admit.SKIP:
                 run = run.evolve(state=RunState.SKIPPED, finished_at=now, message=decision.reason)
-                d.decisions.note(job.id, f"{t.kind} trigger {_slot(t)}skipped: "
-                                         f"{decision.reason}")
+                d.decisions.note(job.id, f"{t.kind} trigger {_slot(t)}skipped: {decision.reason}")
                 cells = [run]
             else:
                 cells = self._cells(job, run)
@@ -176,8 +199,9 @@ class Intake:
         d.wake_dispatch()
         if writes or cursors:
             crash_point("intake-before-commit")
-            await d.ledger.write(list(writes.values()), cursors=cursors,
-                                 after_commit="intake-committed")
+            await d.ledger.write(
+                list(writes.values()), cursors=cursors, after_commit="intake-committed"
+            )
         for reply, rid in replies:  # accepted: journaled
             reply.resolve(writes[rid])
 
@@ -185,8 +209,7 @@ class Intake:
         return matrix_cells(job, run, self.deps.ledger.new_run_id)
 
 
-def matrix_cells(job: JobDef, run: RunRecord, new_run_id: Callable[[], int]
-                 ) -> list[RunRecord]:
+def matrix_cells(job: JobDef, run: RunRecord, new_run_id: Callable[[], int]) -> list[RunRecord]:
     """One run, or one run a matrix cell (the first keeps the trigger's run id). The
     cells share the run's flow id, which names their group."""
     if job.matrix is None:
@@ -194,8 +217,7 @@ def matrix_cells(job: JobDef, run: RunRecord, new_run_id: Callable[[], int]
     try:
         cells = expand(job.matrix)
     except ValueError as exc:
-        return [run.evolve(state=RunState.FAILED, finished_at=run.queued_at,
-                           message=str(exc))]
+        return [run.evolve(state=RunState.FAILED, finished_at=run.queued_at, message=str(exc))]
     out = [run.evolve(matrix=cells[0])]
     out += [run.evolve(run_id=new_run_id(), matrix=c) for c in cells[1:]]
     return out

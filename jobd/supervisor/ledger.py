@@ -37,9 +37,14 @@ class Ledger:
     def new_run_id(self) -> int:
         return self.journal.new_run_id()
 
-    async def write(self, runs: Sequence[RunRecord] = (), *,
-                    cursors: Mapping[str, datetime] | None = None,
-                    durable: bool = True, after_commit: str | None = None) -> None:
+    async def write(
+        self,
+        runs: Sequence[RunRecord] = (),
+        *,
+        cursors: Mapping[str, datetime] | None = None,
+        durable: bool = True,
+        after_commit: str | None = None,
+    ) -> None:
         """Journal ``runs`` (and ``cursors``) in one transaction, then publish the runs.
         ``after_commit``: the crash point (tests only) passed between the two."""
         ticket = self._issued

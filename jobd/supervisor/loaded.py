@@ -28,14 +28,18 @@ class Loaded:
         """The job, or ``JobNotFound`` (the control API's error for an unknown id)."""
         job = self.jobset.jobs.get(job_id)
         if job is None:
-            raise JobNotFound(job_id, near=difflib.get_close_matches(job_id, self.jobset.jobs,
-                                                                      n=3, cutoff=0.6))
+            raise JobNotFound(
+                job_id, near=difflib.get_close_matches(job_id, self.jobset.jobs, n=3, cutoff=0.6)
+            )
         return job
 
     def timed(self) -> list[JobDef]:
         """Jobs the timer looks after: enabled, with time triggers, not paused."""
-        return [j for j in self.jobset.jobs.values()
-                if j.enabled and j.time_triggers and j.id not in self.paused]
+        return [
+            j
+            for j in self.jobset.jobs.values()
+            if j.enabled and j.time_triggers and j.id not in self.paused
+        ]
 
     @property
     def needed(self) -> frozenset[str]:

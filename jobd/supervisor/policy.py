@@ -30,8 +30,9 @@ class Admission:
     reason: str = ""
 
 
-def admit(overlap: Overlap, *, running: Sequence[int], queued: Sequence[int],
-          coalescible: bool = True) -> Admission:
+def admit(
+    overlap: Overlap, *, running: Sequence[int], queued: Sequence[int], coalescible: bool = True
+) -> Admission:
     """What a new trigger does, given the job's running and queued run ids (oldest first).
 
     ``coalescible`` is False for triggers that must keep their own run (a manual run with
@@ -39,16 +40,23 @@ def admit(overlap: Overlap, *, running: Sequence[int], queued: Sequence[int],
     if overlap is Overlap.ALLOW:
         return Admission(action=Admit.NEW)
     if overlap is Overlap.SKIP and running:
-        return Admission(action=Admit.SKIP,
-                         reason=f"overlap = skip: run {running[0]} was still running")
+        return Admission(
+            action=Admit.SKIP, reason=f"overlap = skip: run {running[0]} was still running"
+        )
     if overlap is Overlap.REPLACE and running:
         if queued and coalescible:
             return Admission(action=Admit.COALESCE, into=queued[-1], cancel=tuple(running))
-        return Admission(action=Admit.REPLACE, cancel=tuple(running),
-                         reason=f"overlap = replace: cancelling run {running[0]}")
+        return Admission(
+            action=Admit.REPLACE,
+            cancel=tuple(running),
+            reason=f"overlap = replace: cancelling run {running[0]}",
+        )
     if queued and coalescible:
-        return Admission(action=Admit.COALESCE, into=queued[-1],
-                         reason=f"overlap = {overlap}: folded into queued run {queued[-1]}")
+        return Admission(
+            action=Admit.COALESCE,
+            into=queued[-1],
+            reason=f"overlap = {overlap}: folded into queued run {queued[-1]}",
+        )
     return Admission(action=Admit.NEW)
 
 
@@ -59,8 +67,9 @@ def may_fold(*, params: bool, flow: bool, slot: bool, catchup_all: bool) -> bool
     return not params and not flow and not (slot and catchup_all)
 
 
-def fold_slots(folded: tuple[datetime, ...], scheduled_for: datetime | None,
-               slot: datetime | None) -> tuple[datetime, ...]:
+def fold_slots(
+    folded: tuple[datetime, ...], scheduled_for: datetime | None, slot: datetime | None
+) -> tuple[datetime, ...]:
     """The time slots a run (``scheduled_for``, ``folded``) covers once a trigger for
     ``slot`` folds into it: each slot once, in the order they came."""
     if slot is None or slot == scheduled_for or slot in folded:
@@ -91,8 +100,13 @@ class Busy:
     group: str | None = None
 
 
-def select(queued: Iterable[Candidate], running: Sequence[Busy], *, max_parallel: int,
-           pools: Mapping[str, int]) -> list[int]:
+def select(
+    queued: Iterable[Candidate],
+    running: Sequence[Busy],
+    *,
+    max_parallel: int,
+    pools: Mapping[str, int],
+) -> list[int]:
     """The queued runs to start now. ``queued`` comes in start order: higher priority first,
     then queue order; it is consumed only until the free slots are filled. A run blocked by
     its pool, its job or its matrix group does not block others behind it."""
@@ -106,13 +120,19 @@ def select(queued: Iterable[Candidate], running: Sequence[Busy], *, max_parallel
         busy_jobs.setdefault(b.job_id, set()).add(b.group)
     chosen: list[int] = []
     for c in queued:
-        if c.exclusive and c.job_id in busy_jobs and (
-                c.group is None or busy_jobs[c.job_id] != {c.group}):
+        if (
+            c.exclusive
+            and c.job_id in busy_jobs
+            and (c.group is None or busy_jobs[c.job_id] != {c.group})
+        ):
             continue
         if c.pool is not None and pool_use[c.pool] >= pools.get(c.pool, max_parallel):
             continue
-        if c.group is not None and c.group_limit is not None \
-                and group_use[c.group] >= c.group_limit:
+        if (
+            c.group is not None
+            and c.group_limit is not None
+            and group_use[c.group] >= c.group_limit
+        ):
             continue
         chosen.append(c.run_id)
         busy_jobs.setdefault(c.job_id, set()).add(c.group)

@@ -41,8 +41,9 @@ class RecoveryPlan:
     notes: tuple[tuple[str, str], ...] = ()  # (job id, decision)
 
 
-def plan_recovery(unfinished: Sequence[RunRecord], jobs: Mapping[str, JobDef], *,
-                  now: datetime, instance: str) -> RecoveryPlan:
+def plan_recovery(
+    unfinished: Sequence[RunRecord], jobs: Mapping[str, JobDef], *, now: datetime, instance: str
+) -> RecoveryPlan:
     stop: list[Leftover] = []
     writes: list[RunRecord] = []
     queue: list[RunRecord] = []
@@ -50,38 +51,75 @@ def plan_recovery(unfinished: Sequence[RunRecord], jobs: Mapping[str, JobDef], *
     adopt: list[int] = []
     for run in unfinished:
         job = jobs.get(run.job_id)
-        if run.state is RunState.RUNNING and job is not None \
-                and job.executor is ExecutorKind.CELERY:
+        if (
+            run.state is RunState.RUNNING
+            and job is not None
+            and job.executor is ExecutorKind.CELERY
+        ):
             # on a worker: adopted if it lives or has ended, else fenced and re-run
-            run = run.evolve(state=RunState.QUEUED, pid=None, pid_start=None,
-                             message=f"the daemon stopped during attempt {run.attempt} "
-                                     "on a worker: adopting it")
+            run = run.evolve(
+                state=RunState.QUEUED,
+                pid=None,
+                pid_start=None,
+                message=f"the daemon stopped during attempt {run.attempt} on a worker: adopting it",
+            )
             writes.append(run)
             adopt.append(run.run_id)
-            notes.append((run.job_id, f"run {run.run_id} re-queued to adopt attempt "
-                                      f"{run.attempt} from its worker"))
+            notes.append(
+                (
+                    run.job_id,
+                    f"run {run.run_id} re-queued to adopt attempt {run.attempt} from its worker",
+                )
+            )
         elif run.state is RunState.RUNNING:
-            stop.append(Leftover(ref=RunRef(run_id=run.run_id, instance=instance, pid=run.pid,
-                                            pid_start=run.pid_start,
-                                            action=job.action if job else None),
-                                 grace=job.kill_grace if job else GONE_JOB_GRACE))
+            stop.append(
+                Leftover(
+                    ref=RunRef(
+                        run_id=run.run_id,
+                        instance=instance,
+                        pid=run.pid,
+                        pid_start=run.pid_start,
+                        action=job.action if job else None,
+                    ),
+                    grace=job.kill_grace if job else GONE_JOB_GRACE,
+                )
+            )
             if job is None:
-                writes.append(run.evolve(state=RunState.CANCELLED, finished_at=now,
-                                         message="interrupted, and its job is gone"))
+                writes.append(
+                    run.evolve(
+                        state=RunState.CANCELLED,
+                        finished_at=now,
+                        message="interrupted, and its job is gone",
+                    )
+                )
                 continue
-            run = run.evolve(state=RunState.QUEUED, trigger=TriggerKind.RECOVERY,
-                             attempt=run.attempt + 1, pid=None, pid_start=None,
-                             message=f"re-run: the daemon stopped during attempt {run.attempt}")
+            run = run.evolve(
+                state=RunState.QUEUED,
+                trigger=TriggerKind.RECOVERY,
+                attempt=run.attempt + 1,
+                pid=None,
+                pid_start=None,
+                message=f"re-run: the daemon stopped during attempt {run.attempt}",
+            )
             writes.append(run)
-            notes.append((run.job_id, f"run {run.run_id} re-queued as recovery "
-                                      f"(attempt {run.attempt})"))
+            notes.append(
+                (run.job_id, f"run {run.run_id} re-queued as recovery (attempt {run.attempt})")
+            )
         elif job is None:
-            writes.append(run.evolve(state=RunState.CANCELLED, finished_at=now,
-                                     message="queued, but its job is gone"))
+            writes.append(
+                run.evolve(
+                    state=RunState.CANCELLED, finished_at=now, message="queued, but its job is gone"
+                )
+            )
             continue
         queue.append(run)
-    return RecoveryPlan(stop=tuple(stop), writes=tuple(writes), queue=tuple(queue),
-                        notes=tuple(notes), adopt=tuple(adopt))
+    return RecoveryPlan(
+        stop=tuple(stop),
+        writes=tuple(writes),
+        queue=tuple(queue),
+        notes=tuple(notes),
+        adopt=tuple(adopt),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,13 +137,18 @@ class RecoveryDeps:
 async def recover(deps: RecoveryDeps) -> frozenset[int]:
     """Stop what is left of interrupted runs, journal the plan, queue the re-runs; returns
     the remote runs to adopt."""
-    plan = plan_recovery(await deps.journal.unfinished_runs(), deps.jobs,
-                         now=deps.clock.now(), instance=deps.instance)
+    plan = plan_recovery(
+        await deps.journal.unfinished_runs(),
+        deps.jobs,
+        now=deps.clock.now(),
+        instance=deps.instance,
+    )
     for left in plan.stop:
         ids = await deps.executor.find_leftovers(left.ref)
         if ids:
-            log.warning("run %s: stopping %d leftovers %s", left.ref.run_id, len(ids),
-                        ", ".join(ids))
+            log.warning(
+                "run %s: stopping %d leftovers %s", left.ref.run_id, len(ids), ", ".join(ids)
+            )
             await deps.executor.stop_leftovers(ids, left.grace)
     for job_id, text in plan.notes:
         deps.decisions.note(job_id, text)

@@ -24,6 +24,7 @@ from jobd.supervisor.runs import RunTable
 
 log = logging.getLogger("jobd")
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobsDiff:
     gone: frozenset[str]
@@ -33,9 +34,13 @@ class JobsDiff:
 
 def diff_jobs(old: Mapping[str, JobDef], new: Mapping[str, JobDef]) -> JobsDiff:
     changed = frozenset(j for j in new if old.get(j) != new[j])
-    return JobsDiff(gone=frozenset(set(old) - set(new)), changed=changed,
-                    retimed=frozenset(j for j in changed if j in old
-                                      and old[j].time_triggers != new[j].time_triggers))
+    return JobsDiff(
+        gone=frozenset(set(old) - set(new)),
+        changed=changed,
+        retimed=frozenset(
+            j for j in changed if j in old and old[j].time_triggers != new[j].time_triggers
+        ),
+    )
 
 
 def merge_config(current: DaemonConfig, fresh: DaemonConfig) -> tuple[DaemonConfig, list[str]]:
@@ -90,9 +95,13 @@ class Reloader:
                 if run.job_id in diff.gone:
                     await d.cancel_queued(rid)
             if diff.gone or diff.changed:
-                log.info("reloaded: %d jobs (%d changed, %d removed), %d invalid files",
-                         len(jobset.jobs), len(diff.changed), len(diff.gone),
-                         len(jobset.invalid))
+                log.info(
+                    "reloaded: %d jobs (%d changed, %d removed), %d invalid files",
+                    len(jobset.jobs),
+                    len(diff.changed),
+                    len(diff.gone),
+                    len(jobset.invalid),
+                )
             d.wake_timer()
             await d.update_watches()
             d.wake_dispatch()
@@ -102,5 +111,8 @@ class Reloader:
         loaded = self.deps.loaded
         loaded.config, later = merge_config(loaded.config, fresh)
         for name in later:
-            log.warning("config: %s changed; it takes effect only when jobd is restarted "
-                        "(systemctl restart jobd)", name)
+            log.warning(
+                "config: %s changed; it takes effect only when jobd is restarted "
+                "(systemctl restart jobd)",
+                name,
+            )

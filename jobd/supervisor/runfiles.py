@@ -79,8 +79,9 @@ def _fs(path: str) -> bytes:
 
 
 def _private_file(path: Path, data: bytes, owner: tuple[int, int] | None) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                 FILE_MODE)
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE
+    )
     try:
         os.fchmod(fd, FILE_MODE)  # a file left from before keeps no other mode
         if owner is not None:
@@ -108,8 +109,9 @@ def remove(config: DaemonConfig, run: RunRecord) -> None:
     paths_file(config, run).unlink(missing_ok=True)
 
 
-def changed_paths_env(config: DaemonConfig, run: RunRecord,
-                      paths: Sequence[str]) -> Mapping[str, str]:
+def changed_paths_env(
+    config: DaemonConfig, run: RunRecord, paths: Sequence[str]
+) -> Mapping[str, str]:
     """``JOBD_CHANGED_PATHS`` (one path a line; a name holding a newline is left out, as no
     line could hold it unambiguously) and ``JOBD_CHANGED_PATHS_FILE`` (every path, each
     ended by a NUL byte)."""

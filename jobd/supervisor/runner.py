@@ -108,7 +108,7 @@ def read_outputs(path: Path) -> dict[str, str]:
     except OSError:
         return {}
     if len(data) > runfiles.MAX_OUTPUTS_BYTES:  # keep whole lines only
-        data = data[:data.rfind(b"\n", 0, runfiles.MAX_OUTPUTS_BYTES) + 1]
+        data = data[: data.rfind(b"\n", 0, runfiles.MAX_OUTPUTS_BYTES) + 1]
     text = data.decode(errors="replace")
     out: dict[str, str] = {}
     for line in text.splitlines():
@@ -122,8 +122,9 @@ def iso(d: datetime | None) -> str | None:
     return d.isoformat() if d is not None else None
 
 
-def expression_context(job: JobDef, run: RunRecord, now: datetime, env: Mapping[str, str],
-                       needs: dict[str, Any]) -> dict[str, Any]:
+def expression_context(
+    job: JobDef, run: RunRecord, now: datetime, env: Mapping[str, str], needs: dict[str, Any]
+) -> dict[str, Any]:
     params = {**job.params, **run.params}
     return {
         "params": params,
@@ -131,12 +132,24 @@ def expression_context(job: JobDef, run: RunRecord, now: datetime, env: Mapping[
         "needs": needs,
         "env": env,
         "job": {"id": job.id, "timezone": job.timezone, "file": str(job.source.file)},
-        "run": {"id": run.run_id, "attempt": run.attempt, "trigger": str(run.trigger),
-                "scheduled_for": iso(run.scheduled_for), "flow_id": run.flow_id},
-        "now": {"iso": now.isoformat(), "timestamp": now.timestamp(),
-                "date": now.date().isoformat(),
-                "year": now.year, "month": now.month, "day": now.day, "hour": now.hour,
-                "minute": now.minute, "weekday": now.isoweekday()},
+        "run": {
+            "id": run.run_id,
+            "attempt": run.attempt,
+            "trigger": str(run.trigger),
+            "scheduled_for": iso(run.scheduled_for),
+            "flow_id": run.flow_id,
+        },
+        "now": {
+            "iso": now.isoformat(),
+            "timestamp": now.timestamp(),
+            "date": now.date().isoformat(),
+            "year": now.year,
+            "month": now.month,
+            "day": now.day,
+            "hour": now.hour,
+            "minute": now.minute,
+            "weekday": now.isoweekday(),
+        },
     }
 
 
@@ -156,8 +169,9 @@ def render_shell(text: str, ctx: Mapping[str, Any]) -> tuple[str, dict[str, str]
         raise RunFailedToRender(f"expression in {text!r}: {exc}") from exc
 
 
-def render_step(action: StepAction | ContainerAction, ctx: Mapping[str, Any]
-                ) -> tuple[StepAction | ContainerAction, dict[str, str]]:
+def render_step(
+    action: StepAction | ContainerAction, ctx: Mapping[str, Any]
+) -> tuple[StepAction | ContainerAction, dict[str, str]]:
     """The action with its expressions rendered, and the environment entries it needs. A
     container's image and command are rendered by ``process_spec`` (given ``render`` and
     ``render_shell``): the executors own what a container is."""
@@ -168,13 +182,17 @@ def render_step(action: StepAction | ContainerAction, ctx: Mapping[str, Any]
             return CommandAction(command=script), values
         return CommandAction(command=tuple(render(a, ctx) for a in cmd)), {}
     if isinstance(action, ScriptAction):
-        return ScriptAction(script=action.script, python=action.python,
-                            args=tuple(render(a, ctx) for a in action.args)), {}
+        return ScriptAction(
+            script=action.script,
+            python=action.python,
+            args=tuple(render(a, ctx) for a in action.args),
+        ), {}
     return action, {}
 
 
-def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
-             extra: Mapping[str, str], ctx: Mapping[str, Any]) -> dict[str, str]:
+def base_env(
+    deps: RunnerDeps, job: JobDef, run: RunRecord, extra: Mapping[str, str], ctx: Mapping[str, Any]
+) -> dict[str, str]:
     """The daemon's environment, then ``env_file``, then ``env``, then the ``JOBD_*`` names."""
     config, instance = deps.config, deps.instance
     # a worker starts from its own environment: the daemon's means nothing on its host
@@ -184,14 +202,16 @@ def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
     for k, v in {**job.env, **extra}.items():
         env[k] = render(v, ctx)
     env.update(hook_env(run))
-    env.update({
-        "JOBD_JOB_ID": job.id,
-        "JOBD_RUN_ID": str(run.run_id),
-        "JOBD_ATTEMPT": str(run.attempt),
-        "JOBD_TRIGGER": str(run.trigger),
-        "JOBD_OUTPUT": str(output_path(config, run)),
-        "JOBD_INSTANCE": instance,
-    })
+    env.update(
+        {
+            "JOBD_JOB_ID": job.id,
+            "JOBD_RUN_ID": str(run.run_id),
+            "JOBD_ATTEMPT": str(run.attempt),
+            "JOBD_TRIGGER": str(run.trigger),
+            "JOBD_OUTPUT": str(output_path(config, run)),
+            "JOBD_INSTANCE": instance,
+        }
+    )
     env["JOBD_RUN_KEY"] = run_key(run)
     if run.scheduled_for is not None:
         env["JOBD_SCHEDULED_FOR"] = run.scheduled_for.isoformat()
@@ -208,8 +228,9 @@ def base_env(deps: RunnerDeps, job: JobDef, run: RunRecord,
 class Runner:
     """Runs one run of one job to its end; ``cancel`` stops it as ``cancelled``."""
 
-    def __init__(self, job: JobDef, run: RunRecord, deps: RunnerDeps, *,
-                 adopt: bool = False) -> None:
+    def __init__(
+        self, job: JobDef, run: RunRecord, deps: RunnerDeps, *, adopt: bool = False
+    ) -> None:
         self.job = job
         self.run = run
         self.deps = deps
@@ -239,10 +260,12 @@ class Runner:
         try:
             needs = await deps.needs_context(self.run)
             if job.condition is not None and not evaluate_condition(
-                    job.condition,
-                    expression_context(job, self.run, deps.clock.now(), deps.environ, needs)):
-                return await self._finish(RunState.SKIPPED, None,
-                                          f"condition is false: {job.condition}")
+                job.condition,
+                expression_context(job, self.run, deps.clock.now(), deps.environ, needs),
+            ):
+                return await self._finish(
+                    RunState.SKIPPED, None, f"condition is false: {job.condition}"
+                )
         except Exception as exc:
             return await self._finish(RunState.FAILED, None, f"condition: {exc}")
         retry = job.retry
@@ -251,9 +274,16 @@ class Runner:
         while True:
             now = deps.clock.now()
             first_start = first_start or now
-            await self._save(self.run.evolve(state=RunState.RUNNING, started_at=first_start,
-                                             finished_at=None, exit_code=None, message=None,
-                                             log_path=str(self.log)))
+            await self._save(
+                self.run.evolve(
+                    state=RunState.RUNNING,
+                    started_at=first_start,
+                    finished_at=None,
+                    exit_code=None,
+                    message=None,
+                    log_path=str(self.log),
+                )
+            )
             crash_point("running-committed")
             if self.run.attempt > 1 or self.run.trigger is TriggerKind.RECOVERY:
                 # A first attempt needs no note: creating a log file costs ~1 ms here, and a
@@ -269,15 +299,21 @@ class Runner:
                 state, code, message = RunState.FAILED, None, str(exc)
             except WorkerLost as exc:  # fenced: the next attempt, as a recovery
                 self.note(f"attempt {self.run.attempt}: {exc}; re-run as a recovery")
-                self.run = self.run.evolve(attempt=self.run.attempt + 1,
-                                           trigger=TriggerKind.RECOVERY)
+                self.run = self.run.evolve(
+                    attempt=self.run.attempt + 1, trigger=TriggerKind.RECOVERY
+                )
                 continue
             if state is not RunState.SUCCEEDED:
-                self.note(f"attempt {self.run.attempt} ended: {state}"
-                          + (f" ({message})" if message else ""))
+                self.note(
+                    f"attempt {self.run.attempt} ended: {state}"
+                    + (f" ({message})" if message else "")
+                )
             done_attempts = self.run.attempt
-            if not retryable(state) or self.cancel.is_set() or \
-                    self._retries_used(done_attempts) >= retry.retries:
+            if (
+                not retryable(state)
+                or self.cancel.is_set()
+                or self._retries_used(done_attempts) >= retry.retries
+            ):
                 break
             delay = retry_delay(retry, self._retries_used(done_attempts) + 1, deps.rng)
             self.note(f"retrying in {delay:.2f}s")
@@ -297,8 +333,14 @@ class Runner:
     async def _finish(self, state: RunState, code: int | None, message: str | None) -> RunRecord:
         out = output_path(self.deps.config, self.run)
         outputs = read_outputs(out)
-        final = self.run.evolve(state=state, exit_code=code, message=message, outputs=outputs,
-                                finished_at=self.deps.clock.now(), log_path=str(self.log))
+        final = self.run.evolve(
+            state=state,
+            exit_code=code,
+            message=message,
+            outputs=outputs,
+            finished_at=self.deps.clock.now(),
+            log_path=str(self.log),
+        )
         extra = self.deps.follow_ups(final, event_for(state), None)
         crash_point("after-exit")
         with anyio.CancelScope(shield=True):
@@ -312,11 +354,11 @@ class Runner:
         log.log(*run_end(final))
         return final
 
-    async def _retry_hooks(self, state: RunState, code: int | None, message: str | None
-                           ) -> None:
+    async def _retry_hooks(self, state: RunState, code: int | None, message: str | None) -> None:
         """``on_retry``: the failed attempt's facts, journaled before the retry waits."""
-        failed = self.run.evolve(state=state, exit_code=code, message=message,
-                                 log_path=str(self.log))
+        failed = self.run.evolve(
+            state=state, exit_code=code, message=message, log_path=str(self.log)
+        )
         extra = self.deps.follow_ups(failed, HookEvent.RETRIED, None)
         if extra:
             with anyio.CancelScope(shield=True):
@@ -325,8 +367,7 @@ class Runner:
 
     async def _prepare_files(self) -> None:
         owner = None
-        if self.job.user is not None and os.geteuid() == 0 \
-                and host_user(self.job.action):
+        if self.job.user is not None and os.geteuid() == 0 and host_user(self.job.action):
             owner = await anyio.to_thread.run_sync(runfiles.run_owner, self.job.user)
         try:
             runfiles.prepare(self.deps.config, self.run, owner)
@@ -343,19 +384,30 @@ class Runner:
         step, values = render_step(action, ctx)
         return await self._process(step, {**env, **values}, job.timeout, ctx)
 
-    async def _process(self, action: StepAction | ContainerAction, env: dict[str, str],
-                       time_limit: float | None, ctx: Mapping[str, Any] | None = None
-                       ) -> tuple[RunState, int | None, str | None]:
+    async def _process(
+        self,
+        action: StepAction | ContainerAction,
+        env: dict[str, str],
+        time_limit: float | None,
+        ctx: Mapping[str, Any] | None = None,
+    ) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
         remote = job.executor is ExecutorKind.CELERY and deps.remote is not None
-        spec = process_spec(action, default_python=WORKER_PYTHON if remote else deps.python,
-                            env=env, cwd=job.workdir, log_path=self.log,
-                            log_max_bytes=deps.config.log_max_bytes, timeout=time_limit,
-                            kill_grace=job.kill_grace, user=job.user, env_keys=job.env,
-                            env_file=job.env_file,
-                            render=None if ctx is None else lambda text: render(text, ctx),
-                            render_shell=None if ctx is None
-                            else lambda text: render_shell(text, ctx))
+        spec = process_spec(
+            action,
+            default_python=WORKER_PYTHON if remote else deps.python,
+            env=env,
+            cwd=job.workdir,
+            log_path=self.log,
+            log_max_bytes=deps.config.log_max_bytes,
+            timeout=time_limit,
+            kill_grace=job.kill_grace,
+            user=job.user,
+            env_keys=job.env,
+            env_file=job.env_file,
+            render=None if ctx is None else lambda text: render(text, ctx),
+            render_shell=None if ctx is None else lambda text: render_shell(text, ctx),
+        )
 
         async def started(pid: int, ticks: int | None) -> None:
             crash_point("after-spawn")
@@ -369,8 +421,9 @@ class Runner:
         state, message = outcome(result)
         return state, result.exit_code, message
 
-    async def _stages(self, action: StagesAction,
-                      ctx: dict[str, Any]) -> tuple[RunState, int | None, str | None]:
+    async def _stages(
+        self, action: StagesAction, ctx: dict[str, Any]
+    ) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
         start = deps.clock.now()
         overall: RunState = RunState.SUCCEEDED
@@ -393,8 +446,9 @@ class Runner:
             env["JOBD_STAGE"] = stage.name
             step, values = render_step(stage.action, sctx)
             env.update(values)
-            state, code, msg = await self._stage_attempts(stage.name, stage.retry, step,
-                                                          env, timeout)
+            state, code, msg = await self._stage_attempts(
+                stage.name, stage.retry, step, env, timeout
+            )
             stages_ctx[stage.name] = {"result": result_word(state), "exit_code": code}
             if state is RunState.CANCELLED:
                 return state, code, f"stage {stage.name}: {msg}"
@@ -406,10 +460,14 @@ class Runner:
             last_code = code
         return overall, last_code, message
 
-    async def _stage_attempts(self, name: str, retry: RetryPolicy,
-                              action: StepAction | ContainerAction,
-                              env: dict[str, str], time_limit: float | None
-                              ) -> tuple[RunState, int | None, str | None]:
+    async def _stage_attempts(
+        self,
+        name: str,
+        retry: RetryPolicy,
+        action: StepAction | ContainerAction,
+        env: dict[str, str],
+        time_limit: float | None,
+    ) -> tuple[RunState, int | None, str | None]:
         tries = 0
         while True:
             tries += 1
@@ -428,6 +486,9 @@ class Runner:
 def result_word(state: RunState) -> str:
     """A run state in the words of ``needs.<id>.result`` (GitHub's: a job not run because a
     need failed is ``skipped`` there)."""
-    return {RunState.SUCCEEDED: "success", RunState.SKIPPED: "skipped",
-            RunState.UPSTREAM_FAILED: "skipped",
-            RunState.CANCELLED: "cancelled"}.get(state, "failure")
+    return {
+        RunState.SUCCEEDED: "success",
+        RunState.SKIPPED: "skipped",
+        RunState.UPSTREAM_FAILED: "skipped",
+        RunState.CANCELLED: "cancelled",
+    }.get(state, "failure")

@@ -16,8 +16,12 @@ log = logging.getLogger("jobd")
 PRUNE_EVERY = 3600.0  # seconds between retention passes
 
 
-async def signal_loop(reload: Callable[[], Awaitable[Any]], stop: Callable[[], None], *,
-                      task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+async def signal_loop(
+    reload: Callable[[], Awaitable[Any]],
+    stop: Callable[[], None],
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """SIGHUP reloads; SIGTERM and SIGINT drain."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
         task_status.started()
@@ -30,15 +34,21 @@ async def signal_loop(reload: Callable[[], Awaitable[Any]], stop: Callable[[], N
                 stop()
 
 
-async def jobs_dir_loop(jobs_dir: Path, reload: Callable[[], Awaitable[Any]], *,
-                        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+async def jobs_dir_loop(
+    jobs_dir: Path,
+    reload: Callable[[], Awaitable[Any]],
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Reload when a file in the jobs directory changes (debounced)."""
     from watchfiles import awatch
+
     await anyio.Path(jobs_dir).mkdir(parents=True, exist_ok=True)
     stop = anyio.Event()
     task_status.started()
-    async for _changes in awatch(jobs_dir, debounce=200, step=20, stop_event=stop,
-                                 rust_timeout=1000, yield_on_timeout=False):
+    async for _changes in awatch(
+        jobs_dir, debounce=200, step=20, stop_event=stop, rust_timeout=1000, yield_on_timeout=False
+    ):
         log.info("job files changed: reloading")
         await reload()
 

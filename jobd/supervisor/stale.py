@@ -27,11 +27,16 @@ class Staleness:
     due_at: datetime  # since + stale_after
 
 
-def judge(*, stale_after: float, last_success: datetime | None, first_seen: datetime,
-          now: datetime, fired_for: datetime | None) -> Staleness:
+def judge(
+    *,
+    stale_after: float,
+    last_success: datetime | None,
+    first_seen: datetime,
+    now: datetime,
+    fired_for: datetime | None,
+) -> Staleness:
     """Whether the job is stale at ``now`` and whether its ``on_failure`` must fire."""
     since = last_success if last_success is not None else first_seen
     due_at = since + timedelta(seconds=stale_after)
     stale = now >= due_at
-    return Staleness(stale=stale, fire=stale and fired_for != since, since=since,
-                     due_at=due_at)
+    return Staleness(stale=stale, fire=stale and fired_for != since, since=since, due_at=due_at)

@@ -51,28 +51,45 @@ class Timer:
         now = d.clock.now()
         fresh: dict[str, datetime] = {}
         for job in d.loaded.timed():
-            plan = plan_due(job.time_triggers, cursor=d.cursors.get(job.id), now=now,
-                            catchup=job.catchup, start_deadline=job.start_deadline,
-                            at_start=True)
+            plan = plan_due(
+                job.time_triggers,
+                cursor=d.cursors.get(job.id),
+                now=now,
+                catchup=job.catchup,
+                start_deadline=job.start_deadline,
+                at_start=True,
+            )
             await self._post_plan(job, plan, cursor_writes=fresh)
             self._next_at[job.id] = plan.next_at
         if fresh:  # one commit for every job seen the first time, not one each
             await d.ledger.write(cursors=fresh)
 
-    async def _post_plan(self, job: JobDef, plan: DuePlan, *,
-                         cursor_writes: dict[str, datetime] | None = None) -> None:
+    async def _post_plan(
+        self, job: JobDef, plan: DuePlan, *, cursor_writes: dict[str, datetime] | None = None
+    ) -> None:
         d = self.deps
         for drop in plan.dropped:
             n = drop.count if drop.count is not None else "many"
-            counter = (d.metrics.slots_folded.labels(job=job.id)
-                       if drop.reason == "catchup_latest" else
-                       d.metrics.slots_missed.labels(job=job.id, reason=str(drop.reason)))
+            counter = (
+                d.metrics.slots_folded.labels(job=job.id)
+                if drop.reason == "catchup_latest"
+                else d.metrics.slots_missed.labels(job=job.id, reason=str(drop.reason))
+            )
             counter.inc(drop.count if drop.count is not None else 1)
-            d.decisions.note(job.id, f"{n} slots from {drop.first.isoformat()} to "
-                                     f"{drop.last.isoformat()} not run ({drop.reason})")
+            d.decisions.note(
+                job.id,
+                f"{n} slots from {drop.first.isoformat()} to "
+                f"{drop.last.isoformat()} not run ({drop.reason})",
+            )
         for slot in plan.runs:
-            await d.post(Trigger(job_id=job.id, kind=slot.kind,
-                                 scheduled_for=slot.scheduled_for, cursor_key=job.id))
+            await d.post(
+                Trigger(
+                    job_id=job.id,
+                    kind=slot.kind,
+                    scheduled_for=slot.scheduled_for,
+                    cursor_key=job.id,
+                )
+            )
         last_run = plan.runs[-1].scheduled_for if plan.runs else None
         if plan.cursor != d.cursors.get(job.id) and plan.cursor != last_run:
             # Nothing carries this cursor into the journal: write it on its own.
@@ -114,9 +131,14 @@ class Timer:
                 continue
             heapq.heappop(heap)
             job = d.loaded.jobs[job_id]
-            plan = plan_due(job.time_triggers, cursor=d.cursors.get(job_id), now=now,
-                            catchup=job.catchup, start_deadline=job.start_deadline,
-                            at_start=False)
+            plan = plan_due(
+                job.time_triggers,
+                cursor=d.cursors.get(job_id),
+                now=now,
+                catchup=job.catchup,
+                start_deadline=job.start_deadline,
+                at_start=False,
+            )
             await self._post_plan(job, plan)
             if plan.next_at is not None:
                 heapq.heappush(heap, (plan.next_at, job_id))
@@ -125,6 +147,7 @@ class Timer:
 async def sleep_or_wake(clock: Clock, when: datetime, wake: anyio.Event) -> None:
     """Return when the clock reaches ``when`` or ``wake`` is set, whichever is first."""
     async with anyio.create_task_group() as tg:
+
         async def sleeper() -> None:
             await clock.sleep_until(when)
             tg.cancel_scope.cancel()

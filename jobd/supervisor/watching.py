@@ -47,8 +47,11 @@ class WatchService:
 
     def _specs(self) -> dict[str, WatchSpec]:
         loaded = self.deps.loaded
-        return {j.id: j.watch for j in loaded.jobs.values()
-                if j.watch is not None and j.enabled and j.id not in loaded.paused}
+        return {
+            j.id: j.watch
+            for j in loaded.jobs.values()
+            if j.watch is not None and j.enabled and j.id not in loaded.paused
+        }
 
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         specs = self._specs()
@@ -75,12 +78,15 @@ class WatchService:
             if fire and key in cursors:
                 changed = diff(await journal.manifest(job_id), seen)
                 if changed:
-                    log.info("%s: %d watched paths changed while jobd was down", job_id,
-                             len(changed))
-                    d.decisions.note(job_id, f"{len(changed)} watched paths changed while "
-                                             "the daemon was down")
-                    await d.submit(Trigger(job_id=job_id, kind=TriggerKind.WATCH,
-                                           changed_paths=tuple(changed)))
+                    log.info(
+                        "%s: %d watched paths changed while jobd was down", job_id, len(changed)
+                    )
+                    d.decisions.note(
+                        job_id, f"{len(changed)} watched paths changed while the daemon was down"
+                    )
+                    await d.submit(
+                        Trigger(job_id=job_id, kind=TriggerKind.WATCH, changed_paths=tuple(changed))
+                    )
                     crash_point("watch-journaled")
             await journal.set_manifest(job_id, seen)
             self._seen[job_id] = seen
@@ -94,8 +100,9 @@ class WatchService:
         job = d.loaded.jobs.get(event.job_id)
         if job is None or job.watch is None or event.job_id in d.loaded.paused:
             return
-        await d.submit(Trigger(job_id=event.job_id, kind=TriggerKind.WATCH,
-                               changed_paths=event.paths))
+        await d.submit(
+            Trigger(job_id=event.job_id, kind=TriggerKind.WATCH, changed_paths=event.paths)
+        )
         crash_point("watch-journaled")
         # The trigger is journaled: only now may the manifest say these changes were seen.
         old = self._seen.get(event.job_id, {})

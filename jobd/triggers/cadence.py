@@ -86,19 +86,54 @@ def _pattern(unit: str, offset: int) -> WallPattern:
     every_hour, every_minute = range(24), range(60)
     all_doms, all_months, all_dows = range(1, 32), range(1, 13), range(7)
     if unit == "minute":
-        return WallPattern(seconds=[s], minutes=every_minute, hours=every_hour,
-                           doms=all_doms, months=all_months, dows=all_dows, day_or=False)
+        return WallPattern(
+            seconds=[s],
+            minutes=every_minute,
+            hours=every_hour,
+            doms=all_doms,
+            months=all_months,
+            dows=all_dows,
+            day_or=False,
+        )
     if unit == "hour":
-        return WallPattern(seconds=[s], minutes=[m], hours=every_hour,
-                           doms=all_doms, months=all_months, dows=all_dows, day_or=False)
+        return WallPattern(
+            seconds=[s],
+            minutes=[m],
+            hours=every_hour,
+            doms=all_doms,
+            months=all_months,
+            dows=all_dows,
+            day_or=False,
+        )
     if unit == "day":
-        return WallPattern(seconds=[s], minutes=[m], hours=[h],
-                           doms=all_doms, months=all_months, dows=all_dows, day_or=False)
+        return WallPattern(
+            seconds=[s],
+            minutes=[m],
+            hours=[h],
+            doms=all_doms,
+            months=all_months,
+            dows=all_dows,
+            day_or=False,
+        )
     if unit == "week":
-        return WallPattern(seconds=[s], minutes=[m], hours=[h], doms=all_doms,
-                           months=all_months, dows=[(days + 1) % 7], day_or=False)
-    return WallPattern(seconds=[s], minutes=[m], hours=[h], doms=[days + 1],
-                       months=all_months, dows=all_dows, day_or=False)
+        return WallPattern(
+            seconds=[s],
+            minutes=[m],
+            hours=[h],
+            doms=all_doms,
+            months=all_months,
+            dows=[(days + 1) % 7],
+            day_or=False,
+        )
+    return WallPattern(
+        seconds=[s],
+        minutes=[m],
+        hours=[h],
+        doms=[days + 1],
+        months=all_months,
+        dows=all_dows,
+        day_or=False,
+    )
 
 
 _KEYS = {
@@ -218,8 +253,10 @@ class CadenceTrigger:
         zone = f"({self.timezone})"
         match self._unit:
             case None:
-                return (f"every {format_duration(self._period_ms / 1000)} "
-                        f"(+{format_duration(self._offset_ms / 1000)})")
+                return (
+                    f"every {format_duration(self._period_ms / 1000)} "
+                    f"(+{format_duration(self._offset_ms / 1000)})"
+                )
             case "minute":
                 return f"every minute at :{s:02d} {zone}"
             case "hour":

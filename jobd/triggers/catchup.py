@@ -111,9 +111,7 @@ def _slots(triggers: Sequence[TimeTrigger], after: datetime) -> Iterator[DueSlot
         at = min(live)
         kind = next(t.kind for t, h in zip(triggers, heads, strict=True) if h == at)
         yield DueSlot(scheduled_for=at, kind=kind)
-        heads = [
-            t.next_after(at) if h == at else h for t, h in zip(triggers, heads, strict=True)
-        ]
+        heads = [t.next_after(at) if h == at else h for t, h in zip(triggers, heads, strict=True)]
 
 
 def _first(
@@ -130,9 +128,7 @@ def _first(
     return out, False
 
 
-def _newest(
-    triggers: Sequence[TimeTrigger], lo: datetime, hi: datetime, n: int
-) -> list[DueSlot]:
+def _newest(triggers: Sequence[TimeTrigger], lo: datetime, hi: datetime, n: int) -> list[DueSlot]:
     """The newest ``n`` slots in ``(lo, hi]``, oldest first, found by walking back from ``hi``
     in windows that widen while empty and narrow while crowded."""
     found: list[DueSlot] = []
@@ -234,9 +230,7 @@ def plan_due(
     )
 
 
-def next_fire_times(
-    triggers: Sequence[TimeTrigger], after: datetime, n: int = 5
-) -> list[datetime]:
+def next_fire_times(triggers: Sequence[TimeTrigger], after: datetime, n: int = 5) -> list[datetime]:
     """The next ``n`` fire times of ``triggers`` strictly after ``after``, merged, each once
     (what ``jobctl show`` prints)."""
     _aware("after", after)
@@ -256,8 +250,9 @@ def next_due(triggers: Sequence[TimeTrigger], after: datetime) -> datetime | Non
     return times[0] if times else None
 
 
-def slots_between(triggers: Sequence[TimeTrigger], start: datetime, end: datetime, *,
-                  limit: int) -> list[datetime]:
+def slots_between(
+    triggers: Sequence[TimeTrigger], start: datetime, end: datetime, *, limit: int
+) -> list[datetime]:
     """The fire times of ``triggers`` in ``[start, end)``, oldest first; when there are more
     than ``limit``, the newest of them in a window ending at ``end`` (halved until they fit),
     so a 1 s cadence over a day costs a few thousand steps, not 86,400 (the timeline)."""

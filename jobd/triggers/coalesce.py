@@ -55,8 +55,9 @@ class Coalescer:
 
     __slots__ = ("_first", "_last", "_paths", "debounce", "max_paths", "quiet")
 
-    def __init__(self, *, debounce: float, quiet: float = QUIET,
-                 max_paths: int = MAX_BATCH_PATHS) -> None:
+    def __init__(
+        self, *, debounce: float, quiet: float = QUIET, max_paths: int = MAX_BATCH_PATHS
+    ) -> None:
         self.debounce = debounce
         self.quiet = quiet
         self.max_paths = max_paths
@@ -94,14 +95,19 @@ class Coalescer:
         self._paths = set()
         self._first, self._last = math.inf, -math.inf
         step = self.max_paths
-        return [tuple(paths[i:i + step]) for i in range(0, len(paths), step)]
+        return [tuple(paths[i : i + step]) for i in range(0, len(paths), step)]
 
 
 class Batcher:
     """A ``Coalescer`` per watching job (pure)."""
 
-    def __init__(self, specs: Mapping[str, WatchSpec], *, quiet: float = QUIET,
-                 max_paths: int = MAX_BATCH_PATHS) -> None:
+    def __init__(
+        self,
+        specs: Mapping[str, WatchSpec],
+        *,
+        quiet: float = QUIET,
+        max_paths: int = MAX_BATCH_PATHS,
+    ) -> None:
         self.quiet = quiet
         self.max_paths = max_paths
         self._jobs: dict[str, Coalescer] = {}
@@ -130,8 +136,11 @@ class Batcher:
 
     def pop_due(self, now: float) -> list[WatchFired]:
         """Every batch due at ``now``, by job id."""
-        return [WatchFired(job_id=job_id, paths=batch)
-                for job_id, c in sorted(self._jobs.items()) for batch in c.pop_due(now)]
+        return [
+            WatchFired(job_id=job_id, paths=batch)
+            for job_id, c in sorted(self._jobs.items())
+            for batch in c.pop_due(now)
+        ]
 
 
 def grouping_ms(specs: Mapping[str, WatchSpec]) -> int:

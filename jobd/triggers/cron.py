@@ -43,8 +43,20 @@ ALIASES: dict[str, str] = {
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTH_NAMES = {name: i + 1 for i, name in enumerate(_MONTHS)}
 _DOW_NAMES = {name: i for i, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-_MONTH_TITLES = ("January", "February", "March", "April", "May", "June", "July", "August",
-                 "September", "October", "November", "December")
+_MONTH_TITLES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _NUMBER = re.compile(r"[0-9]+")
 
@@ -103,7 +115,8 @@ def _item(text: str, f: _Field) -> set[int]:
         if step > high - low:
             hint = (
                 f'; for a run every {step}{f.hint} use every = "{step}{f.hint}"'
-                if f.hint is not None else ""
+                if f.hint is not None
+                else ""
             )
             raise _Invalid(
                 f"{f.name} step {step} is too large for {f.name}s {low}-{high}, "

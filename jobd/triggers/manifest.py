@@ -151,7 +151,7 @@ def may_match_below(pattern: str, directory: str) -> bool:
         return False
     if not rest:  # below a literal directory, everything matches
         return True
-    below = directory[len(prefix):].strip("/").split("/")
+    below = directory[len(prefix) :].strip("/").split("/")
     for i, name in enumerate(below):
         if i >= len(rest):
             return False
@@ -312,8 +312,7 @@ def _candidates(pattern: str) -> Iterator[str]:
     if not is_real_dir(prefix):
         return
     deep = any("**" in part for part in rest)
-    yield from _walk(prefix, recursive=len(rest) > 1 or deep,
-                     max_depth=None if deep else len(rest))
+    yield from _walk(prefix, recursive=len(rest) > 1 or deep, max_depth=None if deep else len(rest))
 
 
 def _entry(path: str) -> ManifestEntry | None:
@@ -342,8 +341,11 @@ def scan(patterns: Iterable[str], *, limit: int = MAX_SCAN_ENTRIES) -> dict[str,
                 continue
             found[path] = entry
             if len(found) >= limit:
-                log.warning("watch: %s: stopped listing at %d files; changes beyond them "
-                            "are not compared", raw, limit)
+                log.warning(
+                    "watch: %s: stopped listing at %d files; changes beyond them are not compared",
+                    raw,
+                    limit,
+                )
                 return found
     return found
 
@@ -371,8 +373,14 @@ def refresh(entries: Mapping[str, ManifestEntry], paths: Iterable[str]) -> dict[
     return out
 
 
-def walk_matching(patterns: Collection[str], root: str, *, recursive: bool = True,
-                  skip: WatchPlan | None = None, limit: int = MAX_SCAN_ENTRIES) -> list[str]:
+def walk_matching(
+    patterns: Collection[str],
+    root: str,
+    *,
+    recursive: bool = True,
+    skip: WatchPlan | None = None,
+    limit: int = MAX_SCAN_ENTRIES,
+) -> list[str]:
     """Files below ``root`` (every level, or direct entries only) that some pattern matches,
     leaving out those ``skip`` covers; at most ``limit`` of them."""
     patterns = [p for p in patterns if may_match_below(p, root)]
@@ -390,8 +398,9 @@ def walk_matching(patterns: Collection[str], root: str, *, recursive: bool = Tru
     return out
 
 
-def newly_covered(patterns: Collection[str], old: WatchPlan, new: WatchPlan, *,
-                  limit: int = MAX_SCAN_ENTRIES) -> list[str]:
+def newly_covered(
+    patterns: Collection[str], old: WatchPlan, new: WatchPlan, *, limit: int = MAX_SCAN_ENTRIES
+) -> list[str]:
     """Files that ``patterns`` match, seen by watches following ``new`` but not ``old``.
 
     A plan covers every file its patterns matched when it was made, so when the filesystem

@@ -33,10 +33,10 @@ def _zone_name_from_path(path: str) -> str | None:
     idx = path.rfind(marker)
     if idx < 0:
         return None
-    name = path[idx + len(marker):]
+    name = path[idx + len(marker) :]
     for prefix in ("posix/", "right/"):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     return name if _valid(name) else None
 
 

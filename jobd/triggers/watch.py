@@ -145,8 +145,9 @@ def _survey(patterns: list[str]) -> tuple[WatchPlan, dict[str, tuple[int, int]]]
     return plan, ids
 
 
-def _inspect(patterns: list[str], added: list[str], maybe_dirs: list[str],
-             parents: set[str]) -> tuple[set[str], list[str], set[str]]:
+def _inspect(
+    patterns: list[str], added: list[str], maybe_dirs: list[str], parents: set[str]
+) -> tuple[set[str], list[str], set[str]]:
     """Which of the paths are directories now, the matching files below the added ones
     (files may land in a new directory before its watch exists), and which of ``parents``
     are reached through a symlink (roots are anchored when the job is loaded, so a directory
@@ -176,8 +177,9 @@ class WatchSource:
     ``specs`` maps job id -> its ``WatchSpec`` (absolute patterns). ``clock`` gives monotonic
     seconds (``time.monotonic`` by default)."""
 
-    def __init__(self, specs: Mapping[str, WatchSpec], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, specs: Mapping[str, WatchSpec], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._specs = _check_specs(specs)
         self._prefixes = structural_prefixes(self._specs)
         self._clock = clock
@@ -219,8 +221,12 @@ class WatchSource:
         while self._applied < target:
             await self._applied_event.wait()
 
-    async def run(self, send: Callable[[WatchFired], Awaitable[None]], *,
-                  task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self,
+        send: Callable[[WatchFired], Awaitable[None]],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Watch until cancelled, awaiting ``send`` for each burst (one at a time, so a slow
         ``send`` slows the watcher down; nothing is dropped). ``task_status.started()`` comes
         once the watches exist: a change made after it is seen."""
@@ -308,8 +314,12 @@ class WatchSource:
         assert self._tg is not None
         for recursive, roots in ((True, plan.recursive), (False, plan.flat)):
             current = self._watchers.get(recursive)
-            if current is not None and current.key == (roots, recursive, grouping) \
-                    and not current.failed and not (current.roots & stale):
+            if (
+                current is not None
+                and current.key == (roots, recursive, grouping)
+                and not current.failed
+                and not (current.roots & stale)
+            ):
                 continue
             if roots:
                 new = _Watcher(roots=roots, recursive=recursive, grouping_ms=grouping)
@@ -320,8 +330,9 @@ class WatchSource:
             if current is not None:
                 current.drain()
 
-    async def _watch(self, w: _Watcher, *,
-                     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def _watch(
+        self, w: _Watcher, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         established = anyio.Event()
         w.signal = _Signal(established.set)
         errors: list[Exception] = []
@@ -350,18 +361,27 @@ class WatchSource:
             raise errors[0]
         if errors:
             w.failed = True
-            log.error("watch: watcher over %s failed (%s); restarting it",
-                      ", ".join(sorted(w.roots)), errors[0])
+            log.error(
+                "watch: watcher over %s failed (%s); restarting it",
+                ", ".join(sorted(w.roots)),
+                errors[0],
+            )
 
     async def _iterate(self, w: _Watcher, established: anyio.Event) -> None:
         assert self._items is not None and w.signal is not None
         items = self._items
         changes_iter = awatch(
-            *sorted(w.roots), watch_filter=None, debounce=w.grouping_ms, step=STEP_MS,
+            *sorted(w.roots),
+            watch_filter=None,
+            debounce=w.grouping_ms,
+            step=STEP_MS,
             # duck-typed: awatch only calls is_set() and set()
             stop_event=w.signal,  # type: ignore[arg-type, unused-ignore]
-            rust_timeout=RUST_TIMEOUT_MS, yield_on_timeout=True, recursive=w.recursive,
-            ignore_permission_denied=True)
+            rust_timeout=RUST_TIMEOUT_MS,
+            yield_on_timeout=True,
+            recursive=w.recursive,
+            ignore_permission_denied=True,
+        )
         async with aclosing(changes_iter):
             async for changes in changes_iter:
                 established.set()
@@ -376,8 +396,11 @@ class WatchSource:
         for job_id, hit in route(self._specs, paths).items():
             self._batcher.add(job_id, hit, at)
 
-    async def _dispatch(self, receive: MemoryObjectReceiveStream[_Item],
-                        send: Callable[[WatchFired], Awaitable[None]]) -> None:
+    async def _dispatch(
+        self,
+        receive: MemoryObjectReceiveStream[_Item],
+        send: Callable[[WatchFired], Awaitable[None]],
+    ) -> None:
         while True:
             deadline = self._batcher.next_deadline()
             wait = None if deadline is None else deadline - self._clock()
@@ -408,24 +431,42 @@ class WatchSource:
                     structural = is_structural(path, self._prefixes, roots)
         found = await self._converge() if structural else []
         # Directories are not changes themselves; files that came with a new one are.
-        matched = [p for b in batches for c, p in b.changes
-                   if c == Change.modified and any(
-                       matches_any(s.patterns, p) for s in self._specs.values())]
+        matched = [
+            p
+            for b in batches
+            for c, p in b.changes
+            if c == Change.modified
+            and any(matches_any(s.patterns, p) for s in self._specs.values())
+        ]
         patterns = [p for s in self._specs.values() for p in s.patterns]
         parents = {os.path.dirname(p) for b in batches for _, p in b.changes}
-        dirs, extra, outside = await anyio.to_thread.run_sync(_inspect, patterns, added,
-                                                              matched, parents)
+        dirs, extra, outside = await anyio.to_thread.run_sync(
+            _inspect, patterns, added, matched, parents
+        )
         # A path that is gone was a directory if something below it is in the batches.
         dirs.update(parents)
         for b in batches:
             # the watcher library follows symlinked directories in a recursive watch: what it
             # reports below one is outside the declared roots, and dropped (docs/security.md)
-            self._ingest((p for _, p in b.changes
-                          if p not in dirs and os.path.dirname(p) not in outside), b.at)
+            self._ingest(
+                (p for _, p in b.changes if p not in dirs and os.path.dirname(p) not in outside),
+                b.at,
+            )
         if extra or found:
             self._ingest([*extra, *found], self._clock())
 
 
-__all__ = ["MAX_BATCH_PATHS", "MAX_GROUPING_MS", "QUIET", "RECHECK_INTERVAL",
-           "RUST_TIMEOUT_MS", "STEP_MS", "Batcher", "Coalescer", "WatchFired", "WatchSource",
-           "grouping_ms", "route"]
+__all__ = [
+    "MAX_BATCH_PATHS",
+    "MAX_GROUPING_MS",
+    "QUIET",
+    "RECHECK_INTERVAL",
+    "RUST_TIMEOUT_MS",
+    "STEP_MS",
+    "Batcher",
+    "Coalescer",
+    "WatchFired",
+    "WatchSource",
+    "grouping_ms",
+    "route",
+]

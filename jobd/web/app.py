@@ -25,8 +25,10 @@ from jobd.web.pages import STATIC_DIR, Dashboard
 
 COOKIE = "jobd_token"
 PAGE_CONCURRENCY = 2
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -49,8 +51,9 @@ EXTRA_ROUTES.append(probes.routes)  # /metrics and /healthz (docs/metrics.md)
 PUBLIC_PATHS.update(probes.PUBLIC)
 
 
-def build_app(api: DaemonAPI, config: DaemonConfig, *, token: str | None
-              ) -> tuple[ASGIApp, Callable[[], None]]:
+def build_app(
+    api: DaemonAPI, config: DaemonConfig, *, token: str | None
+) -> tuple[ASGIApp, Callable[[], None]]:
     """The app, and what to call when the daemon stops (it ends the live streams)."""
     http = config.http
     assert http is not None
@@ -63,11 +66,13 @@ def build_app(api: DaemonAPI, config: DaemonConfig, *, token: str | None
     # taking turns with the daemon's timer on every pass of the event loop.
     limiter = anyio.CapacityLimiter(PAGE_CONCURRENCY)
 
-    def page(endpoint: Callable[[Request], Awaitable[Response]]
-             ) -> Callable[[Request], Awaitable[Response]]:
+    def page(
+        endpoint: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def limited(request: Request) -> Response:
             async with limiter:
                 return await endpoint(request)
+
         return limited
 
     routes: list[BaseRoute] = [
@@ -88,8 +93,9 @@ def build_app(api: DaemonAPI, config: DaemonConfig, *, token: str | None
     ]
     for factory in EXTRA_ROUTES:
         routes[:0] = factory(api, config)
-    app = Starlette(routes=routes, exception_handlers={
-        404: pages.not_found, 500: pages.server_error})
+    app = Starlette(
+        routes=routes, exception_handlers={404: pages.not_found, 500: pages.server_error}
+    )
     return Guard(app, token=token, check_host=token is None and http.path is None), pages.close
 
 
@@ -111,8 +117,7 @@ class Guard:
 
         async def send_secured(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message = {**message,
-                           "headers": [*message.get("headers", ()), *SECURITY_HEADERS]}
+                message = {**message, "headers": [*message.get("headers", ()), *SECURITY_HEADERS]}
             await send(message)
 
         response = self._refusal(scope)
@@ -123,23 +128,30 @@ class Guard:
 
     def _refusal(self, scope: Scope) -> Response | None:
         if scope["method"] not in ("GET", "HEAD"):
-            return PlainTextResponse("the dashboard is read-only\n", 405,
-                                     headers={"allow": "GET, HEAD"})
+            return PlainTextResponse(
+                "the dashboard is read-only\n", 405, headers={"allow": "GET, HEAD"}
+            )
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if self.check_host and not _loopback_host(headers.get("host", "")):
-            return PlainTextResponse("this dashboard answers only to a loopback Host "
-                                     "(127.0.0.1, ::1 or localhost)\n", 421)
-        if self.token is None or scope["path"] in PUBLIC_PATHS \
-                or scope["path"].startswith("/static/") or scope["path"] in (
-                    "/login", "/states.css"):
+            return PlainTextResponse(
+                "this dashboard answers only to a loopback Host (127.0.0.1, ::1 or localhost)\n",
+                421,
+            )
+        if (
+            self.token is None
+            or scope["path"] in PUBLIC_PATHS
+            or scope["path"].startswith("/static/")
+            or scope["path"] in ("/login", "/states.css")
+        ):
             return None
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         given = query.pop("token", None)
         if given is not None and self._valid(given):
             target = scope["path"] + (f"?{urlencode(query)}" if query else "")
             response = RedirectResponse(target, 303)
-            response.set_cookie(COOKIE, given, httponly=True, samesite="strict",
-                                secure=False, path="/")
+            response.set_cookie(
+                COOKIE, given, httponly=True, samesite="strict", secure=False, path="/"
+            )
             return response
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer ") and self._valid(auth[7:].strip()):
@@ -151,8 +163,9 @@ class Guard:
             cookie = SimpleCookie()
         if COOKIE in cookie and self._valid(cookie[COOKIE].value):
             return None
-        if headers.get("accept", "").startswith("text/event-stream") or \
-                scope["path"].endswith(("/events", "/log")):
+        if headers.get("accept", "").startswith("text/event-stream") or scope["path"].endswith(
+            ("/events", "/log")
+        ):
             return PlainTextResponse("a token is required\n", 401)
         return RedirectResponse("/login", 303)
 

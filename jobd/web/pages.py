@@ -44,9 +44,13 @@ SLOT_GRACE = timedelta(seconds=5)
 POLL = 0.25  # seconds between looks at a growing log
 HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle stream
 
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                          autoescape=True, undefined=jinja2.StrictUndefined,
-                          trim_blocks=True, lstrip_blocks=True)
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _env.filters["cls"] = views.state_class
 _env.filters["clock"] = views.clock
 _env.filters["q"] = lambda v: quote(str(v), safe="")  # one path segment, "/" included
@@ -86,9 +90,15 @@ class Dashboard:
         """Render in a worker thread: the event loop, which also starts the daemon's runs on
         time, only waits for it (docs/dashboard.md, Cost)."""
         now = datetime.now(UTC)
-        html = await anyio.to_thread.run_sync(functools.partial(
-            _env.get_template(template).render, version=__version__, now=now,
-            rel=lambda d: views.relative(d, now) if d else "", **context))
+        html = await anyio.to_thread.run_sync(
+            functools.partial(
+                _env.get_template(template).render,
+                version=__version__,
+                now=now,
+                rel=lambda d: views.relative(d, now) if d else "",
+                **context,
+            )
+        )
         return HTMLResponse(html, code)
 
     # --- pages ---------------------------------------------------------------------------
@@ -108,16 +118,23 @@ class Dashboard:
         graph = await self._definition_graph(job_id)
         runs = await self.api.runs(job_id, limit=20, state=None)
         definition = hide_env(shown["definition"])  # docs/security.md, least disclosure
-        return await self._page("job.html", title=job_id, nav="jobs", job=shown, graph=graph,
-                                rows=views.run_rows(runs, datetime.now(UTC), show_job=False),
-                                definition=definition,
-                                next_times=[views.parse_iso(t) for t in shown["next_fire_times"]])
+        return await self._page(
+            "job.html",
+            title=job_id,
+            nav="jobs",
+            job=shown,
+            graph=graph,
+            rows=views.run_rows(runs, datetime.now(UTC), show_job=False),
+            definition=definition,
+            next_times=[views.parse_iso(t) for t in shown["next_fire_times"]],
+        )
 
     async def why(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         why = await self._call(self.api.why(job_id))
-        return await self._page("why.html", title=f"Why {job_id}", nav="jobs", why=why,
-                                job_id=job_id)
+        return await self._page(
+            "why.html", title=f"Why {job_id}", nav="jobs", why=why, job_id=job_id
+        )
 
     async def runs(self, request: Request) -> Response:
         q = request.query_params
@@ -130,31 +147,53 @@ class Dashboard:
         except ValueError as exc:
             raise HTTPException(400, f"bad filter: {exc}") from exc
         try:
-            runs = await self.api.runs(job, limit=PAGE + 1, state=state, trigger=trigger,
-                                       flow_id=flow, before=before)
+            runs = await self.api.runs(
+                job, limit=PAGE + 1, state=state, trigger=trigger, flow_id=flow, before=before
+            )
         except JobNotFound:
             runs = []
         more = len(runs) > PAGE
         runs = runs[:PAGE]
-        filters = {k: v for k, v in (("job", job), ("state", state and str(state)),
-                                     ("trigger", trigger and str(trigger)),
-                                     ("flow", flow)) if v}
+        filters = {
+            k: v
+            for k, v in (
+                ("job", job),
+                ("state", state and str(state)),
+                ("trigger", trigger and str(trigger)),
+                ("flow", flow),
+            )
+            if v
+        }
         jobs = sorted(await self.api.needs_graph())
-        return await self._page("runs.html", title="Runs", nav="runs", more=more,
-                                rows=views.run_rows(runs, datetime.now(UTC)),
-                                last=runs[-1].run_id if runs else None,
-                                filters=filters, before=before, job_ids=jobs,
-                                states=[str(s) for s in _states()],
-                                triggers=[str(t) for t in TriggerKind])
+        return await self._page(
+            "runs.html",
+            title="Runs",
+            nav="runs",
+            more=more,
+            rows=views.run_rows(runs, datetime.now(UTC)),
+            last=runs[-1].run_id if runs else None,
+            filters=filters,
+            before=before,
+            job_ids=jobs,
+            states=[str(s) for s in _states()],
+            triggers=[str(t) for t in TriggerKind],
+        )
 
     async def run(self, request: Request) -> Response:
         run = await self._call(self.api.get_run(request.path_params["run_id"]))
         folded = views.folded_slots(run)
         waited = views.seconds(run.queued_at, run.started_at)
         ran = views.seconds(run.started_at, run.finished_at)
-        return await self._page("run.html", title=f"Run {run.run_id}", nav="runs", run=run,
-                                folded=folded, waited=views.duration(waited),
-                                ran=views.duration(ran), logs_visible=self.logs_visible)
+        return await self._page(
+            "run.html",
+            title=f"Run {run.run_id}",
+            nav="runs",
+            run=run,
+            folded=folded,
+            waited=views.duration(waited),
+            ran=views.duration(ran),
+            logs_visible=self.logs_visible,
+        )
 
     async def flow(self, request: Request) -> Response:
         flow_id = request.path_params["flow_id"]
@@ -165,9 +204,15 @@ class Dashboard:
         root = min(runs, key=lambda r: r.run_id)
         members = views.component(needs, root.job_id, upstream=False) | {r.job_id for r in runs}
         graph = views.layout(members, needs, rules, _flow_states(runs))
-        return await self._page("flow.html", title=f"Flow {flow_id}", nav="runs",
-                                flow_id=flow_id, graph=graph, root=root,
-                                rows=views.run_rows(runs, datetime.now(UTC)))
+        return await self._page(
+            "flow.html",
+            title=f"Flow {flow_id}",
+            nav="runs",
+            flow_id=flow_id,
+            graph=graph,
+            root=root,
+            rows=views.run_rows(runs, datetime.now(UTC)),
+        )
 
     async def timeline(self, request: Request) -> Response:
         q = request.query_params
@@ -182,8 +227,9 @@ class Dashboard:
         hours = min(max(hours, 1 / 60), 24 * 7)
         start = end - timedelta(hours=hours)
         # Runs queued up to an hour before the window may still reach into it.
-        runs = await self.api.runs(None, limit=TIMELINE_RUNS, state=None,
-                                   queued_since=start - LOOKBACK)
+        runs = await self.api.runs(
+            None, limit=TIMELINE_RUNS, state=None, queued_since=start - LOOKBACK
+        )
         running = await self.api.runs(None, limit=1000, state=RunState.RUNNING)
         seen = {r.run_id for r in runs}
         drawn = runs + [r for r in running if r.run_id not in seen]
@@ -193,21 +239,38 @@ class Dashboard:
             if j["next_run"] is not None:
                 # A slot due this instant has its run on the way: not missed yet.
                 slots[j["job_id"]] = await self.api.slots(
-                    j["job_id"], start, min(end, now - SLOT_GRACE), limit=TIMELINE_SLOTS)
-        tl = await anyio.to_thread.run_sync(functools.partial(
-            views.timeline, drawn, slots, [j["job_id"] for j in jobs], start=start, end=end,
-            now=now))
+                    j["job_id"], start, min(end, now - SLOT_GRACE), limit=TIMELINE_SLOTS
+                )
+        tl = await anyio.to_thread.run_sync(
+            functools.partial(
+                views.timeline,
+                drawn,
+                slots,
+                [j["job_id"] for j in jobs],
+                start=start,
+                end=end,
+                now=now,
+            )
+        )
         lanes = await anyio.to_thread.run_sync(views.timeline_svg, tl)
-        return await self._page("timeline.html", title="Timeline", nav="timeline", tl=tl,
-                                lanes=lanes, hours=hours, end=end,
-                                capped=len(runs) >= TIMELINE_RUNS)
+        return await self._page(
+            "timeline.html",
+            title="Timeline",
+            nav="timeline",
+            tl=tl,
+            lanes=lanes,
+            hours=hours,
+            end=end,
+            capped=len(runs) >= TIMELINE_RUNS,
+        )
 
     async def login(self, request: Request) -> Response:
         return await self._page("login.html", title="Token", nav="")
 
     async def states_css(self, request: Request) -> Response:
-        return Response(views.states_css(), media_type="text/css",
-                        headers={"cache-control": "max-age=3600"})
+        return Response(
+            views.states_css(), media_type="text/css", headers={"cache-control": "max-age=3600"}
+        )
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
         detail = getattr(exc, "detail", "not found")
@@ -215,8 +278,13 @@ class Dashboard:
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         log.error("dashboard: %s failed: %r", request.url.path, exc)
-        return await self._page("error.html", 500, title="Error", nav="",
-                                message="the daemon could not answer this page; see its log")
+        return await self._page(
+            "error.html",
+            500,
+            title="Error",
+            nav="",
+            message="the daemon could not answer this page; see its log",
+        )
 
     # --- logs and live streams -----------------------------------------------------------
 
@@ -249,8 +317,9 @@ class Dashboard:
                 finally:
                     self._streams.discard(scope)
 
-        return StreamingResponse(until_closed(), media_type="text/event-stream",
-                                 headers={"x-accel-buffering": "no"})
+        return StreamingResponse(
+            until_closed(), media_type="text/event-stream", headers={"x-accel-buffering": "no"}
+        )
 
     async def _all_runs(self) -> AsyncIterator[str]:
         async with self.api.subscribe() as events:
@@ -277,8 +346,7 @@ class Dashboard:
                 finished = run.state.finished
                 if self.logs_visible:
                     while True:
-                        data, size = await anyio.to_thread.run_sync(_read, path, offset,
-                                                                    LOG_CHUNK)
+                        data, size = await anyio.to_thread.run_sync(_read, path, offset, LOG_CHUNK)
                         whole = finished and offset + len(data) >= size
                         used = len(data) if whole else utf8_complete(data)
                         if used == 0:
@@ -303,8 +371,11 @@ class Dashboard:
                         await anyio.sleep(POLL)
                 if changed is None and not live:
                     changed = await self.api.get_run(run.run_id)
-                if changed is not None and changed != run and \
-                        _rank(changed.state) >= _rank(run.state):
+                if (
+                    changed is not None
+                    and changed != run
+                    and _rank(changed.state) >= _rank(run.state)
+                ):
                     run = changed
                     path = self.api.log_path(run)
                     yield _sse("run", run.to_json())
@@ -319,8 +390,10 @@ class Dashboard:
 
     async def _needs(self) -> tuple[dict[str, list[str]], dict[str, str]]:
         graph = await self.api.needs_graph()
-        return ({j: list(g["needs"]) for j, g in graph.items()},
-                {j: str(g["trigger_rule"]) for j, g in graph.items()})
+        return (
+            {j: list(g["needs"]) for j, g in graph.items()},
+            {j: str(g["trigger_rule"]) for j, g in graph.items()},
+        )
 
     async def _definition_graph(self, job_id: str) -> views.Graph | None:
         needs, rules = await self._needs()
@@ -335,9 +408,11 @@ class Dashboard:
         return views.layout(members, needs, rules, states)
 
 
-_NO_LOGS = ("Logs are shown only to those who may read them: this dashboard listens on a TCP "
-            "port without a token, open to every local user. Set [http] token_file, or listen "
-            "on a unix socket (docs/dashboard.md).")
+_NO_LOGS = (
+    "Logs are shown only to those who may read them: this dashboard listens on a TCP "
+    "port without a token, open to every local user. Set [http] token_file, or listen "
+    "on a unix socket (docs/dashboard.md)."
+)
 
 
 def _states() -> list[RunState]:

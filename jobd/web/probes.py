@@ -30,5 +30,4 @@ def routes(api: DaemonAPI, config: DaemonConfig) -> Sequence[BaseRoute]:
         bad = ", ".join(k for k, ok in health.items() if not ok)
         return PlainTextResponse(f"unhealthy: {bad}\n", 503)
 
-    return [Route("/metrics", metrics, name="metrics"),
-            Route("/healthz", healthz, name="healthz")]
+    return [Route("/metrics", metrics, name="metrics"), Route("/healthz", healthz, name="healthz")]

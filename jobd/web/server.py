@@ -36,21 +36,38 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_http(api: DaemonAPI, config: DaemonConfig, *,
-                     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve_http(
+    api: DaemonAPI,
+    config: DaemonConfig,
+    *,
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve the dashboard on ``config.http`` until cancelled (started with its URL); then
     close the listener, end every live stream and give open requests ``SHUTDOWN_GRACE``
     seconds."""
     http = config.http
     assert http is not None
-    token = await anyio.to_thread.run_sync(read_token, http.token_file) \
-        if http.token_file is not None else None
+    token = (
+        await anyio.to_thread.run_sync(read_token, http.token_file)
+        if http.token_file is not None
+        else None
+    )
     sock = await anyio.to_thread.run_sync(_bind, http, config)
     app, close_streams = build_app(api, config, token=token)
-    server = _Server(uvicorn.Config(
-        app, lifespan="off", log_config=None, access_log=False, server_header=False,
-        date_header=False, proxy_headers=False, ws="none", http="h11",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE))
+    server = _Server(
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            proxy_headers=False,
+            ws="none",
+            http="h11",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        )
+    )
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     server.config.load()
     server.lifespan = server.config.lifespan_class(server.config)
@@ -86,8 +103,14 @@ def _bind(http: HttpConfig, config: DaemonConfig) -> socket.socket:
             return _bind_unix(http.path, config)
         assert http.host is not None and http.port is not None
         family = socket.AF_INET6 if ":" in http.host else socket.AF_INET
-        infos = socket.getaddrinfo(http.host, http.port, family if ":" in http.host else 0,
-                                   socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(
+            http.host,
+            http.port,
+            family if ":" in http.host else 0,
+            socket.SOCK_STREAM,
+            0,
+            socket.AI_PASSIVE,
+        )
         family, _, _, _, addr = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -100,9 +123,15 @@ def _bind(http: HttpConfig, config: DaemonConfig) -> socket.socket:
             raise
         return sock
     except OSError as exc:
-        raise ConfigError([Problem(
-            file=str(config.path or "config"), key="http.listen",
-            message=f"cannot listen on {http.listen}: {exc.strerror or exc}")]) from exc
+        raise ConfigError(
+            [
+                Problem(
+                    file=str(config.path or "config"),
+                    key="http.listen",
+                    message=f"cannot listen on {http.listen}: {exc.strerror or exc}",
+                )
+            ]
+        ) from exc
 
 
 def _bind_unix(path: Path, config: DaemonConfig) -> socket.socket:

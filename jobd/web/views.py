@@ -104,10 +104,11 @@ def run_rows(runs: Iterable[RunRecord], now: datetime, *, show_job: bool = True)
             f'<tr data-run="{r.run_id}" class="{state_class(str(r.state))}">'
             f'<td><a href="/runs/{r.run_id}">{r.run_id}</a></td>{job}'
             f'<td class="state">{e(str(r.state))}</td><td>{e(str(r.trigger))}</td>'
-            f'<td>{clock(r.scheduled_for)}</td><td>{r.attempt}</td>'
+            f"<td>{clock(r.scheduled_for)}</td><td>{r.attempt}</td>"
             f'<td><time datetime="{queued}" data-ts="{queued}" title="{clock(r.queued_at)}">'
-            f'{relative(r.queued_at, now)}</time></td><td>{duration(ran)}</td>'
-            f'<td>{flow}</td></tr>')
+            f"{relative(r.queued_at, now)}</time></td><td>{duration(ran)}</td>"
+            f"<td>{flow}</td></tr>"
+        )
     return Markup("\n".join(out))
 
 
@@ -153,8 +154,9 @@ class Graph:
     node_h: int = NODE_H
 
 
-def component(needs: Mapping[str, Sequence[str]], job_id: str, *,
-              upstream: bool = True) -> set[str]:
+def component(
+    needs: Mapping[str, Sequence[str]], job_id: str, *, upstream: bool = True
+) -> set[str]:
     """``job_id``, every job it needs (with ``upstream``) and every job that needs it,
     transitively: the graph a job's definition belongs to."""
     needed_by: dict[str, list[str]] = {}
@@ -175,8 +177,12 @@ def component(needs: Mapping[str, Sequence[str]], job_id: str, *,
     return seen
 
 
-def layout(jobs: Iterable[str], needs: Mapping[str, Sequence[str]],
-           rules: Mapping[str, str], states: Mapping[str, tuple[str, int | None]]) -> Graph:
+def layout(
+    jobs: Iterable[str],
+    needs: Mapping[str, Sequence[str]],
+    rules: Mapping[str, str],
+    states: Mapping[str, tuple[str, int | None]],
+) -> Graph:
     """Lay ``jobs`` out left to right: a job's column is the longest chain of needs before it;
     within a column, alphabetical. Edges run from a need to the job that needs it, labelled
     with the needing job's trigger rule. ``states``: job -> (state, run id)."""
@@ -199,8 +205,13 @@ def layout(jobs: Iterable[str], needs: Mapping[str, Sequence[str]],
     for col, names in rows.items():
         for row, job in enumerate(names):
             state, run_id = states.get(job, ("pending", None))
-            nodes[job] = Node(job_id=job, x=PAD + col * (NODE_W + GAP_X),
-                              y=PAD + row * (NODE_H + GAP_Y), state=state, run_id=run_id)
+            nodes[job] = Node(
+                job_id=job,
+                x=PAD + col * (NODE_W + GAP_X),
+                y=PAD + row * (NODE_H + GAP_Y),
+                state=state,
+                run_id=run_id,
+            )
     edges = []
     for job in members:
         for up in needs.get(job, ()):
@@ -210,13 +221,21 @@ def layout(jobs: Iterable[str], needs: Mapping[str, Sequence[str]],
             x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
             x2, y2 = b.x, b.y + NODE_H // 2
             mid = (x1 + x2) // 2
-            edges.append(Edge(up=up, down=job, rule=rules.get(job, "all_success"),
-                              path=f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 6},{y2}",
-                              label_x=mid, label_y=(y1 + y2) // 2 - 6))
+            edges.append(
+                Edge(
+                    up=up,
+                    down=job,
+                    rule=rules.get(job, "all_success"),
+                    path=f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 6},{y2}",
+                    label_x=mid,
+                    label_y=(y1 + y2) // 2 - 6,
+                )
+            )
     width = PAD * 2 + (max(column.values(), default=0) + 1) * (NODE_W + GAP_X) - GAP_X
     height = PAD * 2 + max((len(r) for r in rows.values()), default=1) * (NODE_H + GAP_Y) - GAP_Y
-    return Graph(nodes=tuple(nodes[j] for j in members), edges=tuple(edges), width=width,
-                 height=height)
+    return Graph(
+        nodes=tuple(nodes[j] for j in members), edges=tuple(edges), width=width, height=height
+    )
 
 
 # --- the timeline ------------------------------------------------------------------------------
@@ -261,9 +280,16 @@ class Timeline:
     ticks: tuple[tuple[float, str], ...]
 
 
-def timeline(runs: Iterable[RunRecord], slots: Mapping[str, Sequence[datetime]],
-             jobs: Iterable[str], *, start: datetime, end: datetime, now: datetime,
-             width: int = 1000) -> Timeline:
+def timeline(
+    runs: Iterable[RunRecord],
+    slots: Mapping[str, Sequence[datetime]],
+    jobs: Iterable[str],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    width: int = 1000,
+) -> Timeline:
     """Bars for runs from start to finish (still running: to ``now``), clipped to
     ``[start, end]``; marks for skipped runs, folded slots (a run's ``folded_slots``, where
     the journal has them), and slots of ``slots`` that no run took (missed) once the job was
@@ -288,31 +314,53 @@ def timeline(runs: Iterable[RunRecord], slots: Mapping[str, Sequence[datetime]],
         taken.setdefault(job, set()).update([*([slot] if slot else []), *folded])
         for f in folded:
             if start <= f <= end:
-                lane.marks.append(Mark(x=x_of(f), kind="folded", run_id=rid,
-                                       title=f"slot {clock(f)} folded into run {rid}"))
+                lane.marks.append(
+                    Mark(
+                        x=x_of(f),
+                        kind="folded",
+                        run_id=rid,
+                        title=f"slot {clock(f)} folded into run {rid}",
+                    )
+                )
         if state == "skipped":
             at = slot or run.queued_at
             if start <= at <= end:
-                lane.marks.append(Mark(x=x_of(at), kind="skipped", run_id=rid,
-                                       title=f"run {rid} skipped {clock(at)}: "
-                                             f"{run.message or ''}"))
+                lane.marks.append(
+                    Mark(
+                        x=x_of(at),
+                        kind="skipped",
+                        run_id=rid,
+                        title=f"run {rid} skipped {clock(at)}: {run.message or ''}",
+                    )
+                )
             continue
         begin = run.started_at or run.queued_at
         finish = run.finished_at or now
         if finish < start or begin > end:
             continue
         x1, x2 = x_of(begin), x_of(finish)
-        lane.bars.append(Bar(run_id=rid, x=x1, w=max(2.0, round(x2 - x1, 2)), state=state,
-                             title=f"run {rid} {state}: {clock(begin)} – "
-                                   f"{clock(run.finished_at) or 'running'}"))
+        lane.bars.append(
+            Bar(
+                run_id=rid,
+                x=x1,
+                w=max(2.0, round(x2 - x1, 2)),
+                state=state,
+                title=f"run {rid} {state}: {clock(begin)} – {clock(run.finished_at) or 'running'}",
+            )
+        )
     for job, times in slots.items():
         lane = lanes.setdefault(job, Lane(job_id=job))
         since = first_seen.get(job)
         for t in times:
-            if since is not None and since <= t and start <= t <= end \
-                    and t not in taken.get(job, set()):
-                lane.marks.append(Mark(x=x_of(t), kind="missed",
-                                       title=f"slot {clock(t)}: no run took it"))
+            if (
+                since is not None
+                and since <= t
+                and start <= t <= end
+                and t not in taken.get(job, set())
+            ):
+                lane.marks.append(
+                    Mark(x=x_of(t), kind="missed", title=f"slot {clock(t)}: no run took it")
+                )
     step = next((s for s in TICK_STEPS if span / s <= 12), TICK_STEPS[-1])
     first = datetime.fromtimestamp((start.timestamp() // step + 1) * step, tz=start.tzinfo)
     ticks = []
@@ -321,8 +369,9 @@ def timeline(runs: Iterable[RunRecord], slots: Mapping[str, Sequence[datetime]],
         label = clock(t)[11:16] if step < 86400 else clock(t)[:10]
         ticks.append((x_of(t), label))
         t += timedelta(seconds=step)
-    return Timeline(start=start, end=end, width=width, lanes=tuple(lanes.values()),
-                    ticks=tuple(ticks))
+    return Timeline(
+        start=start, end=end, width=width, lanes=tuple(lanes.values()), ticks=tuple(ticks)
+    )
 
 
 def folded_slots(run: RunRecord) -> list[datetime]:
@@ -342,21 +391,30 @@ def timeline_svg(tl: Timeline) -> Markup:
     out = []
     bottom = len(tl.lanes) * LANE_H
     for x, label in tl.ticks:
-        out.append(f'<line class="tick" x1="{LABEL_W + x}" x2="{LABEL_W + x}" y1="0" '
-                   f'y2="{bottom + 6}"/><text class="tick" x="{LABEL_W + x}" y="{bottom + 22}" '
-                   f'text-anchor="middle">{e(label)}</text>')
+        out.append(
+            f'<line class="tick" x1="{LABEL_W + x}" x2="{LABEL_W + x}" y1="0" '
+            f'y2="{bottom + 6}"/><text class="tick" x="{LABEL_W + x}" y="{bottom + 22}" '
+            f'text-anchor="middle">{e(label)}</text>'
+        )
     for n, lane in enumerate(tl.lanes):
         y = n * LANE_H
         name = lane.job_id if len(lane.job_id) <= 22 else lane.job_id[:21] + "…"
-        out.append(f'<g class="lane" data-job="{e(lane.job_id)}"><text class="job" x="4" '
-                   f'y="{y + 17}">{e(name)}<title>{e(lane.job_id)}</title></text>'
-                   f'<line class="lane" x1="{LABEL_W}" x2="{LABEL_W + tl.width}" '
-                   f'y1="{y + LANE_H - 1}" y2="{y + LANE_H - 1}"/>')
-        out.extend(f'<a href="/runs/{b.run_id}"><rect class="bar {b.cls}" x="{LABEL_W + b.x}" '
-                   f'y="{y + 5}" width="{b.w}" height="{LANE_H - 10}"><title>{e(b.title)}'
-                   f'</title></rect></a>' for b in lane.bars)
-        out.extend(f'<text class="mark {m.kind}" x="{LABEL_W + m.x}" y="{y + 17}" '
-                   f'text-anchor="middle">{_SYMBOL[m.kind]}<title>{e(m.title)}</title></text>'
-                   for m in lane.marks)
+        out.append(
+            f'<g class="lane" data-job="{e(lane.job_id)}"><text class="job" x="4" '
+            f'y="{y + 17}">{e(name)}<title>{e(lane.job_id)}</title></text>'
+            f'<line class="lane" x1="{LABEL_W}" x2="{LABEL_W + tl.width}" '
+            f'y1="{y + LANE_H - 1}" y2="{y + LANE_H - 1}"/>'
+        )
+        out.extend(
+            f'<a href="/runs/{b.run_id}"><rect class="bar {b.cls}" x="{LABEL_W + b.x}" '
+            f'y="{y + 5}" width="{b.w}" height="{LANE_H - 10}"><title>{e(b.title)}'
+            f"</title></rect></a>"
+            for b in lane.bars
+        )
+        out.extend(
+            f'<text class="mark {m.kind}" x="{LABEL_W + m.x}" y="{y + 17}" '
+            f'text-anchor="middle">{_SYMBOL[m.kind]}<title>{e(m.title)}</title></text>'
+            for m in lane.marks
+        )
         out.append("</g>")
     return Markup("\n".join(out))

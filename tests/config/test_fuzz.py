@@ -18,28 +18,75 @@ from jobd.config.loader import JOB_KEYS, STAGE_KEYS, load_config, load_job_file,
 from jobd.config.model import DaemonConfig, JobSet, PoolConfig
 from jobd.flows.graph import find_cycle
 
-FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
-WORDS = ["x", "", "30s", "0s", "1h30m", "day", "week", "fortnight", "@daily", "*/5 * * * *",
-         "61 * * * *", "0 0 31 2 *", "${{ params.x }}", "${{", "${{ a == }}", "UTC",
-         "Mars/Base", "queue", "skip", "all", "latest", "all_success", "m.n:f", "a:b", "m:",
-         "../in/*.csv", "in/[x", "a**/b", "/abs/*.json", "db", "a", "b", "c", "JOBD_X", "1st",
-         "\x7f", "line\nbreak", "é", "tab\there"]
-KEYS = [k.name for k in JOB_KEYS] + [k.name for k in STAGE_KEYS] + [
-    "crn", "bogus", "include", "exclude", "python", "A", "x"]
+WORDS = [
+    "x",
+    "",
+    "30s",
+    "0s",
+    "1h30m",
+    "day",
+    "week",
+    "fortnight",
+    "@daily",
+    "*/5 * * * *",
+    "61 * * * *",
+    "0 0 31 2 *",
+    "${{ params.x }}",
+    "${{",
+    "${{ a == }}",
+    "UTC",
+    "Mars/Base",
+    "queue",
+    "skip",
+    "all",
+    "latest",
+    "all_success",
+    "m.n:f",
+    "a:b",
+    "m:",
+    "../in/*.csv",
+    "in/[x",
+    "a**/b",
+    "/abs/*.json",
+    "db",
+    "a",
+    "b",
+    "c",
+    "JOBD_X",
+    "1st",
+    "\x7f",
+    "line\nbreak",
+    "é",
+    "tab\there",
+]
+KEYS = (
+    [k.name for k in JOB_KEYS]
+    + [k.name for k in STAGE_KEYS]
+    + ["crn", "bogus", "include", "exclude", "python", "A", "x"]
+)
 IDS = ["a", "b", "c", "load", "-x", "a b", "x" * 70]
 
 scalars = st.one_of(
-    st.sampled_from(WORDS), st.text(max_size=12), st.integers(-(2**70), 2**70),
-    st.integers(-3, 300), st.floats(allow_nan=True, allow_infinity=True), st.booleans())
+    st.sampled_from(WORDS),
+    st.text(max_size=12),
+    st.integers(-(2**70), 2**70),
+    st.integers(-3, 300),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+)
 values = st.recursive(
     scalars,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
-    max_leaves=12)
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 job_tables = st.dictionaries(st.sampled_from(KEYS), values, max_size=8)
+
 
 def _some(*choices: Any) -> st.SearchStrategy[Any]:
     return st.sampled_from(choices)
@@ -72,45 +119,65 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "params": st.dictionaries(_some("x", "n", "bad name"), scalars, max_size=3),
     "matrix": st.fixed_dictionaries(
         {"py": st.lists(_some("3.11", "3.12", 1, True), max_size=3)},
-        optional={"os": st.lists(_some("linux", "mac"), max_size=2),
-                  "include": st.lists(st.dictionaries(_some("py", "os", "extra"), scalars,
-                                                      max_size=2), max_size=2),
-                  "exclude": st.lists(st.dictionaries(_some("py", "os", "extra"), scalars,
-                                                      max_size=2), max_size=2)}),
+        optional={
+            "os": st.lists(_some("linux", "mac"), max_size=2),
+            "include": st.lists(
+                st.dictionaries(_some("py", "os", "extra"), scalars, max_size=2), max_size=2
+            ),
+            "exclude": st.lists(
+                st.dictionaries(_some("py", "os", "extra"), scalars, max_size=2), max_size=2
+            ),
+        },
+    ),
     "max_parallel": st.integers(0, 3),
     "fail_fast": st.booleans(),
     "enabled": st.booleans(),
 }
 STAGE = st.fixed_dictionaries(
     {"command": _some("x", ["echo", "${{ matrix.py }}"])},
-    optional={"name": _some("one", "two"), "condition": _some("true", "${{"),
-              "timeout": _some("1s", "x"), "retries": st.integers(-1, 2),
-              "continue_on_error": st.booleans(), "env": PLAUSIBLE["env"]})
+    optional={
+        "name": _some("one", "two"),
+        "condition": _some("true", "${{"),
+        "timeout": _some("1s", "x"),
+        "retries": st.integers(-1, 2),
+        "continue_on_error": st.booleans(),
+        "env": PLAUSIBLE["env"],
+    },
+)
 RUNS = st.one_of(
     st.fixed_dictionaries({"command": _some("x", ["echo", "${{ params.x }}"], ["", "y"])}),
-    st.fixed_dictionaries({"entrypoint": _some("a.b:c", "bad")},
-                          optional={"python": _some("python3", "../venv/bin/python")}),
-    st.fixed_dictionaries({"script": _some("s.py")},
-                          optional={"args": st.lists(_some("-v", "${{ params.x }}"))}),
+    st.fixed_dictionaries(
+        {"entrypoint": _some("a.b:c", "bad")},
+        optional={"python": _some("python3", "../venv/bin/python")},
+    ),
+    st.fixed_dictionaries(
+        {"script": _some("s.py")}, optional={"args": st.lists(_some("-v", "${{ params.x }}"))}
+    ),
     st.fixed_dictionaries({"stages": st.lists(STAGE, max_size=3)}),
     st.fixed_dictionaries({"image": _some("alpine"), "command": _some("x")}),
 )
 plausible_jobs = st.tuples(RUNS, st.fixed_dictionaries({}, optional=PLAUSIBLE)).map(
-    lambda parts: {**parts[0], **parts[1]})
+    lambda parts: {**parts[0], **parts[1]}
+)
 plausible_documents = st.fixed_dictionaries(
-    {"jobs": st.dictionaries(_some("a", "b", "c"), plausible_jobs, min_size=1, max_size=3)})
+    {"jobs": st.dictionaries(_some("a", "b", "c"), plausible_jobs, min_size=1, max_size=3)}
+)
 
 documents = st.fixed_dictionaries(
     {},
     optional={
-        "jobs": st.one_of(st.dictionaries(st.sampled_from(IDS), job_tables, max_size=3),
-                          values),
-        "tool": st.fixed_dictionaries({}, optional={
-            "scheduled": st.dictionaries(st.sampled_from(IDS), job_tables, max_size=2),
-            "other": values}),
+        "jobs": st.one_of(st.dictionaries(st.sampled_from(IDS), job_tables, max_size=3), values),
+        "tool": st.fixed_dictionaries(
+            {},
+            optional={
+                "scheduled": st.dictionaries(st.sampled_from(IDS), job_tables, max_size=2),
+                "other": values,
+            },
+        ),
         "project": st.just({"name": "x"}),
         "job": values,
-    })
+    },
+)
 
 
 def toml_value(v: Any) -> str:
@@ -148,8 +215,14 @@ def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def config_for(base: Path) -> DaemonConfig:
-    return DaemonConfig(path=None, jobs_dir=base, state_dir=base, socket=base / "s",
-                        timezone="UTC", pools={"db": PoolConfig(name="db", max_parallel=1)})
+    return DaemonConfig(
+        path=None,
+        jobs_dir=base,
+        state_dir=base,
+        socket=base / "s",
+        timezone="UTC",
+        pools={"db": PoolConfig(name="db", max_parallel=1)},
+    )
 
 
 def check_job_file(path: Path, config: DaemonConfig) -> None:
@@ -165,8 +238,11 @@ def check_job_file(path: Path, config: DaemonConfig) -> None:
 
 def check_document(base: Path, doc: dict[str, Any], inline: bool) -> None:
     path = base / "doc.toml"
-    text = "\n".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in doc.items()) if inline \
+    text = (
+        "\n".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in doc.items())
+        if inline
         else "\n".join(toml_lines(doc))
+    )
     path.write_text(text + "\n", encoding="utf-8", errors="surrogatepass")
     check_job_file(path, config_for(base))
 
@@ -185,15 +261,41 @@ def test_plausible_documents(fuzz_dir: Path, doc: dict[str, Any], inline: bool) 
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=200),
-                      st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass")),
-                      st.lists(st.sampled_from(
-                          ["[jobs.a]", "[[jobs.a.stages]]", 'command = "x"', "cron = [",
-                           '"61 * * * *"', "]", "{", "}", "=", "\n", "'''", '"""', "#", "[",
-                           "env.A = 1", "a.b.c = 2", "[tool.scheduled.x]", 'every = "day"',
-                           'entrypoint = "a:b"', "\\", "\x00", "\xff"]),
-                          max_size=30).map(lambda xs: "\n".join(xs).encode("utf-8",
-                                                                            "surrogatepass"))))
+@given(
+    data=st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass")),
+        st.lists(
+            st.sampled_from(
+                [
+                    "[jobs.a]",
+                    "[[jobs.a.stages]]",
+                    'command = "x"',
+                    "cron = [",
+                    '"61 * * * *"',
+                    "]",
+                    "{",
+                    "}",
+                    "=",
+                    "\n",
+                    "'''",
+                    '"""',
+                    "#",
+                    "[",
+                    "env.A = 1",
+                    "a.b.c = 2",
+                    "[tool.scheduled.x]",
+                    'every = "day"',
+                    'entrypoint = "a:b"',
+                    "\\",
+                    "\x00",
+                    "\xff",
+                ]
+            ),
+            max_size=30,
+        ).map(lambda xs: "\n".join(xs).encode("utf-8", "surrogatepass")),
+    )
+)
 def test_random_bytes(fuzz_dir: Path, data: bytes) -> None:
     path = fuzz_dir / "bytes.toml"
     path.write_bytes(data)
@@ -205,16 +307,34 @@ def test_random_bytes(fuzz_dir: Path, data: bytes) -> None:
 
 
 @settings(FUZZ, max_examples=50)
-@given(doc=st.dictionaries(st.sampled_from(["daemon", "pools", "x"]),
-                           st.one_of(values, st.dictionaries(
-                               st.sampled_from(["jobs_dir", "max_parallel", "timezone",
-                                                "socket_mode", "log_max_bytes", "db",
-                                                "retention_days", "shutdown_grace"]),
-                               values, max_size=5)), max_size=3))
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["daemon", "pools", "x"]),
+        st.one_of(
+            values,
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "jobs_dir",
+                        "max_parallel",
+                        "timezone",
+                        "socket_mode",
+                        "log_max_bytes",
+                        "db",
+                        "retention_days",
+                        "shutdown_grace",
+                    ]
+                ),
+                values,
+                max_size=5,
+            ),
+        ),
+        max_size=3,
+    )
+)
 def test_random_daemon_configs(fuzz_dir: Path, doc: dict[str, Any]) -> None:
     path = fuzz_dir / "jobd.toml"
-    path.write_text("\n".join(toml_lines(doc)) + "\n", encoding="utf-8",
-                    errors="surrogatepass")
+    path.write_text("\n".join(toml_lines(doc)) + "\n", encoding="utf-8", errors="surrogatepass")
     try:
         load_config(path)
     except ConfigError as e:
@@ -223,9 +343,12 @@ def test_random_daemon_configs(fuzz_dir: Path, doc: dict[str, Any]) -> None:
 
 graph_jobs = st.dictionaries(
     st.sampled_from(["a", "b", "c", "d", "e"]),
-    st.tuples(st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]), max_size=3,
-                       unique=True), st.booleans()),
-    max_size=3)
+    st.tuples(
+        st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]), max_size=3, unique=True),
+        st.booleans(),
+    ),
+    max_size=3,
+)
 
 
 def write_graph(base: Path, files: list[dict[str, tuple[list[str], bool]]]) -> None:
@@ -235,7 +358,8 @@ def write_graph(base: Path, files: list[dict[str, tuple[list[str], bool]]]) -> N
         text = "".join(
             f'[jobs.{i}]\ncommand = "x"\nneeds = {json.dumps(needs)}\n'
             + ("" if ok else "retries = -1\n")
-            for i, (needs, ok) in jobs.items())
+            for i, (needs, ok) in jobs.items()
+        )
         (base / f"{n}.toml").write_text(text or "# empty\n")
 
 
@@ -249,10 +373,11 @@ def check_jobset(jobset: JobSet) -> None:
 
 @settings(FUZZ, max_examples=60)
 @given(before=st.lists(graph_jobs, max_size=4), after=st.lists(graph_jobs, max_size=4))
-def test_loaded_sets_are_closed_and_acyclic(tmp_path_factory: pytest.TempPathFactory,
-                                            before: list[dict[str, tuple[list[str], bool]]],
-                                            after: list[dict[str, tuple[list[str], bool]]],
-                                            ) -> None:
+def test_loaded_sets_are_closed_and_acyclic(
+    tmp_path_factory: pytest.TempPathFactory,
+    before: list[dict[str, tuple[list[str], bool]]],
+    after: list[dict[str, tuple[list[str], bool]]],
+) -> None:
     base = tmp_path_factory.getbasetemp() / "graph"
     base.mkdir(exist_ok=True)
     config = config_for(base)

@@ -16,8 +16,9 @@ def job(job_id: str, command: str = "true", needs: tuple[str, ...] = ()) -> str:
 
 
 def commands(jobset: JobSet) -> dict[str, object]:
-    return {i: j.action.command for i, j in jobset.jobs.items()
-            if isinstance(j.action, CommandAction)}
+    return {
+        i: j.action.command for i, j in jobset.jobs.items() if isinstance(j.action, CommandAction)
+    }
 
 
 def test_rejected_file_keeps_its_previous_jobs(write_jobs: Write, config: DaemonConfig) -> None:
@@ -25,13 +26,17 @@ def test_rejected_file_keeps_its_previous_jobs(write_jobs: Write, config: Daemon
     first = load_jobs(config)
     assert commands(first) == {"x": "v1", "y": "v1", "z": "v1"} and first.invalid == {}
 
-    write_jobs({"a.toml": job("x", "v2") + job("y", "v2") + "retries = -1\n",
-                "b.toml": job("z", "v2")})
+    write_jobs(
+        {"a.toml": job("x", "v2") + job("y", "v2") + "retries = -1\n", "b.toml": job("z", "v2")}
+    )
     second = load_jobs(config, previous=first)
     assert commands(second) == {"x": "v1", "y": "v1", "z": "v2"}
     assert second.jobs["x"] == first.jobs["x"]
-    assert second.invalid == {config.jobs_dir / "a.toml": (
-        "jobs.d/a.toml:7: job 'y': retries: must be at least 0, got -1",)}
+    assert second.invalid == {
+        config.jobs_dir / "a.toml": (
+            "jobs.d/a.toml:7: job 'y': retries: must be at least 0, got -1",
+        )
+    }
 
     # without a previous set, the bad file's jobs are simply not there
     assert commands(load_jobs(config)) == {"z": "v2"}
@@ -60,8 +65,11 @@ def test_duplicate_id_rejects_the_later_file(write_jobs: Write, config: DaemonCo
     second = load_jobs(config, previous=first)
     # a.toml sorts first and wins x; b.toml is rejected but keeps only-b from before
     assert commands(second) == {"x": "a", "only-b": "true"}
-    assert second.invalid == {config.jobs_dir / "b.toml": (
-        "jobs.d/b.toml:1: job 'x': job id already defined in jobs.d/a.toml:1",)}
+    assert second.invalid == {
+        config.jobs_dir / "b.toml": (
+            "jobs.d/b.toml:1: job 'x': job id already defined in jobs.d/a.toml:1",
+        )
+    }
 
 
 def test_kept_job_satisfies_new_needs(write_jobs: Write, config: DaemonConfig) -> None:
@@ -73,8 +81,9 @@ def test_kept_job_satisfies_new_needs(write_jobs: Write, config: DaemonConfig) -
     assert list(second.invalid) == [config.jobs_dir / "a.toml"]
 
 
-def test_new_file_closing_a_cycle_with_a_kept_job_is_rejected(write_jobs: Write,
-                                                              config: DaemonConfig) -> None:
+def test_new_file_closing_a_cycle_with_a_kept_job_is_rejected(
+    write_jobs: Write, config: DaemonConfig
+) -> None:
     write_jobs({"a.toml": job("a", needs=("b",)), "b.toml": job("b", "v1")})
     first = load_jobs(config)
     write_jobs({"a.toml": "broken =", "b.toml": job("b", "v2", needs=("a",))})
@@ -82,33 +91,35 @@ def test_new_file_closing_a_cycle_with_a_kept_job_is_rejected(write_jobs: Write,
     # the kept a (needs b) stays; the new b would close a cycle, so b keeps its old version
     assert commands(second) == {"a": "true", "b": "v1"}
     assert second.invalid[config.jobs_dir / "b.toml"] == (
-        "jobs.d/b.toml:3: job 'b': needs: needs cycle: a -> b -> a",)
+        "jobs.d/b.toml:3: job 'b': needs: needs cycle: a -> b -> a",
+    )
 
 
-def test_kept_job_whose_need_is_gone_is_dropped(write_jobs: Write,
-                                                config: DaemonConfig) -> None:
+def test_kept_job_whose_need_is_gone_is_dropped(write_jobs: Write, config: DaemonConfig) -> None:
     (a, _) = write_jobs({"a.toml": job("a"), "b.toml": job("b", needs=("a",))})
     first = load_jobs(config)
     a.unlink()
     write_jobs({"b.toml": "broken ="})
     second = load_jobs(config, previous=first)
     assert second.jobs == {}
-    assert second.invalid == {config.jobs_dir / "b.toml": (
-        "jobs.d/b.toml:1: invalid TOML: Invalid value (at the end of the file)",
-        "jobs.d/b.toml:1: job 'b': previous definition no longer loaded: needs unknown job "
-        "'a'",
-    )}
+    assert second.invalid == {
+        config.jobs_dir / "b.toml": (
+            "jobs.d/b.toml:1: invalid TOML: Invalid value (at the end of the file)",
+            "jobs.d/b.toml:1: job 'b': previous definition no longer loaded: needs unknown job 'a'",
+        )
+    }
 
 
-def test_every_loaded_set_is_closed_and_acyclic(write_jobs: Write,
-                                                config: DaemonConfig) -> None:
-    write_jobs({
-        "1.toml": job("a", needs=("b",)),
-        "2.toml": job("b", needs=("c",)),
-        "3.toml": job("c", needs=("a",)),
-        "4.toml": job("d", needs=("a",)),
-        "5.toml": job("e"),
-    })
+def test_every_loaded_set_is_closed_and_acyclic(write_jobs: Write, config: DaemonConfig) -> None:
+    write_jobs(
+        {
+            "1.toml": job("a", needs=("b",)),
+            "2.toml": job("b", needs=("c",)),
+            "3.toml": job("c", needs=("a",)),
+            "4.toml": job("d", needs=("a",)),
+            "5.toml": job("e"),
+        }
+    )
     jobset = load_jobs(config)
     # the cycle rejects a, b and c's files; d then needs a job that is not loaded
     assert set(jobset.jobs) == {"e"}

@@ -102,6 +102,18 @@ def test_keys_with_escapes_match_what_tomllib_reads() -> None:
 
 
 def test_never_raises_on_garbage() -> None:
-    for text in ["[", "a = ", "a = [1, 2", "a = {", '"unclosed', "= 1", "[[a]", "a = '''",
-                 "a." * 50, "x = " + "[" * 10000, "\x00\x01", "a = 1 ] b"]:
+    for text in [
+        "[",
+        "a = ",
+        "a = [1, 2",
+        "a = {",
+        '"unclosed',
+        "= 1",
+        "[[a]",
+        "a = '''",
+        "a." * 50,
+        "x = " + "[" * 10000,
+        "\x00\x01",
+        "a = 1 ] b",
+    ]:
         locate(text)  # partial results are fine; an exception is not

@@ -45,15 +45,23 @@ def daemon_validator() -> Any:
 def test_committed_schemas_are_the_generated_ones() -> None:
     assert SCHEMA_FILE.parent == SCHEMA_DIR
     assert SCHEMA_FILE.read_text() == render("jobfile"), (
-        "regenerate: python -m jobd.config.schema --write")
+        "regenerate: python -m jobd.config.schema --write"
+    )
     assert DAEMON_SCHEMA_FILE.read_text() == render("daemon"), (
-        "regenerate: python -m jobd.config.schema --write")
+        "regenerate: python -m jobd.config.schema --write"
+    )
 
 
 @pytest.mark.parametrize(("args", "name"), [([], "jobfile"), (["daemon"], "daemon")])
 def test_module_prints_the_schema(args: list[str], name: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "jobd.config.schema", *args],
-                         capture_output=True, text=True, check=True, timeout=30, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "jobd.config.schema", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        cwd=ROOT,
+    )
     assert out.stdout == render(name)
 
 
@@ -77,8 +85,7 @@ VALID = [
     '[jobs.a]\nimage = "python:3.12-slim"\ncommand = ["python", "-V"]\n',
     '[jobs.a]\nstages = [{ name = "one", command = "x", timeout = "1m", retries = 2 },\n'
     '  { script = "s.py", args = ["a"], continue_on_error = true, env = { A = "1" } }]\n',
-    '[jobs.a]\ncommand = "x"\nneeds = ["b"]\ntrigger_rule = "all_done"\n[jobs.b]\n'
-    'command = "y"\n',
+    '[jobs.a]\ncommand = "x"\nneeds = ["b"]\ntrigger_rule = "all_done"\n[jobs.b]\ncommand = "y"\n',
     '[jobs.a]\ncommand = "x"\nenv = { A = "1", N = 2 }\nparams = { p = "d" }\n'
     'overlap = "allow"\ncatchup = "none"\nstart_deadline = "1h"\npriority = -1\n'
     'retries = 3\nretry_delay = "1s"\nretry_backoff = 1.5\nretry_max_delay = "10m"\n'
@@ -112,21 +119,20 @@ INVALID = [
 
 
 @pytest.mark.parametrize("text", VALID)
-def test_valid_samples_pass_both(validator: Any, text: str,
-                                 tmp_path: Path) -> None:
+def test_valid_samples_pass_both(validator: Any, text: str, tmp_path: Path) -> None:
     from jobd.config.loader import load_config, load_job_file
 
     assert errors(validator, tomllib.loads(text)) == []
-    (tmp_path / "jobd.toml").write_text('[daemon]\ntimezone = "UTC"\n[pools.db]\n'
-                                        'max_parallel = 1\n')
+    (tmp_path / "jobd.toml").write_text(
+        '[daemon]\ntimezone = "UTC"\n[pools.db]\nmax_parallel = 1\n'
+    )
     path = tmp_path / "x.toml"
     path.write_text(text)
     assert load_job_file(path, load_config(tmp_path / "jobd.toml"))
 
 
 @pytest.mark.parametrize("text", INVALID)
-def test_invalid_samples_fail_both(validator: Any, text: str,
-                                   tmp_path: Path) -> None:
+def test_invalid_samples_fail_both(validator: Any, text: str, tmp_path: Path) -> None:
     from jobd._exceptions import ConfigError
     from jobd.config.loader import load_config, load_job_file
 
@@ -196,10 +202,12 @@ def _single_file_cases() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize(("name", "doc"), _single_file_cases(),
-                         ids=[n for n, _ in _single_file_cases()])
-def test_schema_rejects_what_it_can_of_the_invalid_files(validator: Any, name: str,
-                                                          doc: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("name", "doc"), _single_file_cases(), ids=[n for n, _ in _single_file_cases()]
+)
+def test_schema_rejects_what_it_can_of_the_invalid_files(
+    validator: Any, name: str, doc: dict[str, Any]
+) -> None:
     if name in CANNOT:
         assert errors(validator, doc) == [], f"now rejected: drop {name!r} from CANNOT"
     else:
@@ -211,15 +219,17 @@ def test_schema_rejects_most_kinds_the_loader_rejects() -> None:
     assert len(_single_file_cases()) - len(CANNOT) >= 50
 
 
-@pytest.mark.parametrize("text", [
-    '[jobs.a]\ncommand = "x"\ncron = "*/15 9-17 * jan-MAR mon-fri"\n',
-    '[jobs.a]\ncommand = "x"\ncron = "30 0 12 ? * 7"\n',
-    '[jobs.a]\ncommand = "x"\ncron = "@midnight"\nwatch = ["in/**/*.[ch]", "[!x]?.log"]\n',
-    '[jobs.a]\ncommand = "echo ${{ params.x }} $HOME ${x}"\nparams = { x = "1" }\n',
-    '[jobs.a]\ncommand = "x"\nevery = " 1h30m "\ntimeout = "0.5s"\nstart_deadline = "0h1m"\n',
-])
-def test_refined_patterns_accept_valid_values(validator: Any, text: str,
-                                              tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[jobs.a]\ncommand = "x"\ncron = "*/15 9-17 * jan-MAR mon-fri"\n',
+        '[jobs.a]\ncommand = "x"\ncron = "30 0 12 ? * 7"\n',
+        '[jobs.a]\ncommand = "x"\ncron = "@midnight"\nwatch = ["in/**/*.[ch]", "[!x]?.log"]\n',
+        '[jobs.a]\ncommand = "echo ${{ params.x }} $HOME ${x}"\nparams = { x = "1" }\n',
+        '[jobs.a]\ncommand = "x"\nevery = " 1h30m "\ntimeout = "0.5s"\nstart_deadline = "0h1m"\n',
+    ],
+)
+def test_refined_patterns_accept_valid_values(validator: Any, text: str, tmp_path: Path) -> None:
     from jobd.config.loader import load_config, load_job_file
 
     assert errors(validator, tomllib.loads(text)) == []
@@ -260,8 +270,9 @@ DAEMON_INVALID = [  # the parsable cases of tests/config/test_config.py but the 
 
 
 @pytest.mark.parametrize("text", DAEMON_VALID)
-def test_daemon_schema_accepts_valid_configs(daemon_validator: Any, text: str,
-                                             tmp_path: Path) -> None:
+def test_daemon_schema_accepts_valid_configs(
+    daemon_validator: Any, text: str, tmp_path: Path
+) -> None:
     from jobd.config.loader import load_config
 
     assert errors(daemon_validator, tomllib.loads(text)) == []
@@ -270,8 +281,9 @@ def test_daemon_schema_accepts_valid_configs(daemon_validator: Any, text: str,
 
 
 @pytest.mark.parametrize("text", DAEMON_INVALID)
-def test_daemon_schema_rejects_invalid_configs(daemon_validator: Any, text: str,
-                                               tmp_path: Path) -> None:
+def test_daemon_schema_rejects_invalid_configs(
+    daemon_validator: Any, text: str, tmp_path: Path
+) -> None:
     from jobd._exceptions import ConfigError
     from jobd.config.loader import load_config
 

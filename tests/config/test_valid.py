@@ -75,11 +75,14 @@ def test_rich_job(write_jobs: Write, config: DaemonConfig, workdir: Path) -> Non
         id="load",
         source=JobSource(file=path, line=2, form="jobs"),
         action=CommandAction(command=("python", "load.py", "--date", "${{ params.date }}")),
-        time_triggers=(CronTrigger.parse("*/5 * * * *", "Europe/Berlin"),
-                       CronTrigger.parse("0 3 * * 1", "Europe/Berlin"),
-                       CadenceTrigger.parse("load", "day", "Europe/Berlin")),
-        watch=WatchSpec(patterns=(str(workdir / "inbox/*.csv"), "/srv/drop/**/*.json"),
-                        debounce=2.0),
+        time_triggers=(
+            CronTrigger.parse("*/5 * * * *", "Europe/Berlin"),
+            CronTrigger.parse("0 3 * * 1", "Europe/Berlin"),
+            CadenceTrigger.parse("load", "day", "Europe/Berlin"),
+        ),
+        watch=WatchSpec(
+            patterns=(str(workdir / "inbox/*.csv"), "/srv/drop/**/*.json"), debounce=2.0
+        ),
         needs=("extract",),
         trigger_rule=TriggerRule.ONE_SUCCESS,
         timezone="Europe/Berlin",
@@ -102,8 +105,7 @@ def test_rich_job(write_jobs: Write, config: DaemonConfig, workdir: Path) -> Non
     assert jobs["extract"] == JobDef(
         id="extract",
         source=JobSource(file=path, line=30),
-        action=CommandAction(command="curl -fsS https://example.org/data.csv > "
-                                     "../inbox/data.csv"),
+        action=CommandAction(command="curl -fsS https://example.org/data.csv > ../inbox/data.csv"),
         timezone="UTC",
         workdir=base,
     )
@@ -142,27 +144,41 @@ def test_stages_and_matrix(write_jobs: Write, config: DaemonConfig, workdir: Pat
     (path,) = write_jobs({"ci.toml": STAGES_AND_MATRIX})
     (job,) = load_job_file(path, config)
     base = workdir / "jobs.d"
-    assert job.action == StagesAction(stages=(
-        Stage(name="setup",
-              action=ScriptAction(script=base / "tools/setup.py",
-                                  args=("--python", "${{ matrix.python }}"),
-                                  python=str(workdir / "venv/bin/python")),
-              env={"STAGE": "1"}),
-        Stage(name="stage-2",
-              action=EntrypointAction(entrypoint="tests.run:main", path=(base,)),
-              condition="matrix.os == 'linux'", timeout=600.0,
-              retry=RetryPolicy(retries=1), continue_on_error=True),
-    ))
+    assert job.action == StagesAction(
+        stages=(
+            Stage(
+                name="setup",
+                action=ScriptAction(
+                    script=base / "tools/setup.py",
+                    args=("--python", "${{ matrix.python }}"),
+                    python=str(workdir / "venv/bin/python"),
+                ),
+                env={"STAGE": "1"},
+            ),
+            Stage(
+                name="stage-2",
+                action=EntrypointAction(entrypoint="tests.run:main", path=(base,)),
+                condition="matrix.os == 'linux'",
+                timeout=600.0,
+                retry=RetryPolicy(retries=1),
+                continue_on_error=True,
+            ),
+        )
+    )
     assert job.matrix == MatrixSpec(
         dimensions={"python": ("3.11", "3.12"), "os": ("linux",)},
-        include=({"python": "3.13", "experimental": True},), exclude=(),
-        max_parallel=2, fail_fast=False)
+        include=({"python": "3.13", "experimental": True},),
+        exclude=(),
+        max_parallel=2,
+        fail_fast=False,
+    )
     assert job.time_triggers == (CadenceTrigger.parse("test", "30s", "UTC"),)
 
 
-def test_container_and_entrypoint(write_jobs: Write, config: DaemonConfig,
-                                  workdir: Path) -> None:
-    (path,) = write_jobs({"c.toml": """\
+def test_container_and_entrypoint(write_jobs: Write, config: DaemonConfig, workdir: Path) -> None:
+    (path,) = write_jobs(
+        {
+            "c.toml": """\
 [jobs.box]
 image = "python:3.12-slim"
 command = ["python", "-c", "print(1)"]
@@ -170,23 +186,31 @@ command = ["python", "-c", "print(1)"]
 [jobs.fn]
 entrypoint = "app.tasks:nightly"
 python = "python3"
-"""})
+"""
+        }
+    )
     jobs = {j.id: j for j in load_job_file(path, config)}
-    assert jobs["box"].action == ContainerAction(image="python:3.12-slim",
-                                                 command=("python", "-c", "print(1)"))
-    assert jobs["fn"].action == EntrypointAction(entrypoint="app.tasks:nightly",
-                                                 python="python3", path=(workdir / "jobs.d",))
+    assert jobs["box"].action == ContainerAction(
+        image="python:3.12-slim", command=("python", "-c", "print(1)")
+    )
+    assert jobs["fn"].action == EntrypointAction(
+        entrypoint="app.tasks:nightly", python="python3", path=(workdir / "jobs.d",)
+    )
 
 
 def test_condition_forms(write_jobs: Write, config: DaemonConfig) -> None:
-    (path,) = write_jobs({"c.toml": """\
+    (path,) = write_jobs(
+        {
+            "c.toml": """\
 [jobs.a]
 command = "x"
 condition = "  ${{ params.x == 'y' }} "
 [jobs.b]
 command = "x"
 condition = "params.x == 'y'"
-"""})
+"""
+        }
+    )
     jobs = {j.id: j for j in load_job_file(path, config)}
     assert jobs["a"].condition == jobs["b"].condition == "params.x == 'y'"
 
@@ -214,8 +238,7 @@ def test_job_timezone_defaults_to_the_daemons(workdir: Path) -> None:
     assert job.time_triggers == (CronTrigger.parse("0 9 * * *", "Asia/Tokyo"),)
 
 
-def test_load_job_file_raises_with_every_problem(write_jobs: Write,
-                                                 config: DaemonConfig) -> None:
+def test_load_job_file_raises_with_every_problem(write_jobs: Write, config: DaemonConfig) -> None:
     (path,) = write_jobs({"a.toml": '[jobs.a]\ncommand = 1\nretries = "x"\n'})
     with pytest.raises(ConfigError) as e:
         load_job_file(path, config)
@@ -246,8 +269,9 @@ entrypoint = "shop.mail:digest"
 """
 
 
-def test_symlinked_pyproject_resolves_from_the_project(tmp_path: Path, config: DaemonConfig,
-                                                       workdir: Path) -> None:
+def test_symlinked_pyproject_resolves_from_the_project(
+    tmp_path: Path, config: DaemonConfig, workdir: Path
+) -> None:
     project = tmp_path / "projects" / "shop"
     (project / "shop").mkdir(parents=True)
     (project / "pyproject.toml").write_text(PYPROJECT)
@@ -266,11 +290,13 @@ def test_symlinked_pyproject_resolves_from_the_project(tmp_path: Path, config: D
     )
     # the offset rule applies to the full id
     assert jobset.jobs["shop:send-digest"].time_triggers == (
-        CadenceTrigger.parse("shop:send-digest", "week", "UTC"),)
+        CadenceTrigger.parse("shop:send-digest", "week", "UTC"),
+    )
 
 
-def test_symlinked_pyproject_module_really_imports(tmp_path: Path, config: DaemonConfig,
-                                                   workdir: Path) -> None:
+def test_symlinked_pyproject_module_really_imports(
+    tmp_path: Path, config: DaemonConfig, workdir: Path
+) -> None:
     """The path the loader gives makes the spec's "module:function" importable."""
     import subprocess
 
@@ -279,24 +305,35 @@ def test_symlinked_pyproject_module_really_imports(tmp_path: Path, config: Daemo
     (project / "app" / "__init__.py").write_text("")
     (project / "app" / "jobs.py").write_text("def clean():\n    print('cleaned')\n")
     (project / "pyproject.toml").write_text(
-        '[tool.scheduled.clean]\nevery = "hour"\nentrypoint = "app.jobs:clean"\n')
+        '[tool.scheduled.clean]\nevery = "hour"\nentrypoint = "app.jobs:clean"\n'
+    )
     (workdir / "jobs.d" / "proj.toml").symlink_to(project / "pyproject.toml")
     job = load_jobs(config).jobs["proj:clean"]  # no [project] name: the project's directory
     assert isinstance(job.action, EntrypointAction)
     module, func = job.action.entrypoint.split(":")
-    code = f"import sys; sys.path[:0] = {[str(p) for p in job.action.path]!r}; " \
-           f"import {module} as m; m.{func}()"
-    out = subprocess.run([sys.executable, "-c", code], cwd=job.workdir, capture_output=True,
-                         text=True, timeout=30, check=True)
+    code = (
+        f"import sys; sys.path[:0] = {[str(p) for p in job.action.path]!r}; "
+        f"import {module} as m; m.{func}()"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=job.workdir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert out.stdout == "cleaned\n"
 
 
-def test_relative_paths_follow_the_resolved_file(tmp_path: Path, config: DaemonConfig,
-                                                 workdir: Path) -> None:
+def test_relative_paths_follow_the_resolved_file(
+    tmp_path: Path, config: DaemonConfig, workdir: Path
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "job.toml").write_text(
-        '[jobs.a]\nscript = "tool.py"\nwatch = "in/*.csv"\nenv_file = "a.env"\n')
+        '[jobs.a]\nscript = "tool.py"\nwatch = "in/*.csv"\nenv_file = "a.env"\n'
+    )
     (workdir / "jobs.d" / "a.toml").symlink_to(elsewhere / "job.toml")
     job = load_jobs(config).jobs["a"]
     assert job.action == ScriptAction(script=elsewhere / "tool.py")
@@ -314,11 +351,13 @@ def test_pyproject_without_jobs_is_fine(write_jobs: Write, config: DaemonConfig)
 def test_pyproject_may_also_hold_jobd_jobs(write_jobs: Write, config: DaemonConfig) -> None:
     (path,) = write_jobs({"pyproject-like.toml": PYPROJECT + '[jobs.extra]\ncommand = "x"\n'})
     assert sorted(j.id for j in load_job_file(path, config)) == [
-        "extra", "shop:clean-files", "shop:send-digest"]
+        "extra",
+        "shop:clean-files",
+        "shop:send-digest",
+    ]
 
 
-def test_two_projects_share_a_job_name(tmp_path: Path, config: DaemonConfig,
-                                       workdir: Path) -> None:
+def test_two_projects_share_a_job_name(tmp_path: Path, config: DaemonConfig, workdir: Path) -> None:
     """Ids are namespaced per project, so two projects may both have [tool.scheduled.cleanup]
     (and a [jobs.cleanup] may exist too); each gets its own offset."""
     for name in ("Shop_App", "blog"):
@@ -326,10 +365,12 @@ def test_two_projects_share_a_job_name(tmp_path: Path, config: DaemonConfig,
         project.mkdir()
         (project / "pyproject.toml").write_text(
             f'[project]\nname = "{name}"\n[tool.scheduled.cleanup]\nevery = "hour"\n'
-            'entrypoint = "app.jobs:cleanup"\n')
+            'entrypoint = "app.jobs:cleanup"\n'
+        )
         (workdir / "jobs.d" / f"{name}.toml").symlink_to(project / "pyproject.toml")
     (workdir / "jobs.d" / "own.toml").write_text(
-        '[jobs.cleanup]\ncommand = "true"\nneeds = ["blog:cleanup"]\n')
+        '[jobs.cleanup]\ncommand = "true"\nneeds = ["blog:cleanup"]\n'
+    )
     jobset = load_jobs(config)
     assert jobset.invalid == {}
     assert sorted(jobset.jobs) == ["blog:cleanup", "cleanup", "shop-app:cleanup"]
@@ -340,8 +381,9 @@ def test_two_projects_share_a_job_name(tmp_path: Path, config: DaemonConfig,
     for job in (shop, blog):
         digest = int(hashlib.sha256(job.id.encode()).hexdigest(), 16)
         [trigger] = job.time_triggers
-        assert trigger.describe() == (f"every hour at :{digest % 3600 // 60:02}:"
-                                      f"{digest % 60:02} (UTC)")
+        assert trigger.describe() == (
+            f"every hour at :{digest % 3600 // 60:02}:{digest % 60:02} (UTC)"
+        )
 
 
 def test_the_spec_id_alphabet(tmp_path: Path, config: DaemonConfig, workdir: Path) -> None:
@@ -352,16 +394,24 @@ def test_the_spec_id_alphabet(tmp_path: Path, config: DaemonConfig, workdir: Pat
         '[tool.scheduled."nettoyage-été"]\nevery = "day"\nentrypoint = "a.b:c"\n'
         '[tool.scheduled."日次 レポート"]\nevery = "day"\nentrypoint = "a.b:c"\n'
         '[tool.scheduled."a/b.c"]\nevery = "day"\nentrypoint = "a.b:c"\n'
-        f'[tool.scheduled.{long}]\nevery = "day"\nentrypoint = "a.b:c"\n')
+        f'[tool.scheduled.{long}]\nevery = "day"\nentrypoint = "a.b:c"\n'
+    )
     jobset = load_jobs(config)
     assert jobset.invalid == {}
-    assert sorted(jobset.jobs) == sorted(["intl:nettoyage-été", "intl:日次 レポート",
-                                          "intl:a/b.c", f"intl:{long}"])
+    assert sorted(jobset.jobs) == sorted(
+        ["intl:nettoyage-été", "intl:日次 レポート", "intl:a/b.c", f"intl:{long}"]
+    )
 
 
 def test_hidden_and_other_files_are_not_read(write_jobs: Write, config: DaemonConfig) -> None:
-    write_jobs({".#a.toml": "broken", "b.toml.swp": "broken", "notes.txt": "x",
-                "ok.toml": '[jobs.ok]\ncommand = "x"\n'})
+    write_jobs(
+        {
+            ".#a.toml": "broken",
+            "b.toml.swp": "broken",
+            "notes.txt": "x",
+            "ok.toml": '[jobs.ok]\ncommand = "x"\n',
+        }
+    )
     (config.jobs_dir / "sub").mkdir()
     (config.jobs_dir / "sub" / "deep.toml").write_text("broken")
     jobset = load_jobs(config)
@@ -376,5 +426,6 @@ def test_missing_jobs_dir(write_jobs: Write, config: DaemonConfig) -> None:
     problem = ("jobs.d: cannot read jobs_dir: No such file or directory",)
     assert load_jobs(config) == JobSet(jobs={}, invalid={config.jobs_dir: problem})
     # a directory that cannot be read is not one that was emptied: keep what was loaded
-    assert load_jobs(config, previous=first) == JobSet(jobs=first.jobs,
-                                                       invalid={config.jobs_dir: problem})
+    assert load_jobs(config, previous=first) == JobSet(
+        jobs=first.jobs, invalid={config.jobs_dir: problem}
+    )

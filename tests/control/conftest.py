@@ -49,10 +49,16 @@ class Harness:
     def raw(self, timeout: float = 5.0) -> RawClient:
         return RawClient(str(self.path), timeout)
 
-    def jobctl(self, *args: str, env: dict[str, str] | None = None, timeout: float = 20.0,
-               socket_arg: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_jobctl(*(("--socket", str(self.path)) if socket_arg else ()), *args,
-                          env=env, timeout=timeout)
+    def jobctl(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 20.0,
+        socket_arg: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        return run_jobctl(
+            *(("--socket", str(self.path)) if socket_arg else ()), *args, env=env, timeout=timeout
+        )
 
     def healthy(self, timeout: float = 3.0) -> None:
         """A fresh client gets a ``status`` answer within ``timeout``."""
@@ -60,14 +66,23 @@ class Harness:
             assert c.call("status")["version"] == "0.0-test"
 
 
-def run_jobctl(*args: str, env: dict[str, str] | None = None,
-               timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("JOBD_SOCKET", "JOBD_CONFIG", "NO_COLOR")}
+def run_jobctl(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 20.0
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        k: v for k, v in os.environ.items() if k not in ("JOBD_SOCKET", "JOBD_CONFIG", "NO_COLOR")
+    }
     full_env["PYTHONPATH"] = str(REPO)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", *args], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, cwd=REPO, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "jobd.cli.jobctl", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+    )
 
 
 class RawClient:
@@ -123,13 +138,19 @@ class RawClient:
 
 
 @contextmanager
-def serve(*, socket_mode: int = 0o660, socket_group: str | None = None,
-          **server_options: Any) -> Iterator[Harness]:
+def serve(
+    *, socket_mode: int = 0o660, socket_group: str | None = None, **server_options: Any
+) -> Iterator[Harness]:
     d = Path(tempfile.mkdtemp(prefix="jobd-ctl-"))  # short: unix socket paths are limited
     d.chmod(0o755)
-    config = DaemonConfig(path=None, jobs_dir=d / "jobs.d", state_dir=d / "var",
-                          socket=d / "run" / "jobd.sock", socket_mode=socket_mode,
-                          socket_group=socket_group)
+    config = DaemonConfig(
+        path=None,
+        jobs_dir=d / "jobs.d",
+        state_dir=d / "var",
+        socket=d / "run" / "jobd.sock",
+        socket_mode=socket_mode,
+        socket_group=socket_group,
+    )
     api = FakeDaemon(d / "var")
     api.add(FakeJob("hello", output=[b"hello\n", b"world\n"], cron="0 * * * *"))
     api.add(FakeJob("fails", output=[b"oops\n"], exit_code=3))

@@ -51,10 +51,13 @@ class FakeJob:
     cron: str | None = None  # in UTC
 
     def definition(self) -> JobDef:
-        return JobDef(id=self.job_id, source=JobSource(file=Path(f"jobs.d/{self.job_id}.toml"),
-                                                       line=1),
-                      action=CommandAction(command="true"), params=dict(self.params),
-                      time_triggers=(CronTrigger.parse(self.cron, "UTC"),) if self.cron else ())
+        return JobDef(
+            id=self.job_id,
+            source=JobSource(file=Path(f"jobs.d/{self.job_id}.toml"), line=1),
+            action=CommandAction(command="true"),
+            params=dict(self.params),
+            time_triggers=(CronTrigger.parse(self.cron, "UTC"),) if self.cron else (),
+        )
 
 
 class FakeDaemon:
@@ -125,8 +128,14 @@ class FakeDaemon:
         job = self.jobs[run.job_id]
         path = self.log_path(run)
         await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
-        run = await self._put(run.evolve(state=RunState.RUNNING, started_at=datetime.now(UTC),
-                                         pid=os.getpid(), log_path=str(path)))
+        run = await self._put(
+            run.evolve(
+                state=RunState.RUNNING,
+                started_at=datetime.now(UTC),
+                pid=os.getpid(),
+                log_path=str(path),
+            )
+        )
         cancelled = self._active[run.run_id]
         async with await anyio.open_file(path, "wb") as f:
             for piece in job.output:
@@ -141,10 +150,16 @@ class FakeDaemon:
         else:
             state = RunState.SUCCEEDED if job.exit_code == 0 else RunState.FAILED
             code = job.exit_code
-        message = None if state is RunState.SUCCEEDED else \
-            "cancelled" if code is None else f"exit code {code}"
-        await self._put(run.evolve(state=state, exit_code=code, finished_at=datetime.now(UTC),
-                                   message=message))
+        message = (
+            None
+            if state is RunState.SUCCEEDED
+            else "cancelled"
+            if code is None
+            else f"exit code {code}"
+        )
+        await self._put(
+            run.evolve(state=state, exit_code=code, finished_at=datetime.now(UTC), message=message)
+        )
         del self._active[run.run_id]
         del self._active_job[run.job_id]
         self._dispatch()
@@ -156,13 +171,16 @@ class FakeDaemon:
             exc, self.fail_status = self.fail_status, None
             raise exc
         return {
-            "pid": os.getpid(), "version": "0.0-test",
+            "pid": os.getpid(),
+            "version": "0.0-test",
             "started_at": self.started_at.isoformat(),
             "uptime_seconds": (datetime.now(UTC) - self.started_at).total_seconds(),
             "jobs_loaded": len(self.jobs),
             "runs_running": len(self._active),
             "runs_queued": len(self._queued),
-            "paused": sorted(self.paused), "stale": [], "journal_fault": self.journal.fault,
+            "paused": sorted(self.paused),
+            "stale": [],
+            "journal_fault": self.journal.fault,
             "invalid_files": self.invalid_files,
         }
 
@@ -172,40 +190,66 @@ class FakeDaemon:
             last = await self.journal.latest_finished(job_id)
             job = self.jobs[job_id]
             nxt = self._next_run(job)
-            out.append({
-                "job_id": job_id, "file": f"jobs.d/{job_id}.toml",
-                "triggers": [t.describe() for t in job.definition().time_triggers] or ["manual"],
-                "next_run": nxt.isoformat() if nxt else None,
-                "last_run": None if last is None else {
-                    "run_id": last.run_id, "state": str(last.state),
-                    "finished_at": last.finished_at.isoformat() if last.finished_at else None},
-                "paused": job_id in self.paused, "enabled": True,
-                "description": job.definition().description,
-                "timezone": job.definition().timezone, "stale": False,
-            })
+            out.append(
+                {
+                    "job_id": job_id,
+                    "file": f"jobs.d/{job_id}.toml",
+                    "triggers": [t.describe() for t in job.definition().time_triggers]
+                    or ["manual"],
+                    "next_run": nxt.isoformat() if nxt else None,
+                    "last_run": None
+                    if last is None
+                    else {
+                        "run_id": last.run_id,
+                        "state": str(last.state),
+                        "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                    },
+                    "paused": job_id in self.paused,
+                    "enabled": True,
+                    "description": job.definition().description,
+                    "timezone": job.definition().timezone,
+                    "stale": False,
+                }
+            )
         return out
 
     async def show_job(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id).definition()
         times = next_fire_times(job.time_triggers, NOW, 5)
-        return {"job_id": job_id, "file": f"jobs.d/{job_id}.toml", "line": 1,
-                "description": job.description, "timezone": job.timezone, "stale": False,
-                "definition": definition_json(job), "paused": job_id in self.paused,
-                "next_fire_times": [t.isoformat() for t in times]}
+        return {
+            "job_id": job_id,
+            "file": f"jobs.d/{job_id}.toml",
+            "line": 1,
+            "description": job.description,
+            "timezone": job.timezone,
+            "stale": False,
+            "definition": definition_json(job),
+            "paused": job_id in self.paused,
+            "next_fire_times": [t.isoformat() for t in times],
+        }
 
     async def run_job(self, job_id: str, params: Mapping[str, str]) -> RunRecord:
         job = self._job(job_id)
         unknown = sorted(set(params) - set(job.params))
         if unknown:
-            raise ValueError(f"job '{job_id}' has no param {', '.join(map(repr, unknown))}; "
-                             f"its params: {', '.join(sorted(job.params)) or 'none'}")
+            raise ValueError(
+                f"job '{job_id}' has no param {', '.join(map(repr, unknown))}; "
+                f"its params: {', '.join(sorted(job.params)) or 'none'}"
+            )
         self.changes.append(("run", job_id))
         queued = [r for r in self._queued.values() if r.job_id == job_id]
         if queued and not params:  # folded into the job's queued run
             return queued[-1]
-        run = await self._put(RunRecord(
-            run_id=self.journal.new_run_id(), job_id=job_id, trigger=TriggerKind.MANUAL,
-            state=RunState.QUEUED, queued_at=datetime.now(UTC), params=dict(params)))
+        run = await self._put(
+            RunRecord(
+                run_id=self.journal.new_run_id(),
+                job_id=job_id,
+                trigger=TriggerKind.MANUAL,
+                state=RunState.QUEUED,
+                queued_at=datetime.now(UTC),
+                params=dict(params),
+            )
+        )
         self._queued[run.run_id] = run
         self._dispatch()
         return run
@@ -218,8 +262,13 @@ class FakeDaemon:
             return [run_id]
         if run_id in self._queued:
             run = self._queued.pop(run_id)
-            await self._put(run.evolve(state=RunState.CANCELLED, finished_at=datetime.now(UTC),
-                                       message="cancelled while queued"))
+            await self._put(
+                run.evolve(
+                    state=RunState.CANCELLED,
+                    finished_at=datetime.now(UTC),
+                    message="cancelled while queued",
+                )
+            )
             return [run_id]
         return []
 
@@ -241,25 +290,44 @@ class FakeDaemon:
         runs = await self.journal.list_runs(job_id=job_id, limit=1)
         return runs[0] if runs else None
 
-    async def runs(self, job_id: str | None, *, limit: int, state: RunState | None,
-                   trigger: TriggerKind | None = None, flow_id: str | None = None,
-                   before: int | None = None,
-                   queued_since: datetime | None = None) -> list[RunRecord]:
-        if job_id is not None and job_id not in self.jobs \
-                and not await self.journal.list_runs(job_id=job_id, limit=1):
+    async def runs(
+        self,
+        job_id: str | None,
+        *,
+        limit: int,
+        state: RunState | None,
+        trigger: TriggerKind | None = None,
+        flow_id: str | None = None,
+        before: int | None = None,
+        queued_since: datetime | None = None,
+    ) -> list[RunRecord]:
+        if (
+            job_id is not None
+            and job_id not in self.jobs
+            and not await self.journal.list_runs(job_id=job_id, limit=1)
+        ):
             raise JobNotFound(job_id)
         return await self.journal.list_runs(
-            job_id=job_id, states=frozenset({state}) if state else None, limit=limit,
-            trigger=trigger, flow_id=flow_id, before=before, queued_since=queued_since)
+            job_id=job_id,
+            states=frozenset({state}) if state else None,
+            limit=limit,
+            trigger=trigger,
+            flow_id=flow_id,
+            before=before,
+            queued_since=queued_since,
+        )
 
-    async def slots(self, job_id: str, start: datetime, end: datetime, *,
-                    limit: int) -> list[datetime]:
-        return slots_between(self._job(job_id).definition().time_triggers, start, end,
-                             limit=limit)
+    async def slots(
+        self, job_id: str, start: datetime, end: datetime, *, limit: int
+    ) -> list[datetime]:
+        return slots_between(self._job(job_id).definition().time_triggers, start, end, limit=limit)
 
     async def needs_graph(self) -> dict[str, dict[str, Any]]:
-        return {j.job_id: {"needs": list(d.needs), "trigger_rule": str(d.trigger_rule)}
-                for j in self.jobs.values() for d in (j.definition(),)}
+        return {
+            j.job_id: {"needs": list(d.needs), "trigger_rule": str(d.trigger_rule)}
+            for j in self.jobs.values()
+            for d in (j.definition(),)
+        }
 
     def log_path(self, run: RunRecord) -> Path:
         return Path(run.log_path) if run.log_path else self.state_dir / "logs" / f"{run.run_id}"
@@ -289,11 +357,16 @@ class FakeDaemon:
     async def why(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id)
         last = await self.latest_run(job_id)
-        return explain(job.definition(), last=last, decisions=[],
-                       paused=job_id in self.paused, next_run=self._next_run(job),
-                       active=[rid for rid in self._active if self._active_job.get(job_id) == rid],
-                       queued=[rid for rid, r in self._queued.items() if r.job_id == job_id],
-                       now=datetime.now(UTC))
+        return explain(
+            job.definition(),
+            last=last,
+            decisions=[],
+            paused=job_id in self.paused,
+            next_run=self._next_run(job),
+            active=[rid for rid in self._active if self._active_job.get(job_id) == rid],
+            queued=[rid for rid, r in self._queued.items() if r.job_id == job_id],
+            now=datetime.now(UTC),
+        )
 
     async def metrics_text(self) -> str:
         return self.render_metrics().decode()

@@ -72,8 +72,14 @@ def test_other_user_may_read_but_not_change() -> None:
         assert "5 loaded" in out
         code, out, _ = jobctl_as(NOBODY, NOBODY, "--socket", sock, "--json", "runs")
         assert (code, out.strip()) == (0, "[]")
-        for argv in (["run", "hello"], ["pause", "hello"], ["cancel", "hold"], ["reload"],
-                     ["resume", "hello"], ["cancel", "1"]):
+        for argv in (
+            ["run", "hello"],
+            ["pause", "hello"],
+            ["cancel", "hold"],
+            ["reload"],
+            ["resume", "hello"],
+            ["cancel", "1"],
+        ):
             code, out, err = jobctl_as(NOBODY, NOBODY, "--socket", sock, *argv)
             assert code == 2, (argv, out, err)
             assert f"uid {NOBODY} may not {argv[0]}" in err

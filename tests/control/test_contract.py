@@ -38,25 +38,83 @@ JOBS = """\
     params = { name = "world" }
     """
 
-FAKE_JOBS = [FakeJob("hello", output=[b"hello\n", b"world\n"], cron="0 * * * *"),
-             FakeJob("fails", output=[b"oops\n"], exit_code=3),
-             FakeJob("hold", output=[b"waiting\n"], hold=True),
-             FakeJob("params", params={"name": "world"})]
+FAKE_JOBS = [
+    FakeJob("hello", output=[b"hello\n", b"world\n"], cron="0 * * * *"),
+    FakeJob("fails", output=[b"oops\n"], exit_code=3),
+    FakeJob("hold", output=[b"waiting\n"], hold=True),
+    FakeJob("params", params={"name": "world"}),
+]
 
-STATUS_KEYS = {"pid", "version", "started_at", "uptime_seconds", "jobs_loaded", "runs_running",
-               "runs_queued", "paused", "stale", "journal_fault",
-               "invalid_files"}
-JOB_KEYS = {"job_id", "file", "triggers", "next_run", "last_run", "paused", "enabled",
-            "description", "timezone", "stale"}
-SHOW_KEYS = {"job_id", "file", "line", "definition", "paused", "next_fire_times",
-             "description", "timezone", "stale"}
-RUN_KEYS = {"run_id", "job_id", "flow_id", "trigger", "scheduled_for", "attempt", "state",
-            "exit_code", "queued_at", "started_at", "finished_at", "params", "changed_paths",
-            "matrix", "outputs", "pid", "message", "folded_slots", "run_key"}
+STATUS_KEYS = {
+    "pid",
+    "version",
+    "started_at",
+    "uptime_seconds",
+    "jobs_loaded",
+    "runs_running",
+    "runs_queued",
+    "paused",
+    "stale",
+    "journal_fault",
+    "invalid_files",
+}
+JOB_KEYS = {
+    "job_id",
+    "file",
+    "triggers",
+    "next_run",
+    "last_run",
+    "paused",
+    "enabled",
+    "description",
+    "timezone",
+    "stale",
+}
+SHOW_KEYS = {
+    "job_id",
+    "file",
+    "line",
+    "definition",
+    "paused",
+    "next_fire_times",
+    "description",
+    "timezone",
+    "stale",
+}
+RUN_KEYS = {
+    "run_id",
+    "job_id",
+    "flow_id",
+    "trigger",
+    "scheduled_for",
+    "attempt",
+    "state",
+    "exit_code",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "params",
+    "changed_paths",
+    "matrix",
+    "outputs",
+    "pid",
+    "message",
+    "folded_slots",
+    "run_key",
+}
 LOGS_KEYS = {"run", "offset", "next_offset", "size", "eof", "encoding", "data"}
 WHY_KEYS = {"job_id", "lines", "facts"}
-FACT_KEYS = {"last_run", "decisions", "paused", "enabled", "next_run", "running", "queued",
-             "timezone", "stale_since"}
+FACT_KEYS = {
+    "last_run",
+    "decisions",
+    "paused",
+    "enabled",
+    "next_run",
+    "running",
+    "queued",
+    "timezone",
+    "stale_since",
+}
 
 
 class Rpc:
@@ -77,8 +135,7 @@ class Rpc:
 
     async def call(self, method: str, **params: Any) -> Any:
         self.next_id += 1
-        await self.stream.send(json.dumps(p.request(method, params, self.next_id)).encode()
-                               + b"\n")
+        await self.stream.send(json.dumps(p.request(method, params, self.next_id)).encode() + b"\n")
         while True:
             msg = await self.message()
             if msg.get("id") == self.next_id:
@@ -115,14 +172,16 @@ async def target(kind: str) -> AsyncIterator[Target]:
     try:
         (root / "jobs.d").mkdir()
         (root / "jobs.d" / "jobs.toml").write_text(textwrap.dedent(JOBS))
-        (root / "jobd.toml").write_text(textwrap.dedent("""\
+        (root / "jobd.toml").write_text(
+            textwrap.dedent("""\
             [daemon]
             jobs_dir = "jobs.d"
             state_dir = "var"
             socket = "var/jobd.sock"
             timezone = "UTC"
             shutdown_grace = "5s"
-            """))
+            """)
+        )
         config = load_config(root / "jobd.toml")
         async with anyio.create_task_group() as tg:
             if kind == "real":
@@ -132,14 +191,14 @@ async def target(kind: str) -> AsyncIterator[Target]:
 
                 def define(job_id: str) -> None:
                     (root / "jobs.d" / f"{job_id}.toml").write_text(
-                        f'[jobs.{job_id}]\ncommand = "true"\n')
+                        f'[jobs.{job_id}]\ncommand = "true"\n'
+                    )
 
                 def remove(job_id: str) -> None:
                     text = (root / "jobs.d" / "jobs.toml").read_text()
                     head, _, tail = text.partition(f"[jobs.{job_id}]\n")
                     rest = tail.partition("\n[")[2]
-                    (root / "jobs.d" / "jobs.toml").write_text(
-                        head + ("[" + rest if rest else ""))
+                    (root / "jobs.d" / "jobs.toml").write_text(head + ("[" + rest if rest else ""))
 
                 stop = daemon.stop
             else:
@@ -183,8 +242,13 @@ async def test_status_list_and_show(kind: str) -> None:
     async with target(kind) as t:
         st = await t.rpc.call("status")
         assert set(st) == STATUS_KEYS
-        assert (st["jobs_loaded"], st["runs_running"], st["runs_queued"], st["paused"],
-                st["invalid_files"]) == (4, 0, 0, [], [])
+        assert (
+            st["jobs_loaded"],
+            st["runs_running"],
+            st["runs_queued"],
+            st["paused"],
+            st["invalid_files"],
+        ) == (4, 0, 0, [], [])
         listed = await t.rpc.call("list")
         assert set(listed) == {"jobs", "invalid_files"}
         jobs = {j["job_id"]: j for j in listed["jobs"]}
@@ -214,8 +278,13 @@ async def test_a_run_is_journaled_then_published_to_its_end(kind: str) -> None:
             assert set(sub) == {"subscription", "run"} and sub["run"] is None
             run = (await t.rpc.call("run", job_id="hello"))["run"]
             assert set(run) == RUN_KEYS
-            assert (run["job_id"], run["trigger"], run["state"], run["params"], run["attempt"]) \
-                == ("hello", "manual", "queued", {}, 1)
+            assert (run["job_id"], run["trigger"], run["state"], run["params"], run["attempt"]) == (
+                "hello",
+                "manual",
+                "queued",
+                {},
+                1,
+            )
             events: list[dict[str, Any]] = []
             with anyio.fail_after(10):
                 while not events or events[-1]["state"] != "succeeded":
@@ -242,12 +311,13 @@ async def test_a_failing_run_and_params(kind: str) -> None:
     async with target(kind) as t:
         rid = (await t.rpc.call("run", job_id="fails"))["run"]["run_id"]
         done = await t.state_of(rid, "succeeded", "failed")
-        assert (done["state"], done["exit_code"], done["message"]) == ("failed", 3,
-                                                                       "exit code 3")
+        assert (done["state"], done["exit_code"], done["message"]) == ("failed", 3, "exit code 3")
         with pytest.raises(p.RPCError) as e:
             await t.rpc.call("run", job_id="params", params={"nope": "1", "name": "x"})
         assert (e.value.code, e.value.message) == (
-            p.INVALID_PARAMS, "job 'params' has no param 'nope'; its params: name")
+            p.INVALID_PARAMS,
+            "job 'params' has no param 'nope'; its params: name",
+        )
         with pytest.raises(p.RPCError) as e:
             await t.rpc.call("run", job_id="hello", params={"x": "1"})
         assert e.value.message == "job 'hello' has no param 'x'; its params: none"
@@ -296,17 +366,20 @@ async def test_queued_runs_fold_and_cancel(kind: str) -> None:
 async def test_pause_resume_and_why(kind: str) -> None:
     async with target(kind) as t:
         why = await t.rpc.call("why", job_id="params")
-        assert why["lines"] == ["'params' has not run yet.",
-                                "It has no triggers: it runs only when asked (jobctl run)."]
+        assert why["lines"] == [
+            "'params' has not run yet.",
+            "It has no triggers: it runs only when asked (jobctl run).",
+        ]
         assert await t.rpc.call("pause", job_id="hello") == {"job_id": "hello", "paused": True}
         assert (await t.rpc.call("status"))["paused"] == ["hello"]
         hello = {j["job_id"]: j for j in (await t.rpc.call("list"))["jobs"]}["hello"]
         assert (hello["paused"], hello["next_run"]) == (True, None)
         why = await t.rpc.call("why", job_id="hello")
-        assert "Next: never by itself: the job is paused (jobctl resume to restart it)." \
+        assert (
+            "Next: never by itself: the job is paused (jobctl resume to restart it)."
             in why["lines"]
-        assert await t.rpc.call("resume", job_id="hello") == {"job_id": "hello",
-                                                               "paused": False}
+        )
+        assert await t.rpc.call("resume", job_id="hello") == {"job_id": "hello", "paused": False}
         assert (await t.rpc.call("status"))["paused"] == []
         with pytest.raises(p.RPCError) as e:
             await t.rpc.call("pause", job_id="nope")

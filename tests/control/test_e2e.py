@@ -60,8 +60,13 @@ def daemon() -> Iterator[Daemon]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("JOBD_SOCKET", None)
     err = (root / "daemon.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
-                            cwd=root, env=env, stdout=err, stderr=err)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
+        cwd=root,
+        env=env,
+        stdout=err,
+        stderr=err,
+    )
     d = Daemon(root, proc)
     try:
         deadline = time.monotonic() + 15
@@ -89,7 +94,11 @@ def test_status_list_show(daemon: Daemon) -> None:
     r = daemon.jobctl("list")
     assert r.returncode == 0 and "broken.toml" in r.stdout
     assert {line.split()[0] for line in r.stdout.splitlines()[1:5]} == {
-        "bad", "greet", "hello", "long"}
+        "bad",
+        "greet",
+        "hello",
+        "long",
+    }
     r = daemon.jobctl("show", "greet")
     assert r.returncode == 0 and "greet" in r.stdout
 
@@ -114,12 +123,17 @@ def test_run_wait_logs_runs(daemon: Daemon) -> None:
 def test_cancel_pause_reload_why(daemon: Daemon) -> None:
     run_id = daemon.jobctl("run", "long").stdout.strip()
     env = {**os.environ, "PYTHONPATH": str(REPO), "JOBD_CONFIG": str(daemon.config)}
-    follow = subprocess.Popen([sys.executable, "-m", "jobd.cli.jobctl", "logs", "--follow",
-                               run_id], env=env, stdout=subprocess.PIPE, text=True)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "jobd.cli.jobctl", "logs", "--follow", run_id],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 10
-        while json.loads(daemon.jobctl("--json", "logs", run_id).stdout)["run"]["state"] != \
-                "running":
+        while (
+            json.loads(daemon.jobctl("--json", "logs", run_id).stdout)["run"]["state"] != "running"
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert follow.poll() is None  # following a running run
@@ -130,8 +144,7 @@ def test_cancel_pause_reload_why(daemon: Daemon) -> None:
     finally:
         follow.kill()
     deadline = time.monotonic() + 10
-    while json.loads(daemon.jobctl("--json", "logs", run_id).stdout)["run"]["state"] != \
-            "cancelled":
+    while json.loads(daemon.jobctl("--json", "logs", run_id).stdout)["run"]["state"] != "cancelled":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert daemon.jobctl("pause", "hello").returncode == 0

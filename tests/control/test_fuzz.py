@@ -16,35 +16,57 @@ from hypothesis import strategies as st
 from jobd.control import protocol as p
 from tests.control.conftest import Harness, serve
 
-FUZZ = settings(max_examples=30, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture(scope="module")
 def shared() -> Iterator[Harness]:
-    with serve(max_line=64 * 1024, request_timeout=0.2, idle_timeout=0.3,
-               write_timeout=1.0) as h:
+    with serve(max_line=64 * 1024, request_timeout=0.2, idle_timeout=0.3, write_timeout=1.0) as h:
         yield h
 
 
 # Only what JSON can hold: json.dumps would write Infinity, which the server refuses as a
 # parse error (tests/security/test_socket_fuzz.py covers that).
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
-    max_leaves=12)
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 params = st.dictionaries(
-    st.sampled_from(["job_id", "run_id", "limit", "state", "params", "offset", "max_bytes",
-                     "encoding", "logs", "subscription", "x"]),
+    st.sampled_from(
+        [
+            "job_id",
+            "run_id",
+            "limit",
+            "state",
+            "params",
+            "offset",
+            "max_bytes",
+            "encoding",
+            "logs",
+            "subscription",
+            "x",
+        ]
+    ),
     json_values | st.sampled_from(["hello", "slow", "fails", 1, 2, -1, 10**30, True]),
-    max_size=4)
+    max_size=4,
+)
 requests = st.fixed_dictionaries(
     {"jsonrpc": st.sampled_from(["2.0", "2.0", "2.0", "1.0", 2])},
-    optional={"id": st.integers() | st.text(max_size=5) | st.none() | st.lists(st.integers()),
-              "method": st.sampled_from(sorted(p.METHODS)) | st.text(max_size=10) | json_values,
-              "params": params | json_values})
+    optional={
+        "id": st.integers() | st.text(max_size=5) | st.none() | st.lists(st.integers()),
+        "method": st.sampled_from(sorted(p.METHODS)) | st.text(max_size=10) | json_values,
+        "params": params | json_values,
+    },
+)
 
 
 def check_alive(h: Harness) -> None:
@@ -95,8 +117,9 @@ def test_random_requests(shared: Harness, reqs: list[dict[str, Any]], how: str) 
 
 @FUZZ
 @given(reqs=st.lists(requests, min_size=1, max_size=4))
-def test_every_request_gets_one_well_formed_answer(shared: Harness,
-                                                   reqs: list[dict[str, Any]]) -> None:
+def test_every_request_gets_one_well_formed_answer(
+    shared: Harness, reqs: list[dict[str, Any]]
+) -> None:
     with shared.raw(timeout=3.0) as c:
         expected = 0
         for r in reqs:
@@ -104,8 +127,9 @@ def test_every_request_gets_one_well_formed_answer(shared: Harness,
                 r["method"] = "status"  # streams would interleave; covered elsewhere
             c.request(r)
             # a valid notification gets no answer; every other message gets exactly one
-            if not ("id" not in r and r.get("jsonrpc") == "2.0"
-                    and isinstance(r.get("method"), str)):
+            if not (
+                "id" not in r and r.get("jsonrpc") == "2.0" and isinstance(r.get("method"), str)
+            ):
                 expected += 1
         c.request({"jsonrpc": "2.0", "method": "status", "id": "final"})
         answers = []

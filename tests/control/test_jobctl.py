@@ -16,8 +16,17 @@ from jobd.journal.abc import RunRecord
 from tests.control.conftest import REPO, Harness, run_jobctl, serve
 from tests.control.fakeapi import FakeJob
 
-RUN_KEYS = {"run_id", "job_id", "trigger", "scheduled_for", "attempt", "state", "exit_code",
-            "started_at", "finished_at"}
+RUN_KEYS = {
+    "run_id",
+    "job_id",
+    "trigger",
+    "scheduled_for",
+    "attempt",
+    "state",
+    "exit_code",
+    "started_at",
+    "finished_at",
+}
 
 
 def finish(h: Harness, run_id: int, timeout: float = 5.0) -> None:
@@ -28,8 +37,14 @@ def finish(h: Harness, run_id: int, timeout: float = 5.0) -> None:
 
 
 def test_status_and_list_show_invalid_files(harness: Harness) -> None:
-    harness.api.invalid_files = [{"file": "jobs.d/bad.toml", "errors": [
-        "jobs.d/bad.toml:12: job 'load': cron: '61 * * * *' is not a valid cron expression"]}]
+    harness.api.invalid_files = [
+        {
+            "file": "jobs.d/bad.toml",
+            "errors": [
+                "jobs.d/bad.toml:12: job 'load': cron: '61 * * * *' is not a valid cron expression"
+            ],
+        }
+    ]
     harness.api.paused.add("slow")
     r = harness.jobctl("status")
     assert r.returncode == 1, r.stderr  # invalid job files: status says so by its exit code
@@ -97,8 +112,17 @@ def test_runs_and_logs(harness: Harness) -> None:
     finish(harness, second)
     r = harness.jobctl("runs")
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "JOB", "TRIGGER", "STATE", "EXIT", "TRY", "FLOW",
-                                "STARTED", "TOOK"]
+    assert lines[0].split() == [
+        "RUN",
+        "JOB",
+        "TRIGGER",
+        "STATE",
+        "EXIT",
+        "TRY",
+        "FLOW",
+        "STARTED",
+        "TOOK",
+    ]
     assert lines[1].split()[:5] == [str(second), "fails", "manual", "failed", "3"]  # newest first
     assert lines[2].split()[:5] == [str(first), "hello", "manual", "succeeded", "0"]
     runs = json.loads(harness.jobctl("--json", "runs", "hello", "--limit", "5").stdout)
@@ -125,12 +149,14 @@ def test_logs_keep_bytes_exactly(harness: Harness) -> None:
     harness.api.add(FakeJob("binary", output=[b"caf\xc3", b"\xa9 \xff\x00end\n"], step=0.05))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     base = [sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(harness.path)]
-    waited = subprocess.run([*base, "run", "binary", "--wait"], capture_output=True, env=env,
-                            timeout=20, check=False)
+    waited = subprocess.run(
+        [*base, "run", "binary", "--wait"], capture_output=True, env=env, timeout=20, check=False
+    )
     assert waited.returncode == 0
     assert waited.stdout.split(b"\n", 1)[1] == b"caf\xc3\xa9 \xff\x00end\n"
-    out = subprocess.run([*base, "logs", "binary"], capture_output=True, env=env, timeout=20,
-                         check=False)
+    out = subprocess.run(
+        [*base, "logs", "binary"], capture_output=True, env=env, timeout=20, check=False
+    )
     assert out.stdout == b"caf\xc3\xa9 \xff\x00end\n"
 
 
@@ -154,16 +180,25 @@ def test_pause_resume_reload(harness: Harness) -> None:
     assert r.returncode == 0 and "paused job 'hello'" in r.stdout
     assert harness.api.paused == {"hello"}
     assert json.loads(harness.jobctl("--json", "resume", "hello").stdout) == {
-        "job_id": "hello", "paused": False}
+        "job_id": "hello",
+        "paused": False,
+    }
     assert harness.api.paused == set()
     r = harness.jobctl("reload")
     assert r.returncode == 0 and "reloaded: 5 jobs loaded, 0 invalid files" in r.stdout
 
 
 def test_refusals_and_usage_exit_2(harness: Harness) -> None:
-    for args in (["show", "nope"], ["run", "nope"], ["pause", "nope"], ["logs", "999"],
-                 ["logs", "hello"], ["runs", "nope"], ["cancel", "999"],
-                 ["run", "params", "-p", "bogus=1"]):
+    for args in (
+        ["show", "nope"],
+        ["run", "nope"],
+        ["pause", "nope"],
+        ["logs", "999"],
+        ["logs", "hello"],
+        ["runs", "nope"],
+        ["cancel", "999"],
+        ["run", "params", "-p", "bogus=1"],
+    ):
         r = harness.jobctl(*args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert r.stderr.startswith("jobctl: ") and r.stdout == ""
@@ -206,8 +241,13 @@ def test_logs_larger_than_one_answer(harness: Harness) -> None:
     harness.api.add(FakeJob("big", output=body))
     assert harness.jobctl("run", "big", "--wait").returncode == 0
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(harness.path),
-                          "logs", "big"], capture_output=True, env=env, timeout=20, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(harness.path), "logs", "big"],
+        capture_output=True,
+        env=env,
+        timeout=20,
+        check=False,
+    )
     assert out.stdout == b"".join(body)
     got = json.loads(harness.jobctl("--json", "logs", "big").stdout)["log"]
     assert got == b"".join(body).decode()
@@ -217,12 +257,22 @@ def test_runs_show_folded_slots(harness: Harness) -> None:
     """A run that covers folded slots says so: ``every+2`` in the table, the slots and the
     run key in ``--json``."""
     slot = datetime(2026, 3, 2, 12, 0, 35, tzinfo=UTC)
-    folded = (datetime(2026, 3, 2, 12, 1, 35, tzinfo=UTC),
-              datetime(2026, 3, 2, 12, 2, 35, tzinfo=UTC))
-    run = RunRecord(run_id=harness.api.journal.new_run_id(), job_id="hello",
-                    trigger=TriggerKind.EVERY, state=RunState.SUCCEEDED, queued_at=slot,
-                    scheduled_for=slot, started_at=slot, finished_at=slot, exit_code=0,
-                    folded_slots=folded)
+    folded = (
+        datetime(2026, 3, 2, 12, 1, 35, tzinfo=UTC),
+        datetime(2026, 3, 2, 12, 2, 35, tzinfo=UTC),
+    )
+    run = RunRecord(
+        run_id=harness.api.journal.new_run_id(),
+        job_id="hello",
+        trigger=TriggerKind.EVERY,
+        state=RunState.SUCCEEDED,
+        queued_at=slot,
+        scheduled_for=slot,
+        started_at=slot,
+        finished_at=slot,
+        exit_code=0,
+        folded_slots=folded,
+    )
     harness.portal.call(harness.api.journal.put_runs, [run])
     lines = harness.jobctl("runs", "hello").stdout.splitlines()
     assert lines[1].split()[:4] == [str(run.run_id), "hello", "every+2", "succeeded"]

@@ -65,8 +65,13 @@ def daemon() -> Iterator[Daemon]:
     (root / "jobs.d" / "broken.toml").write_text("[jobs.x]\ncommand = 1\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     err = (root / "daemon.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
-                            cwd=root, env=env, stdout=err, stderr=err)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
+        cwd=root,
+        env=env,
+        stdout=err,
+        stderr=err,
+    )
     d = Daemon(root, proc)
     try:
         deadline = time.monotonic() + 15
@@ -88,8 +93,11 @@ def daemon() -> Iterator[Daemon]:
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def test_metrics_parse_and_match_runs(daemon: Daemon) -> None:
@@ -100,12 +108,18 @@ def test_metrics_parse_and_match_runs(daemon: Daemon) -> None:
     samples = _samples(r.stdout)
     runs = json.loads(daemon.jobctl("--json", "runs", "--limit", "1000").stdout)
     finished = Counter((x["job_id"], x["state"]) for x in runs)
-    counted = {(dict(labels)["job"], dict(labels)["state"]): value
-               for (name, labels), value in samples.items() if name == "jobd_runs_finished_total"}
+    counted = {
+        (dict(labels)["job"], dict(labels)["state"]): value
+        for (name, labels), value in samples.items()
+        if name == "jobd_runs_finished_total"
+    }
     assert counted == dict(finished) and finished[("heartbeat", "succeeded")] == 2
     started = Counter(x["job_id"] for x in runs if x["started_at"])
-    assert {dict(labels)["job"]: v for (name, labels), v in samples.items()
-            if name == "jobd_runs_started_total"} == dict(started)
+    assert {
+        dict(labels)["job"]: v
+        for (name, labels), v in samples.items()
+        if name == "jobd_runs_started_total"
+    } == dict(started)
     assert samples[("jobd_run_duration_seconds_count", (("job", "heartbeat"),))] == 2
     assert samples[("jobd_queue_depth", ())] == 0 and samples[("jobd_runs_running", ())] == 0
     assert samples[("jobd_bus_depth", ())] == 0
@@ -115,8 +129,7 @@ def test_metrics_parse_and_match_runs(daemon: Daemon) -> None:
     last = samples[("jobd_last_success_timestamp_seconds", (("job", "heartbeat"),))]
     assert abs(last - time.time()) < 120
     as_json = json.loads(daemon.jobctl("--json", "metrics").stdout)
-    assert as_json["content_type"].startswith("text/plain") and "jobd_build_info" in \
-        as_json["text"]
+    assert as_json["content_type"].startswith("text/plain") and "jobd_build_info" in as_json["text"]
 
 
 def test_run_wait_counts_the_whole_run_across_retries(daemon: Daemon) -> None:
@@ -145,8 +158,7 @@ def test_errors_are_json_under_json(daemon: Daemon) -> None:
     r = daemon.jobctl("--json", "runs", "--limit", "0")
     assert r.returncode == 2 and "--limit" in json.loads(r.stdout)["error"]["message"]
     r = daemon.jobctl("--json", "stauts")
-    assert r.returncode == 2 and "did you mean 'status'" in json.loads(r.stdout)["error"][
-        "message"]
+    assert r.returncode == 2 and "did you mean 'status'" in json.loads(r.stdout)["error"]["message"]
 
 
 def test_version_needs_no_daemon() -> None:
@@ -163,11 +175,13 @@ def test_show_and_why_speak_in_the_jobs_zone(daemon: Daemon) -> None:
     assert re.search(r"kill_grace\s+10s$", r.stdout, re.M), r.stdout
     assert "next runs (Asia/Kolkata)" in r.stdout
     # 06:00 in Kolkata, as systemctl list-timers shows times: weekday, date, zone, distance
-    assert re.search(r"^  \w{3} \d{4}-\d\d-\d\d 06:00:00 IST \(in [0-9a-z ]+\)$", r.stdout,
-                     re.M), r.stdout
+    assert re.search(r"^  \w{3} \d{4}-\d\d-\d\d 06:00:00 IST \(in [0-9a-z ]+\)$", r.stdout, re.M), (
+        r.stdout
+    )
     r = daemon.jobctl("why", "heartbeat")
-    assert re.search(r"Next: \w{3} \d{4}-\d\d-\d\d 06:00:00 IST \(in [^)]+\), by cron",
-                     r.stdout), r.stdout
+    assert re.search(r"Next: \w{3} \d{4}-\d\d-\d\d 06:00:00 IST \(in [^)]+\), by cron", r.stdout), (
+        r.stdout
+    )
 
 
 def test_list_wide_shows_descriptions(daemon: Daemon) -> None:
@@ -179,8 +193,14 @@ def test_list_wide_shows_descriptions(daemon: Daemon) -> None:
 
 
 def test_jobd_help_lists_its_commands() -> None:
-    r = subprocess.run([sys.executable, "-m", "jobd", "--help"], capture_output=True, text=True,
-                       cwd=REPO, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = subprocess.run(
+        [sys.executable, "-m", "jobd", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert r.returncode == 0
     assert re.search(r"^  check ", r.stdout, re.M) and re.search(r"^  import ", r.stdout, re.M)
 

@@ -31,39 +31,55 @@ from tests.control.conftest import REPO
 
 
 def test_encode_is_one_ascii_line() -> None:
-    line = p.encode({"a": "é\n\udc80", "when": datetime(2024, 1, 2, tzinfo=UTC),
-                     "path": Path("/x"), "s": {"b", "a"}})
+    line = p.encode(
+        {
+            "a": "é\n\udc80",
+            "when": datetime(2024, 1, 2, tzinfo=UTC),
+            "path": Path("/x"),
+            "s": {"b", "a"},
+        }
+    )
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     line.decode("ascii")
-    assert json.loads(line) == {"a": "é\n\udc80", "when": "2024-01-02T00:00:00+00:00",
-                                "path": "/x", "s": ["a", "b"]}
+    assert json.loads(line) == {
+        "a": "é\n\udc80",
+        "when": "2024-01-02T00:00:00+00:00",
+        "path": "/x",
+        "s": ["a", "b"],
+    }
     with pytest.raises(TypeError):
         p.encode({"x": object()})
 
 
-@pytest.mark.parametrize("line, why", [
-    (b"\xff\xfe{}", "not UTF-8"),
-    (b'{"a": NaN}', "NaN"),
-    (b"{", "Expecting"),
-    (b"[" * 100_000 + b"]" * 100_000, "nested"),
-    (b"1" * 5000, "parse error"),
-])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b'{"a": NaN}', "NaN"),
+        (b"{", "Expecting"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested"),
+        (b"1" * 5000, "parse error"),
+    ],
+)
 def test_decode_errors(line: bytes, why: str) -> None:
     with pytest.raises(p.RPCError) as e:
         p.decode(line)
     assert e.value.code == p.PARSE_ERROR and why in e.value.message
 
 
-@pytest.mark.parametrize("obj, code, rid", [
-    ([{"jsonrpc": "2.0", "method": "status", "id": 1}], p.INVALID_REQUEST, None),
-    ("status", p.INVALID_REQUEST, None),
-    ({"jsonrpc": "1.0", "method": "status", "id": 7}, p.INVALID_REQUEST, 7),
-    ({"jsonrpc": "2.0", "method": 5, "id": "a"}, p.INVALID_REQUEST, "a"),
-    ({"jsonrpc": "2.0", "method": "status", "id": [1]}, p.INVALID_REQUEST, None),
-    ({"jsonrpc": "2.0", "method": "status", "id": True}, p.INVALID_REQUEST, None),
-    ({"jsonrpc": "2.0", "method": "nope", "id": 2}, p.METHOD_NOT_FOUND, 2),
-    ({"jsonrpc": "2.0", "method": "show", "params": ["x"], "id": 3}, p.INVALID_PARAMS, 3),
-])
+@pytest.mark.parametrize(
+    "obj, code, rid",
+    [
+        ([{"jsonrpc": "2.0", "method": "status", "id": 1}], p.INVALID_REQUEST, None),
+        ("status", p.INVALID_REQUEST, None),
+        ({"jsonrpc": "1.0", "method": "status", "id": 7}, p.INVALID_REQUEST, 7),
+        ({"jsonrpc": "2.0", "method": 5, "id": "a"}, p.INVALID_REQUEST, "a"),
+        ({"jsonrpc": "2.0", "method": "status", "id": [1]}, p.INVALID_REQUEST, None),
+        ({"jsonrpc": "2.0", "method": "status", "id": True}, p.INVALID_REQUEST, None),
+        ({"jsonrpc": "2.0", "method": "nope", "id": 2}, p.METHOD_NOT_FOUND, 2),
+        ({"jsonrpc": "2.0", "method": "show", "params": ["x"], "id": 3}, p.INVALID_PARAMS, 3),
+    ],
+)
 def test_parse_request_errors(obj: Any, code: int, rid: Any) -> None:
     with pytest.raises(p.RPCError) as e:
         p.parse_request(obj)
@@ -71,10 +87,8 @@ def test_parse_request_errors(obj: Any, code: int, rid: Any) -> None:
 
 
 def test_parse_request() -> None:
-    r = p.parse_request({"jsonrpc": "2.0", "method": "show", "params": {"job_id": "a"},
-                         "id": 4})
-    assert (r.method, dict(r.params), r.id, r.notification) == ("show", {"job_id": "a"}, 4,
-                                                                 False)
+    r = p.parse_request({"jsonrpc": "2.0", "method": "show", "params": {"job_id": "a"}, "id": 4})
+    assert (r.method, dict(r.params), r.id, r.notification) == ("show", {"job_id": "a"}, 4, False)
     n = p.parse_request({"jsonrpc": "2.0", "method": "status"})
     assert n.notification and n.id is None and dict(n.params) == {}
     assert not p.parse_request({"jsonrpc": "2.0", "method": "status", "id": None}).notification
@@ -144,10 +158,13 @@ def test_may_change() -> None:
 
 def test_error_for() -> None:
     cases: list[tuple[Exception, int]] = [
-        (JobNotFound("a"), p.NOT_FOUND), (RunNotFound("3"), p.NOT_FOUND),
-        (NotAllowed(5, "run"), p.REFUSED), (PermissionError("no"), p.REFUSED),
+        (JobNotFound("a"), p.NOT_FOUND),
+        (RunNotFound("3"), p.NOT_FOUND),
+        (NotAllowed(5, "run"), p.REFUSED),
+        (PermissionError("no"), p.REFUSED),
         (ConfigError([Problem("f.toml", "bad", key="k")]), p.CONFIG_INVALID),
-        (ValueError("bad param"), p.INVALID_PARAMS), (JournalError("locked"), p.BAD_STATE),
+        (ValueError("bad param"), p.INVALID_PARAMS),
+        (JournalError("locked"), p.BAD_STATE),
         (RuntimeError("bug"), p.INTERNAL_ERROR),
     ]
     for exc, code in cases:
@@ -155,7 +172,8 @@ def test_error_for() -> None:
     assert error_for(JobNotFound("a")).data == {"job_id": "a"}
     assert error_for(RunNotFound("42")).data == {"run_id": 42}
     assert error_for(ConfigError([Problem("f.toml", "bad", key="k")])).data == {
-        "problems": ["f.toml: k: bad"]}
+        "problems": ["f.toml: k: bad"]
+    }
     assert "RuntimeError: bug" in error_for(RuntimeError("bug")).message
 
 
@@ -171,17 +189,23 @@ def test_relative_and_duration() -> None:
     assert fmt.relative(now, now) == "now"
     assert fmt.relative(None, now) == "-"
     assert [fmt.duration(s) for s in (0.25, 4.2, 42, 185, 7380, 277200)] == [
-        "250ms", "4.2s", "42s", "3m 05s", "2h 03m", "3d 5h"]
+        "250ms",
+        "4.2s",
+        "42s",
+        "3m 05s",
+        "2h 03m",
+        "3d 5h",
+    ]
     assert fmt.clock(datetime(2024, 5, 1, 12, tzinfo=UTC)) == "2024-05-01 12:00:00 UTC"
-    assert fmt.clock(fmt.parse_time("2024-05-01T12:00:00+02:00")) == \
-        "2024-05-01 12:00:00 +02:00"
+    assert fmt.clock(fmt.parse_time("2024-05-01T12:00:00+02:00")) == "2024-05-01 12:00:00 +02:00"
     assert fmt.parse_time("garbage") is None and fmt.parse_time(None) is None
 
 
 def test_table_aligns_on_visible_width() -> None:
     style = fmt.Style(colour=True)
-    text = fmt.table(["A", "B", "C"], [["x", style.state("failed"), "1"],
-                                       ["longer", "ok", ""]], style)
+    text = fmt.table(
+        ["A", "B", "C"], [["x", style.state("failed"), "1"], ["longer", "ok", ""]], style
+    )
     plain = [fmt._ANSI.sub("", line) for line in text.splitlines()]
     assert plain == ["A       B       C", "x       failed  1", "longer  ok"]
     assert "\x1b[31mfailed\x1b[0m" in text
@@ -221,7 +245,13 @@ def test_resolve_socket(tmp_path: Path) -> None:
 def test_parse_args() -> None:
     a = jobctl.parse_args(["--json", "run", "etl", "-p", "a=1", "-p", "b=x=y", "--wait"])
     assert (a.command, a.job, a.param, a.wait, a.json, a.socket) == (
-        "run", "etl", ["a=1", "b=x=y"], True, True, None)
+        "run",
+        "etl",
+        ["a=1", "b=x=y"],
+        True,
+        True,
+        None,
+    )
     assert jobctl._params(a.param) == {"a": "1", "b": "x=y"}
     with pytest.raises(jobctl.Usage):
         jobctl._params(["novalue"])
@@ -238,10 +268,18 @@ def test_parse_args() -> None:
 
 def test_jobctl_imports_no_asyncio() -> None:
     # what site loaded before (an editable install's finder, say) is not jobctl's doing
-    code = ("import sys; before = set(sys.modules); import jobd.cli.jobctl as j; "
-            "j.parse_args(['status']); "
-            "bad = sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
-            "('asyncio', 'anyio', 'typing', 'dataclasses', 'pathlib', 'shutil')); print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import sys; before = set(sys.modules); import jobd.cli.jobctl as j; "
+        "j.parse_args(['status']); "
+        "bad = sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
+        "('asyncio', 'anyio', 'typing', 'dataclasses', 'pathlib', 'shutil')); print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert out.stdout.strip() == "[]"

@@ -47,15 +47,25 @@ def test_read_methods(harness: Harness) -> None:
     assert listed["invalid_files"] == harness.api.invalid_files
     shown = harness.call("show", job_id="hello")
     assert shown["job_id"] == "hello" and shown["next_fire_times"] == [
-        f"2030-01-01T0{h}:00:00+00:00" for h in range(5)]
+        f"2030-01-01T0{h}:00:00+00:00" for h in range(5)
+    ]
     assert harness.call("why", job_id="hello")["lines"][0] == "'hello' has not run yet."
     assert harness.call("runs") == {"runs": []}
 
 
 def test_run_runs_logs_cancel(harness: Harness) -> None:
     run = harness.call("run", job_id="hello")["run"]
-    assert {"run_id", "job_id", "trigger", "scheduled_for", "attempt", "state", "exit_code",
-            "started_at", "finished_at"} <= set(run)
+    assert {
+        "run_id",
+        "job_id",
+        "trigger",
+        "scheduled_for",
+        "attempt",
+        "state",
+        "exit_code",
+        "started_at",
+        "finished_at",
+    } <= set(run)
     assert (run["job_id"], run["trigger"], run["state"]) == ("hello", "manual", "queued")
     done = wait_state(harness, run["run_id"], "succeeded")
     assert done["exit_code"] == 0
@@ -64,7 +74,11 @@ def test_run_runs_logs_cancel(harness: Harness) -> None:
     assert harness.call("runs", state="failed") == {"runs": []}
     logs = harness.call("logs", run_id=run["run_id"])
     assert (logs["data"], logs["eof"], logs["size"], logs["next_offset"]) == (
-        "hello\nworld\n", True, 12, 12)
+        "hello\nworld\n",
+        True,
+        12,
+        12,
+    )
     part = harness.call("logs", job_id="hello", offset=6, max_bytes=3, encoding="base64")
     assert base64.b64decode(part["data"]) == b"wor" and not part["eof"]
     assert part["next_offset"] == 9
@@ -123,8 +137,11 @@ def test_errors_keep_the_connection(harness: Harness) -> None:
         c.request({"jsonrpc": "2.0", "method": "show", "params": {"job_id": 1}, "id": 2})
         assert c.message()["error"]["code"] == p.INVALID_PARAMS
         c.request({"jsonrpc": "2.0", "method": "show", "params": {"job_id": "nope"}, "id": 3})
-        assert c.message() == {"jsonrpc": "2.0", "id": 3, "error": {
-            "code": p.NOT_FOUND, "message": "no job 'nope'", "data": {"job_id": "nope"}}}
+        assert c.message() == {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "error": {"code": p.NOT_FOUND, "message": "no job 'nope'", "data": {"job_id": "nope"}},
+        }
         c.request({"jsonrpc": "2.0", "method": "logs", "params": {"run_id": 99}, "id": 4})
         assert c.message()["error"]["code"] == p.NOT_FOUND
         c.request({"jsonrpc": "2.0", "method": "logs", "params": {"job_id": "hello"}, "id": 5})
@@ -255,8 +272,7 @@ def test_subscribe_follows_a_run_and_its_log(harness: Harness) -> None:
         assert states[-1] == "succeeded" and "running" in [*states[:-1], sub["run"]["state"]]
         _method, end = events[-1]
         assert end["reason"] == "finished" and end["run"]["state"] == "succeeded"
-        offsets = [(params["offset"], params["next_offset"]) for m, params in events
-                   if m == "log"]
+        offsets = [(params["offset"], params["next_offset"]) for m, params in events if m == "log"]
         assert all(a[1] == b[0] for a, b in itertools.pairwise(offsets))
         # the connection serves requests after the subscription ended
         assert c.call("status")["jobs_loaded"] == 5
@@ -281,10 +297,10 @@ def test_subscribe_to_all_runs_and_unsubscribe(harness: Harness) -> None:
         seen: dict[int, list[tuple[int, str]]] = {sid: [], sid_job: []}
         for msg in c.notifications():
             params = msg["params"]
-            seen[params["subscription"]].append((params["run"]["run_id"],
-                                                 params["run"]["state"]))
-            if {(fid, "failed"), (rid, "succeeded")} <= set(seen[sid]) and \
-                    (fid, "failed") in seen[sid_job]:
+            seen[params["subscription"]].append((params["run"]["run_id"], params["run"]["state"]))
+            if {(fid, "failed"), (rid, "succeeded")} <= set(seen[sid]) and (fid, "failed") in seen[
+                sid_job
+            ]:
                 break
         assert (rid, "succeeded") in seen[sid] and (rid, "queued") in seen[sid]
         assert {r for r, _ in seen[sid_job]} == {fid}

@@ -67,8 +67,13 @@ def test_sigkill_of_the_daemon_with_remote_runs(world: World) -> None:  # noqa: 
     def caught_up() -> bool:
         runs = world.runs("remote_tick")
         done = {r["scheduled_for"] for r in runs if r["state"] not in ("queued", "running")}
-        return bool(runs) and max(done, default=0) >= end_us - 1_000_000 and not any(
-            r["state"] in ("queued", "running") and r["scheduled_for"] <= end_us for r in runs)
+        return (
+            bool(runs)
+            and max(done, default=0) >= end_us - 1_000_000
+            and not any(
+                r["state"] in ("queued", "running") and r["scheduled_for"] <= end_us for r in runs
+            )
+        )
 
     wait_for(caught_up, 40, f"the window finished (seed {seed})", world.root / "daemon.log")
     world.stop_daemon()
@@ -91,7 +96,8 @@ def test_sigkill_of_the_daemon_with_remote_runs(world: World) -> None:  # noqa: 
     lines = ledger.read_text().splitlines()
     assert not [x for x in lines if x.startswith("OVERLAP")], f"two copies at once (seed {seed})"
     ends = Counter(int(x.split()[1]) for x in lines if x.startswith("end "))
-    assert {r["run_id"]: ends[r["run_id"]] for r in runs} == {r["run_id"]: 1 for r in runs}, \
+    assert {r["run_id"]: ends[r["run_id"]] for r in runs} == {r["run_id"]: 1 for r in runs}, (
         f"a run's command ended other than once (seed {seed})"
+    )
     wait_for(lambda: marker_processes("TESTMARK=crash") == [], 5, "no command left")
     os.kill(world.workers[0].proc.pid, signal.SIGTERM)

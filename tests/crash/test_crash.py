@@ -71,7 +71,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     (tmp_path / "jobs.d").mkdir()
     (tmp_path / "jobs.d" / "crash.toml").write_text(JOBS.format(ledger=ledger))
     cfg = tmp_path / "jobd.toml"
-    cfg.write_text(textwrap.dedent("""\
+    cfg.write_text(
+        textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
@@ -79,7 +80,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         max_parallel = 16
         shutdown_grace = "5s"
         timezone = "UTC"
-        """))
+        """)
+    )
     notify_path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(notify_path)
@@ -90,8 +92,12 @@ def world(tmp_path: Path) -> Iterator[World]:
 def start(w: World) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOTIFY_SOCKET": w.notify_path, "JOBD_LOG_LEVEL": "WARNING"}
     with open(w.root / "daemon.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(w.config)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(w.config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     deadline = time.monotonic() + 20
     w.notify.settimeout(0.2)
     while time.monotonic() < deadline:
@@ -144,11 +150,13 @@ def check_no_stale_processes(w: World) -> None:
         assert journaled is not None, f"process {pid} of unjournaled run {run_id}"
         assert attempt >= journaled[1], (
             f"process {pid} of run {run_id} attempt {attempt} outlived its attempt "
-            f"(journal: {journaled})")
+            f"(journal: {journaled})"
+        )
 
 
-async def read_journal(path: Path) -> tuple[dict[int, tuple[RunState, datetime | None, str]],
-                                            dict[str, datetime]]:
+async def read_journal(
+    path: Path,
+) -> tuple[dict[int, tuple[RunState, datetime | None, str]], dict[str, datetime]]:
     async with SQLiteJournal(path) as j:
         runs = await j.list_runs(limit=None)
         cursors = await j.cursors()
@@ -184,13 +192,15 @@ def test_sigkill_at_random_moments_loses_nothing(world: World) -> None:
         rows = journal_rows(w.journal)
         db = sqlite3.connect(f"file:{w.journal}?mode=ro", uri=True)
         pending = db.execute(
-            "SELECT count(*) FROM runs WHERE state IN ('queued', 'running') "
-            "AND scheduled_for <= ?", (int((window_end - EPOCH).total_seconds() * 1e6),)
+            "SELECT count(*) FROM runs WHERE state IN ('queued', 'running') AND scheduled_for <= ?",
+            (int((window_end - EPOCH).total_seconds() * 1e6),),
         ).fetchone()[0]
         slots = dict(db.execute("SELECT job_id, slot FROM cursors").fetchall())
         db.close()
-        caught_up = all(slots.get(j, 0) >= int((window_end - EPOCH).total_seconds() * 1e6)
-                        for j in ("tick", "cron_seconds", "slow", "retrying"))
+        caught_up = all(
+            slots.get(j, 0) >= int((window_end - EPOCH).total_seconds() * 1e6)
+            for j in ("tick", "cron_seconds", "slow", "retrying")
+        )
         if rows and caught_up and pending == 0:
             break
         time.sleep(0.2)
@@ -209,8 +219,7 @@ def test_sigkill_at_random_moments_loses_nothing(world: World) -> None:
     for job_id, first in first_cursors.items():
         if job_id not in jobs:
             continue
-        got = {sched for state, sched, jid in runs.values()
-               if jid == job_id and state.finished}
+        got = {sched for state, sched, jid in runs.values() if jid == job_id and state.finished}
         slot = jobs[job_id].time_triggers[0].next_after(first)
         expected = []
         while slot is not None and slot <= window_end:
@@ -223,11 +232,15 @@ def test_sigkill_at_random_moments_loses_nothing(world: World) -> None:
     # 2. No run that had finished ran again.
     ledger = w.ledger.read_text().splitlines()
     for offset, done in finished_before:
-        again = [line for line in ledger[offset:]
-                 if line.startswith("start ") and int(line.split()[1]) in done]
+        again = [
+            line
+            for line in ledger[offset:]
+            if line.startswith("start ") and int(line.split()[1]) in done
+        ]
         assert not again, f"finished runs ran again: {again[:5]} (seed {seed})"
 
     # 3. Runs succeeded (the retrying job on its second attempt at the latest).
-    states = {state for state, sched, _ in runs.values()
-              if sched is not None and sched <= window_end}
+    states = {
+        state for state, sched, _ in runs.values() if sched is not None and sched <= window_end
+    }
     assert states == {RunState.SUCCEEDED}, f"{states} (seed {seed})"

@@ -22,8 +22,10 @@ import pytest
 from jobd._crashpoints import CRASH_VAR, POINTS
 from tests.slots import EPOCH, every_slots
 
-LINE = ("echo start $JOBD_RUN_ID $JOBD_ATTEMPT $JOBD_RUN_KEY "
-        "${{JOBD_SCHEDULED_FOR:--}} ${{JOBD_MATRIX_N:--}} >> {ledger}")
+LINE = (
+    "echo start $JOBD_RUN_ID $JOBD_ATTEMPT $JOBD_RUN_KEY "
+    "${{JOBD_SCHEDULED_FOR:--}} ${{JOBD_MATRIX_N:--}} >> {ledger}"
+)
 
 JOBS = """\
 [jobs.tick]
@@ -49,15 +51,20 @@ def start(cfg: Path, log: Path, crash: str | None) -> subprocess.Popen[bytes]:
     if crash is not None:
         env[CRASH_VAR] = crash
     with log.open("ab") as err:
-        return subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(cfg)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(cfg)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 def rows(db: Path) -> list[tuple[int, str, str, int | None, int]]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        return con.execute("SELECT run_id, job_id, state, scheduled_for, attempt FROM runs"
-                           ).fetchall()
+        return con.execute(
+            "SELECT run_id, job_id, state, scheduled_for, attempt FROM runs"
+        ).fetchall()
     finally:
         con.close()
 
@@ -65,8 +72,10 @@ def rows(db: Path) -> list[tuple[int, str, str, int | None, int]]:
 def cursors(db: Path) -> dict[str, datetime]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        return {j: EPOCH + timedelta(microseconds=us)
-                for j, us in con.execute("SELECT job_id, slot FROM cursors")}
+        return {
+            j: EPOCH + timedelta(microseconds=us)
+            for j, us in con.execute("SELECT job_id, slot FROM cursors")
+        }
     finally:
         con.close()
 
@@ -79,17 +88,20 @@ def test_crash_at_a_named_point(tmp_path: Path, point: str) -> None:
     ledger.touch()
     seen.touch()
     (tmp_path / "jobs.d").mkdir()
-    (tmp_path / "jobs.d" / "jobs.toml").write_text(JOBS.format(
-        line=LINE.format(ledger=ledger), ledger=ledger, inbox=inbox, seen=seen))
+    (tmp_path / "jobs.d" / "jobs.toml").write_text(
+        JOBS.format(line=LINE.format(ledger=ledger), ledger=ledger, inbox=inbox, seen=seen)
+    )
     cfg = tmp_path / "jobd.toml"
-    cfg.write_text(textwrap.dedent("""\
+    cfg.write_text(
+        textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
         socket = "var/jobd.sock"
         shutdown_grace = "5s"
         timezone = "UTC"
-        """))
+        """)
+    )
     db, log = tmp_path / "var" / "jobd.db", tmp_path / "daemon.log"
 
     first = start(cfg, log, point)
@@ -129,10 +141,17 @@ def test_crash_at_a_named_point(tmp_path: Path, point: str) -> None:
                     unfinished += 1
                 elif slot is not None:
                     done[job][slot] += 1
-            watch_done = any(job == "inbox" and state == "succeeded"
-                             for _, job, state, _, _ in rows(db))
-            have = all(all(done[j][int((s - EPOCH) / timedelta(microseconds=1))] >= (
-                2 if j == "cells" else 1) for s in slots) for j, slots in expected.items())
+            watch_done = any(
+                job == "inbox" and state == "succeeded" for _, job, state, _, _ in rows(db)
+            )
+            have = all(
+                all(
+                    done[j][int((s - EPOCH) / timedelta(microseconds=1))]
+                    >= (2 if j == "cells" else 1)
+                    for s in slots
+                )
+                for j, slots in expected.items()
+            )
             status = f"slots {have}, watch {watch_done}, unfinished {unfinished}, {dict(done)}"
             if have and watch_done and unfinished == 0:
                 break
@@ -144,8 +163,7 @@ def test_crash_at_a_named_point(tmp_path: Path, point: str) -> None:
     assert "Traceback" not in text, text[-3000:]
 
     # Each (run, attempt) started at most once; keys per slot and cell, across attempts.
-    starts = [line.split() for line in ledger.read_text().splitlines()
-              if line.startswith("start ")]
+    starts = [line.split() for line in ledger.read_text().splitlines() if line.startswith("start ")]
     twice = [k for k, n in Counter((s[1], s[2]) for s in starts).items() if n > 1]
     assert not twice, f"(run, attempt) started twice: {twice}"
     key_of: dict[tuple[str, str, str], set[str]] = defaultdict(set)

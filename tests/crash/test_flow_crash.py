@@ -21,8 +21,12 @@ from jobd.journal.sqlite import SQLiteJournal
 def start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
     with log.open("ab") as err:
-        return subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(cfg)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(cfg)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 def client(sock: Path) -> Client:
@@ -45,7 +49,8 @@ async def flow_runs(db: Path, flow_id: str) -> list[RunRecord]:
 def test_sigkill_mid_flow(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     (tmp_path / "jobs.d").mkdir()
-    (tmp_path / "jobs.d" / "flow.toml").write_text(textwrap.dedent(f"""\
+    (tmp_path / "jobs.d" / "flow.toml").write_text(
+        textwrap.dedent(f"""\
         [jobs.extract]
         command = "echo extract >> {ledger}"
         [jobs.transform]
@@ -55,7 +60,8 @@ def test_sigkill_mid_flow(tmp_path: Path) -> None:
         [jobs.load]
         needs = ["transform"]
         command = "echo load >> {ledger}"
-        """))
+        """)
+    )
     cfg = tmp_path / "jobd.toml"
     cfg.write_text('[daemon]\njobs_dir = "jobs.d"\nstate_dir = "var"\nsocket = "var/jobd.sock"\n')
     sock, db, log = tmp_path / "var" / "jobd.sock", tmp_path / "var" / "jobd.db", tmp_path / "log"

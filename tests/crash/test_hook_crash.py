@@ -33,8 +33,12 @@ def _start(root: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "JOBD_LOG_LEVEL": "WARNING"}
     env.pop("NOTIFY_SOCKET", None)
     with (root / "daemon.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config",
-                                 str(root / "jobd.toml")], env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
     deadline = time.monotonic() + 20
     while _ctl(root, "status").returncode != 0:
         assert proc.poll() is None, (root / "daemon.log").read_text()[-3000:]
@@ -65,7 +69,8 @@ def test_hook_runs_after_a_kill_between_failure_and_hook(tmp_path: Path) -> None
     facts, ledger = tmp_path / "facts", tmp_path / "ledger"
     (tmp_path / "jobs.d").mkdir()
     (tmp_path / "jobs.d" / "jobs.toml").write_text(JOBS.format(facts=facts, ledger=ledger))
-    (tmp_path / "jobd.toml").write_text(textwrap.dedent("""\
+    (tmp_path / "jobd.toml").write_text(
+        textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
@@ -74,7 +79,8 @@ def test_hook_runs_after_a_kill_between_failure_and_hook(tmp_path: Path) -> None
 
         [pools.alerts]
         max_parallel = 1
-        """))
+        """)
+    )
     proc = _start(tmp_path)
     try:
         # The blocker holds the alerts pool, so the hook can only be queued when broken fails.
@@ -94,7 +100,8 @@ def test_hook_runs_after_a_kill_between_failure_and_hook(tmp_path: Path) -> None
     assert not ledger.exists()
     # The next life, without the blocker (its interrupted run is cancelled: its job is gone).
     (tmp_path / "jobs.d" / "jobs.toml").write_text(
-        JOBS.format(facts=facts, ledger=ledger).split("\n\n", 1)[1])
+        JOBS.format(facts=facts, ledger=ledger).split("\n\n", 1)[1]
+    )
     proc = _start(tmp_path)
     try:
         _until("the hook to finish", lambda: _runs(tmp_path, "notify")[0]["state"] == "succeeded")

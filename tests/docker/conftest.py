@@ -44,8 +44,13 @@ def engine_problem() -> str | None:
     if shutil.which("docker") is None:
         return "the docker client is not installed"
     try:
-        proc = subprocess.run(["docker", "-H", URL, "image", "inspect", IMAGE],
-                              capture_output=True, text=True, timeout=30, check=False)
+        proc = subprocess.run(
+            ["docker", "-H", URL, "image", "inspect", IMAGE],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return f"no Docker engine answers on {URL} within 30s"
     if proc.returncode != 0:
@@ -67,8 +72,9 @@ def docker_url() -> str:
 
 def docker_cli(*args: str) -> str:
     """The docker client on the test engine: an independent view of what the executor did."""
-    out = subprocess.run(["docker", "-H", URL, *args], capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        ["docker", "-H", URL, *args], capture_output=True, text=True, timeout=60, check=True
+    )
     return out.stdout
 
 
@@ -81,14 +87,24 @@ def instance() -> str:
 @pytest.fixture
 def make_spec(tmp_path: Path, instance: str) -> SpecFactory:
     def make(run_id: int = 1, **kwargs: Any) -> ProcessSpec:
-        env = {"JOBD_JOB_ID": "job", "JOBD_RUN_ID": str(run_id), "JOBD_INSTANCE": instance,
-               "PATH": "/usr/local/bin:/usr/bin:/bin", "DAEMON_SECRET": "s3cret"}
+        env = {
+            "JOBD_JOB_ID": "job",
+            "JOBD_RUN_ID": str(run_id),
+            "JOBD_INSTANCE": instance,
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "DAEMON_SECRET": "s3cret",
+        }
         env.update(kwargs.pop("env", {}))
-        defaults: dict[str, Any] = {"argv": ("unused",), "env": env, "cwd": tmp_path,
-                                    "log_path": tmp_path / "logs" / f"{run_id}.log",
-                                    "kill_grace": 1.0}
+        defaults: dict[str, Any] = {
+            "argv": ("unused",),
+            "env": env,
+            "cwd": tmp_path,
+            "log_path": tmp_path / "logs" / f"{run_id}.log",
+            "kill_grace": 1.0,
+        }
         defaults.update(kwargs)
         return ProcessSpec(**defaults)
+
     return make
 
 

@@ -18,8 +18,12 @@ CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 def jobctl(socket: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(socket),
-                           *args], capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(socket), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 @pytest.mark.slow
@@ -30,9 +34,12 @@ def test_drop_a_csv_and_the_pipeline_runs(tmp_path: Path) -> None:
     var = tmp_path / "var"
     sock = var / "jobd.sock"
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "JOBD_CONFIG")}
-    daemon = subprocess.Popen([sys.executable, "-m", "jobd", "--config",
-                               str(tmp_path / "config" / "jobd.toml")],
-                              env=env, stderr=subprocess.PIPE, text=True)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "jobd", "--config", str(tmp_path / "config" / "jobd.toml")],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while jobctl(sock, "status").returncode != 0:
@@ -63,8 +70,11 @@ def test_drop_a_csv_and_the_pipeline_runs(tmp_path: Path) -> None:
         assert "transform success, 2 rows" in (var / "outbox" / "report.log").read_text()
         human = jobctl(sock, "runs")
         assert human.returncode == 0 and "FLOW" in human.stdout.splitlines()[0]
-        [line] = [ln for ln in human.stdout.splitlines() if ln.split()[:2] ==
-                  [str(report["run_id"]), "report"]]
+        [line] = [
+            ln
+            for ln in human.stdout.splitlines()
+            if ln.split()[:2] == [str(report["run_id"]), "report"]
+        ]
         assert report["flow_id"] in line.split()
     finally:
         daemon.send_signal(signal.SIGTERM)

@@ -37,8 +37,12 @@ command = "echo cleanup"
 
 
 def jobctl(socket: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(socket),
-                           *args], capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(socket), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def runs_of(out: str) -> list[dict[str, Any]]:
@@ -52,13 +56,17 @@ def test_five_job_graph_as_in_airflow(tmp_path: Path) -> None:
     (tmp_path / "jobs.d" / "graph.toml").write_text(JOBS)
     sock = tmp_path / "jobd.sock"
     (tmp_path / "jobd.toml").write_text(
-        f'[daemon]\njobs_dir = "jobs.d"\nstate_dir = "{tmp_path / "var"}"\n'
-        f'socket = "{sock}"\n')
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "JOBD_CONFIG", "NO_COLOR")}
-    daemon = subprocess.Popen([sys.executable, "-m", "jobd", "--config",
-                               str(tmp_path / "jobd.toml")],
-                              env=env, stderr=subprocess.PIPE, text=True)
+        f'[daemon]\njobs_dir = "jobs.d"\nstate_dir = "{tmp_path / "var"}"\nsocket = "{sock}"\n'
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "JOBD_CONFIG", "NO_COLOR")
+    }
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "jobd", "--config", str(tmp_path / "jobd.toml")],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while jobctl(sock, "status").returncode != 0:
@@ -73,8 +81,12 @@ def test_five_job_graph_as_in_airflow(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, runs
             time.sleep(0.1)
         assert {r["job_id"]: r["state"] for r in runs} == {
-            "a": "failed", "b": "upstream_failed", "c": "upstream_failed",
-            "d": "succeeded", "e": "succeeded"}
+            "a": "failed",
+            "b": "upstream_failed",
+            "c": "upstream_failed",
+            "d": "succeeded",
+            "e": "succeeded",
+        }
         assert len({r["flow_id"] for r in runs}) == 1
         only = runs_of(jobctl(sock, "--json", "runs", "--state", "upstream_failed").stdout)
         assert sorted(r["job_id"] for r in only) == ["b", "c"]

@@ -30,8 +30,9 @@ def blockbuster() -> Iterator[BlockBuster]:
         # log writes land in the page cache; a thread hop per chunk would cost more than they do
         bb.functions["os.write"].can_block_in("jobd/executors/_logsink.py", "_write")
         # /proc/PID/stat is generated from memory: it never waits on a disk
-        bb.functions["io.BufferedReader.read"].can_block_in("jobd/executors/process.py",
-                                                            "process_start_ticks")
+        bb.functions["io.BufferedReader.read"].can_block_in(
+            "jobd/executors/process.py", "process_start_ticks"
+        )
         # rare paths: a missing log directory, explaining why a start failed
         bb.functions["os.mkdir"].can_block_in("jobd/executors/_logsink.py", "open_log")
         bb.functions["os.stat"].can_block_in("jobd/executors/local.py", "_start_error")

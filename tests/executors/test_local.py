@@ -41,8 +41,9 @@ async def test_exit_codes(executor: LocalExecutor, make_spec: SpecFactory) -> No
     assert killed == ProcessResult(exit_code=None, signal=signal.SIGUSR1)
 
 
-async def test_shell_string_vs_exec_list(executor: LocalExecutor, make_spec: SpecFactory,
-                                         log: Path) -> None:
+async def test_shell_string_vs_exec_list(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path
+) -> None:
     shell = argv_for(CommandAction(command="echo $0 | tr a-z A-Z"), default_python="unused")
     exec_ = argv_for(CommandAction(command=("echo", "$0", "|", "tr")), default_python="unused")
     with anyio.fail_after(10):
@@ -51,8 +52,9 @@ async def test_shell_string_vs_exec_list(executor: LocalExecutor, make_spec: Spe
     assert (await read_log(log)) == "/BIN/SH\n$0 | tr\n"
 
 
-async def test_exact_env_and_cwd(executor: LocalExecutor, make_spec: SpecFactory,
-                                 env: dict[str, str], log: Path, tmp_path: Path) -> None:
+async def test_exact_env_and_cwd(
+    executor: LocalExecutor, make_spec: SpecFactory, env: dict[str, str], log: Path, tmp_path: Path
+) -> None:
     work = tmp_path / "work dir"
     await anyio.Path(work).mkdir()
     with anyio.fail_after(10):
@@ -65,8 +67,9 @@ async def test_exact_env_and_cwd(executor: LocalExecutor, make_spec: SpecFactory
     assert (await read_log(log)) == f"{work}\n"
 
 
-async def test_stdout_stderr_to_log_stdin_is_null(executor: LocalExecutor,
-                                                  make_spec: SpecFactory, log: Path) -> None:
+async def test_stdout_stderr_to_log_stdin_is_null(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path
+) -> None:
     await write_log(log, "earlier stage\n")
     # cat would wait forever on an inherited terminal or pipe
     script = "echo out; echo err >&2; cat; echo after-cat"
@@ -76,34 +79,40 @@ async def test_stdout_stderr_to_log_stdin_is_null(executor: LocalExecutor,
     assert (await read_log(log)) == "earlier stage\nout\nerr\nafter-cat\n"
 
 
-async def test_flood_is_capped_and_drained(executor: LocalExecutor, make_spec: SpecFactory,
-                                           log: Path) -> None:
+async def test_flood_is_capped_and_drained(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path
+) -> None:
     cap = 1 << 20
     started = time.monotonic()
     with anyio.fail_after(10):
         result = await executor.run(
-            make_spec(["head", "-c", str(50 << 20), "/dev/zero"], log_max_bytes=cap))
+            make_spec(["head", "-c", str(50 << 20), "/dev/zero"], log_max_bytes=cap)
+        )
     elapsed = time.monotonic() - started
     assert result.ok
     assert elapsed < 5
-    data = (await anyio.Path(log).read_bytes())
+    data = await anyio.Path(log).read_bytes()
     assert data == b"\0" * cap + b"\n" + MARKER_LINE.format(cap).encode()
 
 
-async def test_cap_counts_what_the_log_already_holds(executor: LocalExecutor,
-                                                     make_spec: SpecFactory, log: Path) -> None:
+async def test_cap_counts_what_the_log_already_holds(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path
+) -> None:
     await write_log(log, "previous\n")
     with anyio.fail_after(10):
-        await executor.run(make_spec(["sh", "-c", "echo 0123456789; echo abcdefghij"],
-                                     log_max_bytes=21))
+        await executor.run(
+            make_spec(["sh", "-c", "echo 0123456789; echo abcdefghij"], log_max_bytes=21)
+        )
     assert (await read_log(log)) == "previous\n0123456789\na\n" + MARKER_LINE.format(21)
 
 
-async def test_timeout_term_then_kill(executor: LocalExecutor, make_spec: SpecFactory,
-                                      log: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_timeout_term_then_kill(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="jobd.executors")
-    spec = make_spec(["sh", "-c", "trap '' TERM; echo ready; sleep 30"],
-                     timeout=0.3, kill_grace=0.3)
+    spec = make_spec(
+        ["sh", "-c", "trap '' TERM; echo ready; sleep 30"], timeout=0.3, kill_grace=0.3
+    )
     started = time.monotonic()
     with anyio.fail_after(10):
         result = await executor.run(spec)
@@ -120,9 +129,9 @@ async def test_timeout_term_then_kill(executor: LocalExecutor, make_spec: SpecFa
     ]
 
 
-async def test_timeout_graceful_exit_within_grace(executor: LocalExecutor,
-                                                  make_spec: SpecFactory, log: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_timeout_graceful_exit_within_grace(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="jobd.executors")
     script = "trap 'echo cleaning up; exit 7' TERM; while :; do sleep 0.05; done"
     started = time.monotonic()
@@ -144,8 +153,9 @@ async def test_cancel_event(executor: LocalExecutor, make_spec: SpecFactory) -> 
 
     started = time.monotonic()
     with anyio.fail_after(10):
-        result = await executor.run(make_spec(["sleep", "30"]), on_started=on_started,
-                                    cancel=cancel)
+        result = await executor.run(
+            make_spec(["sleep", "30"]), on_started=on_started, cancel=cancel
+        )
     assert result == ProcessResult(exit_code=None, signal=signal.SIGTERM, cancelled=True)
     assert time.monotonic() - started < 2
     [(pid, ticks)] = seen
@@ -153,9 +163,9 @@ async def test_cancel_event(executor: LocalExecutor, make_spec: SpecFactory) -> 
     assert not alive(pid)
 
 
-async def test_cancel_set_before_start_runs_nothing(executor: LocalExecutor,
-                                                    make_spec: SpecFactory, log: Path,
-                                                    tmp_path: Path) -> None:
+async def test_cancel_set_before_start_runs_nothing(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path, tmp_path: Path
+) -> None:
     cancel = anyio.Event()
     cancel.set()
     with anyio.fail_after(10):
@@ -165,8 +175,9 @@ async def test_cancel_set_before_start_runs_nothing(executor: LocalExecutor,
     assert (await read_log(log)) == "[jobd: cancelled before it started]\n"
 
 
-async def test_on_started_gets_pid_and_start_ticks(executor: LocalExecutor,
-                                                   make_spec: SpecFactory, log: Path) -> None:
+async def test_on_started_gets_pid_and_start_ticks(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path
+) -> None:
     seen: list[tuple[int, int | None, int | None]] = []
 
     async def on_started(pid: int, ticks: int | None) -> None:
@@ -197,8 +208,9 @@ async def test_forked_children_do_not_survive(make_spec: SpecFactory, log: Path)
     await wait_dead(child)
 
 
-async def test_scope_cancellation_stops_the_group(executor: LocalExecutor,
-                                                  make_spec: SpecFactory, log: Path) -> None:
+async def test_scope_cancellation_stops_the_group(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path
+) -> None:
     leader: list[int] = []
     returned = False
 
@@ -207,8 +219,9 @@ async def test_scope_cancellation_stops_the_group(executor: LocalExecutor,
 
     async def run() -> None:
         nonlocal returned
-        await executor.run(make_spec(["sh", "-c", "sleep 100 & echo $!; wait"]),
-                           on_started=on_started)
+        await executor.run(
+            make_spec(["sh", "-c", "sleep 100 & echo $!; wait"]), on_started=on_started
+        )
         returned = True
 
     with anyio.fail_after(10):
@@ -223,8 +236,9 @@ async def test_scope_cancellation_stops_the_group(executor: LocalExecutor,
     assert "[jobd: stopped: the daemon cancelled the run (shutting down?)" in (await read_log(log))
 
 
-async def test_error_in_on_started_stops_the_process(executor: LocalExecutor,
-                                                     make_spec: SpecFactory) -> None:
+async def test_error_in_on_started_stops_the_process(
+    executor: LocalExecutor, make_spec: SpecFactory
+) -> None:
     leader: list[int] = []
 
     async def on_started(pid: int, ticks: int | None) -> None:
@@ -237,14 +251,19 @@ async def test_error_in_on_started_stops_the_process(executor: LocalExecutor,
 
 
 # start a process in a session of its own, and wait until it is there (field 6: session id)
-ESCAPE = ("setsid sleep 100 & p=$!; echo $p; "
-          "while [ \"$(cut -d' ' -f6 /proc/$p/stat)\" != $p ]; do sleep 0.01; done")
+ESCAPE = (
+    "setsid sleep 100 & p=$!; echo $p; "
+    "while [ \"$(cut -d' ' -f6 /proc/$p/stat)\" != $p ]; do sleep 0.01; done"
+)
 
 
-async def test_setsid_escapee_does_not_hold_the_run(executor: LocalExecutor,
-                                                    make_spec: SpecFactory, log: Path,
-                                                    marker: str,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_setsid_escapee_does_not_hold_the_run(
+    executor: LocalExecutor,
+    make_spec: SpecFactory,
+    log: Path,
+    marker: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # a process that leaves the group (setsid) is stopped when the run ends, found by its
     # cgroup leaf or its marker: it neither holds the run nor outlives it
     with anyio.fail_after(10):
@@ -257,20 +276,23 @@ async def test_setsid_escapee_does_not_hold_the_run(executor: LocalExecutor,
     with anyio.fail_after(10):
         while alive(escapee):  # noqa: ASYNC110 (another process: nothing to wait on)
             await anyio.sleep(0.02)
-    assert await anyio.to_thread.run_sync(
-        lambda: find_leftovers(1, None, None, marker=marker)) == []
+    assert (
+        await anyio.to_thread.run_sync(lambda: find_leftovers(1, None, None, marker=marker)) == []
+    )
 
 
-async def test_no_thread_per_child(executor: LocalExecutor, make_spec: SpecFactory,
-                                   tmp_path: Path) -> None:
+async def test_no_thread_per_child(
+    executor: LocalExecutor, make_spec: SpecFactory, tmp_path: Path
+) -> None:
     before = threading.active_count()
     during: list[int] = []
 
     async def one(i: int) -> None:
         # long enough that no run has ended (and been swept for escapees) by the sample
         # each its own run id, as in the daemon: runs sharing one would share a cgroup leaf
-        await executor.run(make_spec(["sleep", "1"], log_path=tmp_path / f"{i}.log",
-                                     env={RUN_ID_VAR: str(i + 1)}))
+        await executor.run(
+            make_spec(["sleep", "1"], log_path=tmp_path / f"{i}.log", env={RUN_ID_VAR: str(i + 1)})
+        )
 
     async def sample() -> None:
         await anyio.sleep(0.15)
@@ -288,8 +310,9 @@ async def test_no_thread_per_child(executor: LocalExecutor, make_spec: SpecFacto
 # --- what cannot start --------------------------------------------------------------------
 
 
-async def test_command_not_found(executor: LocalExecutor, make_spec: SpecFactory,
-                                 log: Path) -> None:
+async def test_command_not_found(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path
+) -> None:
     with anyio.fail_after(10):
         result = await executor.run(make_spec(["no-such-command-jobd"]))
     error = f"command not found: 'no-such-command-jobd' (No such file or directory; PATH={PATH})"
@@ -297,14 +320,22 @@ async def test_command_not_found(executor: LocalExecutor, make_spec: SpecFactory
     assert (await read_log(log)) == f"[jobd: {error}]\n"
 
 
-@pytest.mark.parametrize(("content", "mode", "expected"), [
-    (b"#!/bin/sh\necho hi\n", 0o644, "permission denied: cannot execute './tool' "),
-    (b"\x01\x02 not a program\n", 0o755, "cannot execute './tool': neither a binary nor a #!"),
-    (b"#!/no/such/interpreter\n", 0o755, "cannot run './tool': the interpreter on its #! line"),
-])
-async def test_file_that_cannot_run(executor: LocalExecutor, make_spec: SpecFactory,
-                                    tmp_path: Path, content: bytes, mode: int,
-                                    expected: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "mode", "expected"),
+    [
+        (b"#!/bin/sh\necho hi\n", 0o644, "permission denied: cannot execute './tool' "),
+        (b"\x01\x02 not a program\n", 0o755, "cannot execute './tool': neither a binary nor a #!"),
+        (b"#!/no/such/interpreter\n", 0o755, "cannot run './tool': the interpreter on its #! line"),
+    ],
+)
+async def test_file_that_cannot_run(
+    executor: LocalExecutor,
+    make_spec: SpecFactory,
+    tmp_path: Path,
+    content: bytes,
+    mode: int,
+    expected: str,
+) -> None:
     tool = tmp_path / "tool"
     tool.write_bytes(content)
     tool.chmod(mode)
@@ -314,25 +345,31 @@ async def test_file_that_cannot_run(executor: LocalExecutor, make_spec: SpecFact
     assert result.error is not None and result.error.startswith(expected)
 
 
-async def test_missing_workdir(executor: LocalExecutor, make_spec: SpecFactory,
-                               tmp_path: Path) -> None:
+async def test_missing_workdir(
+    executor: LocalExecutor, make_spec: SpecFactory, tmp_path: Path
+) -> None:
     with anyio.fail_after(10):
         result = await executor.run(make_spec(["true"], cwd=tmp_path / "gone"))
-    assert result.error == (f"cannot enter working directory '{tmp_path / 'gone'}' "
-                            "(No such file or directory)")
+    assert result.error == (
+        f"cannot enter working directory '{tmp_path / 'gone'}' (No such file or directory)"
+    )
 
 
 async def test_unwritable_log_drops_output_but_the_run_goes_on(
-        executor: LocalExecutor, make_spec: SpecFactory, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+    executor: LocalExecutor,
+    make_spec: SpecFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with anyio.fail_after(10):
         result = await executor.run(make_spec(["echo", "hi"], log_path=tmp_path))
     assert result.exit_code == 0 and result.error is None
     assert f"cannot open its log {tmp_path}: Is a directory" in caplog.text
 
 
-async def test_a_quiet_run_leaves_no_log_file(executor: LocalExecutor, make_spec: SpecFactory,
-                                             tmp_path: Path) -> None:
+async def test_a_quiet_run_leaves_no_log_file(
+    executor: LocalExecutor, make_spec: SpecFactory, tmp_path: Path
+) -> None:
     log = tmp_path / "quiet.log"
     with anyio.fail_after(10):
         result = await executor.run(make_spec(["true"], log_path=log))
@@ -348,19 +385,27 @@ def test_plan_user() -> None:
     as_root = plan_user("nobody", euid=0)
     assert as_root is not None
     assert (as_root.uid, as_root.gid, as_root.home, as_root.switch) == (
-        nobody.pw_uid, nobody.pw_gid, nobody.pw_dir, True)
+        nobody.pw_uid,
+        nobody.pw_gid,
+        nobody.pw_dir,
+        True,
+    )
     assert nobody.pw_gid in as_root.groups
     same = plan_user(str(nobody.pw_uid), euid=nobody.pw_uid)
     assert same is not None and not same.switch and same.name == "nobody"
-    with pytest.raises(ValueError, match=r"cannot run as user 'nobody': the daemon runs as "
-                                         r"uid 1234, not root"):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot run as user 'nobody': the daemon runs as "
+        r"uid 1234, not root",
+    ):
         plan_user("nobody", euid=1234)
     with pytest.raises(ValueError, match="cannot run as user 'no-such-user-jobd': no such user"):
         plan_user("no-such-user-jobd", euid=0)
 
 
-async def test_unknown_user_fails_the_run(executor: LocalExecutor, make_spec: SpecFactory,
-                                          log: Path) -> None:
+async def test_unknown_user_fails_the_run(
+    executor: LocalExecutor, make_spec: SpecFactory, log: Path
+) -> None:
     with anyio.fail_after(10):
         result = await executor.run(make_spec(["true"], user="no-such-user-jobd"))
     assert result.error == "cannot run as user 'no-such-user-jobd': no such user"
@@ -372,8 +417,12 @@ async def test_runs_as_user(executor: LocalExecutor, make_spec: SpecFactory, log
     nobody = pwd.getpwnam("nobody")
     script = 'id -u; id -g; echo "$HOME $USER $LOGNAME"'
     with anyio.fail_after(10):
-        result = await executor.run(make_spec(["sh", "-c", script], user="nobody",
-                                              cwd=Path("/"), env={"HOME": "/root"}))
+        result = await executor.run(
+            make_spec(["sh", "-c", script], user="nobody", cwd=Path("/"), env={"HOME": "/root"})
+        )
     assert result.ok
     assert (await read_log(log)).splitlines() == [
-        str(nobody.pw_uid), str(nobody.pw_gid), f"{nobody.pw_dir} nobody nobody"]
+        str(nobody.pw_uid),
+        str(nobody.pw_gid),
+        f"{nobody.pw_dir} nobody nobody",
+    ]

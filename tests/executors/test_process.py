@@ -32,8 +32,30 @@ Popen = Callable[..., subprocess.Popen[bytes]]
 def stat_line(comm: str, start: int) -> bytes:
     # pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
     # stime cutime cstime priority nice threads itrealvalue starttime vsize ...
-    fields = ["S", "1", "2", "3", "0", "-1", "4194560", "5", "0", "0", "0", "7", "8", "0",
-              "0", "20", "0", "1", "0", str(start), "1000", "50"]
+    fields = [
+        "S",
+        "1",
+        "2",
+        "3",
+        "0",
+        "-1",
+        "4194560",
+        "5",
+        "0",
+        "0",
+        "0",
+        "7",
+        "8",
+        "0",
+        "0",
+        "20",
+        "0",
+        "1",
+        "0",
+        str(start),
+        "1000",
+        "50",
+    ]
     return f"4242 ({comm}) {' '.join(fields)}\n".encode()
 
 
@@ -42,8 +64,15 @@ def test_parse_start_ticks(comm: str) -> None:
     assert parse_start_ticks(stat_line(comm, 987654)) == 987654
 
 
-@pytest.mark.parametrize("line", [b"", b"4242 (x) S 1 2", b"no paren at all " * 5,
-                                  stat_line("x", 1).replace(b" 1 1000", b" z 1000")])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"",
+        b"4242 (x) S 1 2",
+        b"no paren at all " * 5,
+        stat_line("x", 1).replace(b" 1 1000", b" z 1000"),
+    ],
+)
 def test_parse_start_ticks_garbage(line: bytes) -> None:
     assert parse_start_ticks(line) is None
 
@@ -94,8 +123,9 @@ def test_leftover_found_by_pid_and_start_ticks_only(popen: Popen, marker: str) -
     assert find_leftovers(7, proc.pid, None, marker=marker) == []
 
 
-async def test_stop_leftovers_term_then_kill(popen: Popen, marker: str,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+async def test_stop_leftovers_term_then_kill(
+    popen: Popen, marker: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="jobd.executors")
     popen(["sh", "-c", "trap '' TERM; sleep 30 & wait"], env=marked(marker, 5))
     polite = popen(["sleep", "30"], env=marked(marker, 5))
@@ -106,8 +136,11 @@ async def test_stop_leftovers_term_then_kill(popen: Popen, marker: str,
         assert await stop_leftovers([*pids, 999_999_999], grace=0.3) == []
     assert 0.3 <= time.monotonic() - started < 3
     assert not any(alive(pid) for pid in pids)
-    killed = {r.args[0] for r in caplog.records  # type: ignore[index]
-              if "sending SIGKILL" in r.getMessage()}
+    killed = {
+        r.args[0]  # type: ignore[index]
+        for r in caplog.records
+        if "sending SIGKILL" in r.getMessage()
+    }
     assert killed == set(pids) - {polite.pid}
 
 

@@ -9,8 +9,22 @@ from typing import Any
 from jobd.expressions import parse_condition
 
 # Table tests use GitHub's own context names (foo, test, ...) besides jobd's roots.
-TABLE_ROOTS = ("params", "matrix", "needs", "env", "job", "run", "now", "foo", "test", "context",
-               "myarray", "myobject", "emptyarray", "emptyobject")
+TABLE_ROOTS = (
+    "params",
+    "matrix",
+    "needs",
+    "env",
+    "job",
+    "run",
+    "now",
+    "foo",
+    "test",
+    "context",
+    "myarray",
+    "myobject",
+    "emptyarray",
+    "emptyobject",
+)
 
 
 def ev(expr: str, contexts: Mapping[str, Any] | None = None) -> Any:
@@ -29,9 +43,15 @@ def same(actual: Any, expected: Any) -> bool:
             return math.isnan(actual)
         return actual == expected and math.copysign(1, actual) == math.copysign(1, expected)
     if isinstance(expected, dict):
-        return isinstance(actual, Mapping) and actual.keys() == expected.keys() and all(
-            same(actual[k], v) for k, v in expected.items())
+        return (
+            isinstance(actual, Mapping)
+            and actual.keys() == expected.keys()
+            and all(same(actual[k], v) for k, v in expected.items())
+        )
     if isinstance(expected, list):
-        return isinstance(actual, list | tuple) and len(actual) == len(expected) and all(
-            same(a, e) for a, e in zip(actual, expected, strict=True))
+        return (
+            isinstance(actual, list | tuple)
+            and len(actual) == len(expected)
+            and all(same(a, e) for a, e in zip(actual, expected, strict=True))
+        )
     return type(actual) is type(expected) and actual == expected

@@ -26,13 +26,80 @@ CTX: dict[str, Any] = {
 }
 
 PIECES = [
-    "${{", "}}", " ", "'", "''", "(", ")", "[", "]", ".", ",", "*", "!", "==", "!=", "<", "<=",
-    ">", ">=", "&&", "||", "=", "&", "|", "-", "+", "0", "1.5", "0x1f", "1e3", "NaN",
-    "Infinity", "true", "false", "null", "params", "matrix", "needs", "env", "job", "run", "now",
-    "a", "b", "json", "os", "list", "obj", "k", "up", "outputs", "result", "contains(",
-    "startsWith(", "endsWith(", "format(", "join(", "fromJson(", "toJson(", "'{0}'", "'{'",
-    "'x'", "__import__('os')", "__class__", "lambda: 1", "\n", "\"", "{{", "}", "$", "\\",
-    "ı", "é", "\x00",
+    "${{",
+    "}}",
+    " ",
+    "'",
+    "''",
+    "(",
+    ")",
+    "[",
+    "]",
+    ".",
+    ",",
+    "*",
+    "!",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "&&",
+    "||",
+    "=",
+    "&",
+    "|",
+    "-",
+    "+",
+    "0",
+    "1.5",
+    "0x1f",
+    "1e3",
+    "NaN",
+    "Infinity",
+    "true",
+    "false",
+    "null",
+    "params",
+    "matrix",
+    "needs",
+    "env",
+    "job",
+    "run",
+    "now",
+    "a",
+    "b",
+    "json",
+    "os",
+    "list",
+    "obj",
+    "k",
+    "up",
+    "outputs",
+    "result",
+    "contains(",
+    "startsWith(",
+    "endsWith(",
+    "format(",
+    "join(",
+    "fromJson(",
+    "toJson(",
+    "'{0}'",
+    "'{'",
+    "'x'",
+    "__import__('os')",
+    "__class__",
+    "lambda: 1",
+    "\n",
+    '"',
+    "{{",
+    "}",
+    "$",
+    "\\",
+    "ı",
+    "é",
+    "\x00",
 ]
 
 texts = st.one_of(
@@ -72,10 +139,21 @@ def test_random_conditions_raise_only_expression_error(text: str) -> None:
 
 def test_python_payloads_are_not_python() -> None:
     canary: dict[str, Any] = {"params": {}}
-    for payload in ("__import__('os').system('false')", "params.__setitem__('x', 1)",
-                    "params.update({'x': 1})", "exec('x=1')", "eval('1')", "().__class__",
-                    "[c for c in ()]", "lambda: 0", "1 if 1 else 0", "params['x'] = 1",
-                    "import os", "open('/etc/passwd')", "{'a': 1}"):
+    for payload in (
+        "__import__('os').system('false')",
+        "params.__setitem__('x', 1)",
+        "params.update({'x': 1})",
+        "exec('x=1')",
+        "eval('1')",
+        "().__class__",
+        "[c for c in ()]",
+        "lambda: 0",
+        "1 if 1 else 0",
+        "params['x'] = 1",
+        "import os",
+        "open('/etc/passwd')",
+        "{'a': 1}",
+    ):
         for text in (payload, "${{ " + payload + " }}"):
             try:
                 parse_condition(text).evaluate(canary)
@@ -95,7 +173,13 @@ def test_the_package_never_calls_python_evaluation() -> None:
                 continue
             f = node.func
             bad = (isinstance(f, ast.Name) and f.id in builtins) or (
-                isinstance(f, ast.Attribute) and (f.attr in methods or (
-                    f.attr in builtins and not (isinstance(f.value, ast.Name)
-                                                and f.value.id == "re"))))
+                isinstance(f, ast.Attribute)
+                and (
+                    f.attr in methods
+                    or (
+                        f.attr in builtins
+                        and not (isinstance(f.value, ast.Name) and f.value.id == "re")
+                    )
+                )
+            )
             assert not bad, f"{path.name}:{node.lineno} calls {ast.unparse(f)}"

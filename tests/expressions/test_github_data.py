@@ -28,8 +28,14 @@ from jobd.expressions import ExpressionError, parse_condition
 from jobd.expressions.values import Kind, kind_of
 
 DATA = Path(__file__).parent / "data"
-KIND = {Kind.NULL: "Null", Kind.BOOLEAN: "Boolean", Kind.NUMBER: "Number",
-        Kind.STRING: "String", Kind.ARRAY: "Array", Kind.OBJECT: "Object"}
+KIND = {
+    Kind.NULL: "Null",
+    Kind.BOOLEAN: "Boolean",
+    Kind.NUMBER: "Number",
+    Kind.STRING: "String",
+    Kind.ARRAY: "Array",
+    Kind.OBJECT: "Object",
+}
 
 # (file, group, expression): GitHub gives a value; jobd refuses it at load time, by choice.
 LOAD_TIME: frozenset[tuple[str, str, str]] = frozenset()
@@ -42,8 +48,11 @@ def cases() -> list[Any]:
             for i, case in enumerate(items):
                 if "typescript" in (case.get("options") or {}).get("skip", []):
                     continue
-                out.append(pytest.param(path.stem, group, case,
-                                        id=f"{path.stem}:{group}:{i}:{case['expr'][:40]}"))
+                out.append(
+                    pytest.param(
+                        path.stem, group, case, id=f"{path.stem}:{group}:{i}:{case['expr'][:40]}"
+                    )
+                )
     return out
 
 

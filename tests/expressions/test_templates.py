@@ -20,8 +20,10 @@ from jobd.expressions import (
 CTX: dict[str, Any] = {
     "params": {"name": "world", "count": "3", "empty": ""},
     "matrix": {"os": "linux", "node": 20, "py": 3.12, "flag": True, "list": ["a", "b"]},
-    "needs": {"extract": {"result": "success", "outputs": {"rows": "42", "json": '{"a": [1]}'}},
-              "load": {"result": "failure", "outputs": {}}},
+    "needs": {
+        "extract": {"result": "success", "outputs": {"rows": "42", "json": '{"a": [1]}'}},
+        "load": {"result": "failure", "outputs": {}},
+    },
     "env": {"HOME": "/root"},
     "job": {"id": "etl"},
     "run": {"id": 7, "attempt": 2},
@@ -41,27 +43,30 @@ def test_plain_text_has_no_expressions() -> None:
     assert parse_template("").render({}) == ""
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("hello ${{ params.name }}!", "hello world!"),
-    ("${{ matrix.os }}-${{ matrix.node }}", "linux-20"),
-    ("${{matrix.py}}", "3.12"),
-    ("${{ matrix.flag }} ${{ null }} ${{ params.missing }}|", "true  |"),
-    ("${{ matrix.list }}", '["a","b"]'),
-    ("${{ needs.extract.outputs }}", '{"rows":"42","json":"{\\"a\\": [1]}"}'),
-    ("${{ needs.extract.outputs.rows }} rows", "42 rows"),
-    ("${{ fromJson(needs.extract.outputs.json).a[0] }}", "1"),
-    ("${{ run.attempt > 1 && 'retry' || 'first' }}", "retry"),
-    ("${{ 1.0 }} ${{ 2.50 }} ${{ 1e3 }}", "1 2.5 1000"),
-    ("${{ '}}' }}", "}}"),
-    ("${{ 'it''s' }}", "it's"),
-    ("a ${{ 'x' }} b ${{ 'y' }} c", "a x b y c"),
-    ("${{ params.NAME }}", "world"),
-    ("${{ Params.name }}", "world"),
-    ("${{ format('{0}/{1}', env.HOME, job.id) }}", "/root/etl"),
-    ("line1\n${{ params.name }}\nline3", "line1\nworld\nline3"),
-    ("}} ${{ params.name }} }}", "}} world }}"),
-    ("a${{ }}b${{}}c", "abc"),  # an empty expression is null, as in GitHub
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hello ${{ params.name }}!", "hello world!"),
+        ("${{ matrix.os }}-${{ matrix.node }}", "linux-20"),
+        ("${{matrix.py}}", "3.12"),
+        ("${{ matrix.flag }} ${{ null }} ${{ params.missing }}|", "true  |"),
+        ("${{ matrix.list }}", '["a","b"]'),
+        ("${{ needs.extract.outputs }}", '{"rows":"42","json":"{\\"a\\": [1]}"}'),
+        ("${{ needs.extract.outputs.rows }} rows", "42 rows"),
+        ("${{ fromJson(needs.extract.outputs.json).a[0] }}", "1"),
+        ("${{ run.attempt > 1 && 'retry' || 'first' }}", "retry"),
+        ("${{ 1.0 }} ${{ 2.50 }} ${{ 1e3 }}", "1 2.5 1000"),
+        ("${{ '}}' }}", "}}"),
+        ("${{ 'it''s' }}", "it's"),
+        ("a ${{ 'x' }} b ${{ 'y' }} c", "a x b y c"),
+        ("${{ params.NAME }}", "world"),
+        ("${{ Params.name }}", "world"),
+        ("${{ format('{0}/{1}', env.HOME, job.id) }}", "/root/etl"),
+        ("line1\n${{ params.name }}\nline3", "line1\nworld\nline3"),
+        ("}} ${{ params.name }} }}", "}} world }}"),
+        ("a${{ }}b${{}}c", "abc"),  # an empty expression is null, as in GitHub
+    ],
+)
 def test_render(text: str, expected: str) -> None:
     assert render(text) == expected
 
@@ -91,38 +96,49 @@ def test_condition_forms() -> None:
     assert parse_template("${{ 1 }}") == parse_template("${{ 1 }}")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("echo ${{ params.a", "unclosed '${{' at column 6 in 'echo ${{ params.a'"),
-    ("x ${{ params.a && && params.b }}",
-     "unexpected token '&&' at column 19 in 'params.a && && params.b'"),
-    ("${{ params.a && }}", "unexpected end of expression at column 16 in 'params.a &&'"),
-    ("${{ lenght(params.a) }}", "unknown function 'lenght' at column 5"),
-    ("${{ contians(params.a, 'x') }}", "did you mean 'contains'?"),
-    ("${{ fromjson('1', 2) }}", "function 'fromJson' takes 1 argument, got 2"),
-    ("${{ contains('a') }}", "function 'contains' takes 2 arguments, got 1"),
-    ("${{ join() }}", "function 'join' takes 1 or 2 arguments, got 0"),
-    ("${{ format() }}", "function 'format' takes at least 1 argument, got 0"),
-    ("${{ github.sha }}", "unknown context 'github' at column 5 in 'github.sha'; expressions may "
-                          "read params, matrix, needs, env, job, run, now"),
-    ("${{ parms.x }}", "did you mean 'params'?"),
-    ("${{ format }}", "'format' is a function: call it with (...)"),
-    ("${{ success() }}", "jobd has no status functions"),
-    ("${{ \"x\" }}", "unexpected '\"' at column 5 in '\"x\"'; strings take single quotes"),
-    ("${{ params.a = 1 }}", "unexpected '=' at column 14 in 'params.a = 1'; did you mean '=='?"),
-    ("${{ params.a & 1 }}", "did you mean '&&'?"),
-    ("${{ params.a | 1 }}", "did you mean '||'?"),
-    ("${{ 'abc }}", "unclosed string at column 5"),
-    ("${{ params.a params.b }}", "unexpected token 'params' at column 14"),
-    ("${{ 1.2.3 }}", "invalid number '1.2.3' at column 5"),
-    ("${{ (params.a }}", "unexpected end of expression"),
-    ("${{ params[ }}", "unexpected end of expression"),
-    ("${{ 'a'[0] }}", "unexpected token '['"),
-    ("${{ params.a, 1 }}", "unexpected token ','"),
-    ("${{ params.# }}", "unexpected symbol '#'"),
-    ("${{ f(x) }}", "unknown function 'f'"),
-    ("${{ __import__('os') }}", "unknown function '__import__'"),
-    ("one\ntwo ${{ params.a ! }}", "at line 2, column 18"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("echo ${{ params.a", "unclosed '${{' at column 6 in 'echo ${{ params.a'"),
+        (
+            "x ${{ params.a && && params.b }}",
+            "unexpected token '&&' at column 19 in 'params.a && && params.b'",
+        ),
+        ("${{ params.a && }}", "unexpected end of expression at column 16 in 'params.a &&'"),
+        ("${{ lenght(params.a) }}", "unknown function 'lenght' at column 5"),
+        ("${{ contians(params.a, 'x') }}", "did you mean 'contains'?"),
+        ("${{ fromjson('1', 2) }}", "function 'fromJson' takes 1 argument, got 2"),
+        ("${{ contains('a') }}", "function 'contains' takes 2 arguments, got 1"),
+        ("${{ join() }}", "function 'join' takes 1 or 2 arguments, got 0"),
+        ("${{ format() }}", "function 'format' takes at least 1 argument, got 0"),
+        (
+            "${{ github.sha }}",
+            "unknown context 'github' at column 5 in 'github.sha'; expressions may "
+            "read params, matrix, needs, env, job, run, now",
+        ),
+        ("${{ parms.x }}", "did you mean 'params'?"),
+        ("${{ format }}", "'format' is a function: call it with (...)"),
+        ("${{ success() }}", "jobd has no status functions"),
+        ('${{ "x" }}', "unexpected '\"' at column 5 in '\"x\"'; strings take single quotes"),
+        (
+            "${{ params.a = 1 }}",
+            "unexpected '=' at column 14 in 'params.a = 1'; did you mean '=='?",
+        ),
+        ("${{ params.a & 1 }}", "did you mean '&&'?"),
+        ("${{ params.a | 1 }}", "did you mean '||'?"),
+        ("${{ 'abc }}", "unclosed string at column 5"),
+        ("${{ params.a params.b }}", "unexpected token 'params' at column 14"),
+        ("${{ 1.2.3 }}", "invalid number '1.2.3' at column 5"),
+        ("${{ (params.a }}", "unexpected end of expression"),
+        ("${{ params[ }}", "unexpected end of expression"),
+        ("${{ 'a'[0] }}", "unexpected token '['"),
+        ("${{ params.a, 1 }}", "unexpected token ','"),
+        ("${{ params.# }}", "unexpected symbol '#'"),
+        ("${{ f(x) }}", "unknown function 'f'"),
+        ("${{ __import__('os') }}", "unknown function '__import__'"),
+        ("one\ntwo ${{ params.a ! }}", "at line 2, column 18"),
+    ],
+)
 def test_parse_errors_are_clear(text: str, message: str) -> None:
     with pytest.raises(ExpressionError) as info:
         parse_template(text)
@@ -134,15 +150,18 @@ def test_error_is_a_value_error() -> None:
         parse_condition("foo")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "empty condition"),
-    ("   ", "empty condition"),
-    ("${{ }}", "empty condition: '${{ }}'"),
-    ("${{}}", "empty condition"),
-    ("${{ 1 }} && ${{ 2 }}", "a condition is one expression"),
-    ("${{ 1 }} extra", "a condition is one expression"),
-    ("1 ==", "unexpected end of expression at column 5 in '1 =='"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty condition"),
+        ("   ", "empty condition"),
+        ("${{ }}", "empty condition: '${{ }}'"),
+        ("${{}}", "empty condition"),
+        ("${{ 1 }} && ${{ 2 }}", "a condition is one expression"),
+        ("${{ 1 }} extra", "a condition is one expression"),
+        ("1 ==", "unexpected end of expression at column 5 in '1 =='"),
+    ],
+)
 def test_condition_errors(text: str, message: str) -> None:
     with pytest.raises(ExpressionError) as info:
         parse_condition(text)
@@ -156,15 +175,24 @@ def test_roots_can_be_narrowed() -> None:
     assert set(ROOTS) == {"params", "matrix", "needs", "env", "job", "run", "now"}
 
 
-@pytest.mark.parametrize(("text", "ctx", "message"), [
-    ("${{ fromJson(params.x) }}", {"params": {"x": "{bad"}},
-     "fromJson: not valid JSON: '{bad'"),
-    ("${{ fromJson(params.x) }}", {"params": {"x": "  "}}, "fromJson: the input is empty"),
-    ("${{ fromJson(params.x) }}", {"params": {"x": "NaN"}}, "fromJson: not valid JSON"),
-    ("${{ fromJson(params.x) }}", {"params": {"x": "[" * 100_000 + "]" * 100_000}},
-     "nested too deeply"),
-    ("${{ format(params.x) }}", {"params": {"x": "}"}}, "invalid format string"),
-])
+@pytest.mark.parametrize(
+    ("text", "ctx", "message"),
+    [
+        (
+            "${{ fromJson(params.x) }}",
+            {"params": {"x": "{bad"}},
+            "fromJson: not valid JSON: '{bad'",
+        ),
+        ("${{ fromJson(params.x) }}", {"params": {"x": "  "}}, "fromJson: the input is empty"),
+        ("${{ fromJson(params.x) }}", {"params": {"x": "NaN"}}, "fromJson: not valid JSON"),
+        (
+            "${{ fromJson(params.x) }}",
+            {"params": {"x": "[" * 100_000 + "]" * 100_000}},
+            "nested too deeply",
+        ),
+        ("${{ format(params.x) }}", {"params": {"x": "}"}}, "invalid format string"),
+    ],
+)
 def test_runtime_errors_name_the_expression(text: str, ctx: dict[str, Any], message: str) -> None:
     with pytest.raises(ExpressionError) as info:
         parse_template(text).render(ctx)
@@ -182,8 +210,13 @@ def test_to_json_of_a_value_that_contains_itself() -> None:
 def test_nesting_is_bounded() -> None:
     ok = "(" * 40 + "1" + ")" * 40
     assert parse_condition(ok).evaluate({}) == 1
-    for deep in ("(" * 60 + "1" + ")" * 60, "!" * 60 + "1", " == ".join(["1"] * 60),
-                 "params" + ".a" * 60, "format(" * 60 + "'x'" + ")" * 60):
+    for deep in (
+        "(" * 60 + "1" + ")" * 60,
+        "!" * 60 + "1",
+        " == ".join(["1"] * 60),
+        "params" + ".a" * 60,
+        "format(" * 60 + "'x'" + ")" * 60,
+    ):
         with pytest.raises(ExpressionError, match="nested more than 50 levels"):
             parse_condition(deep)
     with pytest.raises(ExpressionError, match="longer than 21000") as info:
@@ -213,6 +246,13 @@ def test_no_python_attribute_or_item_is_reachable() -> None:
             return "leaked"
 
     ctx = {"params": Secret(), "env": {"x": Secret()}}
-    for expr in ("params.token", "params['token']", "params.__class__", "env.x.token",
-                 "env.x.__dict__", "env.__class__", "toJson(env)"):
+    for expr in (
+        "params.token",
+        "params['token']",
+        "params.__class__",
+        "env.x.token",
+        "env.x.__dict__",
+        "env.__class__",
+        "toJson(env)",
+    ):
         assert "leaked" not in render("${{ " + expr + " }}", ctx)

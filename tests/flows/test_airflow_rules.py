@@ -36,8 +36,12 @@ from jobd._enums import RunState, TriggerRule
 from jobd.flows import FlowState, Verdict, judge
 
 SUCCESS, FAILED, SKIPPED, UPSTREAM_FAILED, RUNNING = (
-    RunState.SUCCEEDED, RunState.FAILED, RunState.SKIPPED, RunState.UPSTREAM_FAILED,
-    RunState.RUNNING)
+    RunState.SUCCEEDED,
+    RunState.FAILED,
+    RunState.SKIPPED,
+    RunState.UPSTREAM_FAILED,
+    RunState.RUNNING,
+)
 
 
 class Counts(NamedTuple):
@@ -51,8 +55,7 @@ class Counts(NamedTuple):
     upstream: int
 
 
-def airflow_dep(rule: str, c: Counts, flag_upstream_failed: bool = True
-                ) -> tuple[bool, str | None]:
+def airflow_dep(rule: str, c: Counts, flag_upstream_failed: bool = True) -> tuple[bool, str | None]:
     """(passed, the state the dep sets or None), transcribed from Airflow's
     ``_evaluate_direct_relatives``."""
     success, skipped, failed, upstream_failed = c.success, c.skipped, c.failed, c.upstream_failed
@@ -111,9 +114,14 @@ def airflow_dep(rule: str, c: Counts, flag_upstream_failed: bool = True
 
 def counts_of(states: tuple[RunState, ...]) -> Counts:
     n = {s: states.count(s) for s in (SUCCESS, SKIPPED, FAILED, UPSTREAM_FAILED)}
-    return Counts(success=n[SUCCESS], skipped=n[SKIPPED], failed=n[FAILED],
-                  upstream_failed=n[UPSTREAM_FAILED], done=sum(n.values()),
-                  upstream=len(states))
+    return Counts(
+        success=n[SUCCESS],
+        skipped=n[SKIPPED],
+        failed=n[FAILED],
+        upstream_failed=n[UPSTREAM_FAILED],
+        done=sum(n.values()),
+        upstream=len(states),
+    )
 
 
 def as_verdict(passed: bool, new_state: str | None) -> Verdict:
@@ -128,9 +136,11 @@ def needs(states: tuple[RunState, ...]) -> dict[str, RunState | None]:
     return {f"n{i}": (None if s is RUNNING else s) for i, s in enumerate(states)}
 
 
-COMBINATIONS = [combo for n in (1, 2, 3)
-                for combo in itertools.product(
-                    (SUCCESS, FAILED, SKIPPED, UPSTREAM_FAILED, RUNNING), repeat=n)]
+COMBINATIONS = [
+    combo
+    for n in (1, 2, 3)
+    for combo in itertools.product((SUCCESS, FAILED, SKIPPED, UPSTREAM_FAILED, RUNNING), repeat=n)
+]
 
 
 def test_the_table_covers_every_combination() -> None:
@@ -158,11 +168,11 @@ def test_decided_as_soon_as_certain(rule: TriggerRule) -> None:
     for combo in COMBINATIONS:
         verdict = judge(rule, needs(combo))
         outcomes = set()
-        for fill in itertools.product((SUCCESS, FAILED, SKIPPED, UPSTREAM_FAILED),
-                                      repeat=combo.count(RUNNING)):
+        for fill in itertools.product(
+            (SUCCESS, FAILED, SKIPPED, UPSTREAM_FAILED), repeat=combo.count(RUNNING)
+        ):
             it = iter(fill)
-            outcomes.add(judge(rule, needs(tuple(next(it) if s is RUNNING else s
-                                                 for s in combo))))
+            outcomes.add(judge(rule, needs(tuple(next(it) if s is RUNNING else s for s in combo))))
         if verdict is Verdict.WAIT:
             assert RUNNING in combo, combo
             assert len(outcomes) > 1 or outcomes == {Verdict.RUN}, combo
@@ -179,10 +189,20 @@ class AirflowCase(NamedTuple):
     state: str | None  # the state Airflow's test expects the task to get; "-" when unchecked
 
 
-def _st(success: int = 0, skipped: int = 0, failed: int = 0, upstream_failed: int = 0,
-        unfinished: int = 0) -> tuple[RunState, ...]:
-    return ((SUCCESS,) * success + (SKIPPED,) * skipped + (FAILED,) * failed
-            + (UPSTREAM_FAILED,) * upstream_failed + (RUNNING,) * unfinished)
+def _st(
+    success: int = 0,
+    skipped: int = 0,
+    failed: int = 0,
+    upstream_failed: int = 0,
+    unfinished: int = 0,
+) -> tuple[RunState, ...]:
+    return (
+        (SUCCESS,) * success
+        + (SKIPPED,) * skipped
+        + (FAILED,) * failed
+        + (UPSTREAM_FAILED,) * upstream_failed
+        + (RUNNING,) * unfinished
+    )
 
 
 TR = TriggerRule
@@ -191,46 +211,119 @@ TR = TriggerRule
 # none_failed_min_one_success, all_skipped, all_done_setup_success, always), for mapped tasks
 # (removed) and for depends_on_past are left out.
 AIRFLOW_CASES = [
-    AirflowCase("test_one_success_tr_success", TR.ONE_SUCCESS,
-                _st(success=1, skipped=2, failed=3, upstream_failed=2), False, True, "-"),
-    AirflowCase("test_one_success_tr_failure", TR.ONE_SUCCESS,
-                _st(skipped=2, failed=2, upstream_failed=2), False, False, "-"),
-    AirflowCase("test_one_failure_tr_failure", TR.ONE_FAILED, _st(success=2), False, False,
-                "-"),
-    AirflowCase("test_one_failure_tr_success", TR.ONE_FAILED, _st(skipped=2, failed=2), False,
-                True, "-"),
-    AirflowCase("test_one_failure_tr_success_no_failed", TR.ONE_FAILED,
-                _st(skipped=2, upstream_failed=2), False, True, "-"),
-    AirflowCase("test_all_success_tr_success", TR.ALL_SUCCESS, _st(success=1), False, True,
-                "-"),
-    AirflowCase("test_all_success_tr_failure", TR.ALL_SUCCESS, _st(success=1, failed=1),
-                False, False, "-"),
-    AirflowCase("test_all_success_tr_skip[True]", TR.ALL_SUCCESS, _st(success=1, skipped=1),
-                True, False, "skipped"),
-    AirflowCase("test_all_success_tr_skip[False]", TR.ALL_SUCCESS, _st(success=1, skipped=1),
-                False, False, None),
-    AirflowCase("test_none_failed_tr_success[True]", TR.NONE_FAILED,
-                _st(success=1, skipped=1), True, True, None),
-    AirflowCase("test_none_failed_tr_success[False]", TR.NONE_FAILED,
-                _st(success=1, skipped=1), False, True, None),
-    AirflowCase("test_none_failed_tr_failure", TR.NONE_FAILED,
-                _st(success=1, skipped=1, failed=1), False, False, "-"),
+    AirflowCase(
+        "test_one_success_tr_success",
+        TR.ONE_SUCCESS,
+        _st(success=1, skipped=2, failed=3, upstream_failed=2),
+        False,
+        True,
+        "-",
+    ),
+    AirflowCase(
+        "test_one_success_tr_failure",
+        TR.ONE_SUCCESS,
+        _st(skipped=2, failed=2, upstream_failed=2),
+        False,
+        False,
+        "-",
+    ),
+    AirflowCase("test_one_failure_tr_failure", TR.ONE_FAILED, _st(success=2), False, False, "-"),
+    AirflowCase(
+        "test_one_failure_tr_success", TR.ONE_FAILED, _st(skipped=2, failed=2), False, True, "-"
+    ),
+    AirflowCase(
+        "test_one_failure_tr_success_no_failed",
+        TR.ONE_FAILED,
+        _st(skipped=2, upstream_failed=2),
+        False,
+        True,
+        "-",
+    ),
+    AirflowCase("test_all_success_tr_success", TR.ALL_SUCCESS, _st(success=1), False, True, "-"),
+    AirflowCase(
+        "test_all_success_tr_failure", TR.ALL_SUCCESS, _st(success=1, failed=1), False, False, "-"
+    ),
+    AirflowCase(
+        "test_all_success_tr_skip[True]",
+        TR.ALL_SUCCESS,
+        _st(success=1, skipped=1),
+        True,
+        False,
+        "skipped",
+    ),
+    AirflowCase(
+        "test_all_success_tr_skip[False]",
+        TR.ALL_SUCCESS,
+        _st(success=1, skipped=1),
+        False,
+        False,
+        None,
+    ),
+    AirflowCase(
+        "test_none_failed_tr_success[True]",
+        TR.NONE_FAILED,
+        _st(success=1, skipped=1),
+        True,
+        True,
+        None,
+    ),
+    AirflowCase(
+        "test_none_failed_tr_success[False]",
+        TR.NONE_FAILED,
+        _st(success=1, skipped=1),
+        False,
+        True,
+        None,
+    ),
+    AirflowCase(
+        "test_none_failed_tr_failure",
+        TR.NONE_FAILED,
+        _st(success=1, skipped=1, failed=1),
+        False,
+        False,
+        "-",
+    ),
     AirflowCase("test_all_failed_tr_success", TR.ALL_FAILED, _st(failed=2), False, True, "-"),
-    AirflowCase("test_all_failed_tr_failure", TR.ALL_FAILED, _st(success=2), False, False,
-                "-"),
+    AirflowCase("test_all_failed_tr_failure", TR.ALL_FAILED, _st(success=2), False, False, "-"),
     AirflowCase("test_all_done_tr_success", TR.ALL_DONE, _st(success=2), False, True, "-"),
-    AirflowCase("test_all_done_tr_failure", TR.ALL_DONE, _st(success=1, unfinished=1), False,
-                False, "-"),
-    AirflowCase("test_none_skipped_tr_success[True]", TR.NONE_SKIPPED,
-                _st(success=2, failed=1), True, True, "-"),
-    AirflowCase("test_none_skipped_tr_success[False]", TR.NONE_SKIPPED,
-                _st(success=2, failed=1), False, True, "-"),
-    AirflowCase("test_none_skipped_tr_failure[True]", TR.NONE_SKIPPED,
-                _st(success=1, skipped=1), True, False, "-"),
-    AirflowCase("test_none_skipped_tr_failure[False]", TR.NONE_SKIPPED,
-                _st(success=1, skipped=1), False, False, "-"),
-    AirflowCase("test_none_skipped_tr_failure_empty", TR.NONE_SKIPPED, _st(unfinished=1),
-                False, False, "-"),
+    AirflowCase(
+        "test_all_done_tr_failure", TR.ALL_DONE, _st(success=1, unfinished=1), False, False, "-"
+    ),
+    AirflowCase(
+        "test_none_skipped_tr_success[True]",
+        TR.NONE_SKIPPED,
+        _st(success=2, failed=1),
+        True,
+        True,
+        "-",
+    ),
+    AirflowCase(
+        "test_none_skipped_tr_success[False]",
+        TR.NONE_SKIPPED,
+        _st(success=2, failed=1),
+        False,
+        True,
+        "-",
+    ),
+    AirflowCase(
+        "test_none_skipped_tr_failure[True]",
+        TR.NONE_SKIPPED,
+        _st(success=1, skipped=1),
+        True,
+        False,
+        "-",
+    ),
+    AirflowCase(
+        "test_none_skipped_tr_failure[False]",
+        TR.NONE_SKIPPED,
+        _st(success=1, skipped=1),
+        False,
+        False,
+        "-",
+    ),
+    AirflowCase(
+        "test_none_skipped_tr_failure_empty", TR.NONE_SKIPPED, _st(unfinished=1), False, False, "-"
+    ),
 ]
 
 
@@ -267,12 +360,20 @@ def test_the_issue_graph_ends_as_in_airflow() -> None:
 
 # --- whole flows ------------------------------------------------------------------------------
 
-WORD = {SUCCESS: "success", FAILED: "failed", SKIPPED: "skipped",
-        UPSTREAM_FAILED: "upstream_failed"}
+WORD = {
+    SUCCESS: "success",
+    FAILED: "failed",
+    SKIPPED: "skipped",
+    UPSTREAM_FAILED: "upstream_failed",
+}
 
 
-def airflow_scheduler(needs: dict[str, tuple[str, ...]], rules: dict[str, TriggerRule],
-                      outcomes: dict[str, str], root: str) -> dict[str, str]:
+def airflow_scheduler(
+    needs: dict[str, tuple[str, ...]],
+    rules: dict[str, TriggerRule],
+    outcomes: dict[str, str],
+    root: str,
+) -> dict[str, str]:
     """Final task states of a DAG run as Airflow's scheduler reaches them, built on
     ``airflow_dep`` alone: after each task finishes, every task without a state is evaluated
     (flag_upstream_failed) until nothing changes; then the running task that comes first by
@@ -288,10 +389,14 @@ def airflow_scheduler(needs: dict[str, tuple[str, ...]], rules: dict[str, Trigge
                 if states[job] is not None:
                     continue
                 ups = [states[u] for u in needs[job]]
-                c = Counts(success=ups.count("success"), skipped=ups.count("skipped"),
-                           failed=ups.count("failed"),
-                           upstream_failed=ups.count("upstream_failed"),
-                           done=sum(u not in (None, "running") for u in ups), upstream=len(ups))
+                c = Counts(
+                    success=ups.count("success"),
+                    skipped=ups.count("skipped"),
+                    failed=ups.count("failed"),
+                    upstream_failed=ups.count("upstream_failed"),
+                    done=sum(u not in (None, "running") for u in ups),
+                    upstream=len(ups),
+                )
                 passed, new_state = airflow_dep(str(rules[job]), c)
                 if new_state is not None or passed:
                     states[job] = new_state or "running"
@@ -313,12 +418,15 @@ def _ancestors(needs: dict[str, tuple[str, ...]], job: str) -> set[str]:
     return seen
 
 
-def jobd_flow(needs: dict[str, tuple[str, ...]], rules: dict[str, TriggerRule],
-              outcomes: dict[str, str], root: str) -> dict[str, str]:
+def jobd_flow(
+    needs: dict[str, tuple[str, ...]],
+    rules: dict[str, TriggerRule],
+    outcomes: dict[str, str],
+    root: str,
+) -> dict[str, str]:
     """The same run through jobd's FlowState, finishing runs in the same order."""
     state_of = {"success": SUCCESS, "failed": FAILED}
-    flow = FlowState.build(needs=needs, root=root, rules=rules,
-                           runs=[(root, RunState.RUNNING)])
+    flow = FlowState.build(needs=needs, root=root, rules=rules, runs=[(root, RunState.RUNNING)])
     running = {root}
     while True:
         decision = flow.decide()
@@ -334,14 +442,16 @@ def jobd_flow(needs: dict[str, tuple[str, ...]], rules: dict[str, TriggerRule],
 
 
 @st.composite
-def dags(draw: st.DrawFn) -> tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule],
-                                   dict[str, str]]:
+def dags(
+    draw: st.DrawFn,
+) -> tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule], dict[str, str]]:
     n = draw(st.integers(2, 9))
     names = [f"t{i}" for i in range(n)]
     needs: dict[str, tuple[str, ...]] = {names[0]: ()}
     for i in range(1, n):
-        needs[names[i]] = tuple(draw(st.lists(st.sampled_from(names[:i]), min_size=1,
-                                              max_size=3, unique=True)))
+        needs[names[i]] = tuple(
+            draw(st.lists(st.sampled_from(names[:i]), min_size=1, max_size=3, unique=True))
+        )
     rules = {j: draw(st.sampled_from(list(TriggerRule))) for j in names}
     outcomes = {j: draw(st.sampled_from(["success", "failed"])) for j in names}
     return needs, rules, outcomes
@@ -350,19 +460,30 @@ def dags(draw: st.DrawFn) -> tuple[dict[str, tuple[str, ...]], dict[str, Trigger
 @settings(max_examples=200, deadline=None)
 @given(dags())
 def test_whole_flows_end_as_airflow_runs_them(
-        case: tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule], dict[str, str]],
+    case: tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule], dict[str, str]],
 ) -> None:
     needs, rules, outcomes = case
-    assert jobd_flow(needs, rules, outcomes, "t0") == \
-        airflow_scheduler(needs, rules, outcomes, "t0")
+    assert jobd_flow(needs, rules, outcomes, "t0") == airflow_scheduler(
+        needs, rules, outcomes, "t0"
+    )
 
 
 def test_the_issue_graph_through_the_airflow_simulation() -> None:
     graph = {"a": (), "b": ("a",), "c": ("b",), "d": ("b",), "e": ("b",)}
-    rules = {"a": TR.ALL_SUCCESS, "b": TR.ALL_SUCCESS, "c": TR.NONE_FAILED,
-             "d": TR.ONE_FAILED, "e": TR.ALL_FAILED}
+    rules = {
+        "a": TR.ALL_SUCCESS,
+        "b": TR.ALL_SUCCESS,
+        "c": TR.NONE_FAILED,
+        "d": TR.ONE_FAILED,
+        "e": TR.ALL_FAILED,
+    }
     outcomes = dict.fromkeys(graph, "success") | {"a": "failed"}
-    expected = {"a": "failed", "b": "upstream_failed", "c": "upstream_failed",
-                "d": "success", "e": "success"}
+    expected = {
+        "a": "failed",
+        "b": "upstream_failed",
+        "c": "upstream_failed",
+        "d": "success",
+        "e": "success",
+    }
     assert airflow_scheduler(graph, rules, outcomes, "a") == expected
     assert jobd_flow(graph, rules, outcomes, "a") == expected

@@ -48,8 +48,12 @@ def test_downstream() -> None:
 
 def test_topological_order() -> None:
     assert topological_order(DIAMOND) == ["a", "b", "c", "d"]
-    assert topological_order({"z": [], "y": ["z"], "b": [], "a": ["y", "b"]}) == \
-        ["b", "z", "y", "a"]
+    assert topological_order({"z": [], "y": ["z"], "b": [], "a": ["y", "b"]}) == [
+        "b",
+        "z",
+        "y",
+        "a",
+    ]
     assert topological_order({"x": ["outside"]}) == ["x"]
 
 

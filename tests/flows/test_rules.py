@@ -49,15 +49,24 @@ def diamond(rule: TriggerRule, *runs: tuple[str, RunState]) -> FlowState:
 @pytest.mark.parametrize(("b", "c"), list(itertools.product([S, F, K], repeat=2)))
 def test_diamond_every_rule_every_outcome(rule: TriggerRule, b: RunState, c: RunState) -> None:
     bc = LETTER[b] + LETTER[c]
-    expected = (Verdict.RUN if bc in RUNS_ON[rule] else Verdict.UPSTREAM_FAILED
-                if bc in UPSTREAM_FAILED_ON[rule] else Verdict.SKIP)
+    expected = (
+        Verdict.RUN
+        if bc in RUNS_ON[rule]
+        else Verdict.UPSTREAM_FAILED
+        if bc in UPSTREAM_FAILED_ON[rule]
+        else Verdict.SKIP
+    )
     assert judge(rule, {"b": b, "c": c}) is expected
 
     flow = diamond(rule, ("a", S), ("b", b), ("c", c))
     decision = flow.decide()
     assert (decision.run, decision.skip, decision.upstream_failed) == (
-        (("d",), (), ()) if expected is Verdict.RUN
-        else ((), ("d",), ()) if expected is Verdict.SKIP else ((), (), ("d",)))
+        (("d",), (), ())
+        if expected is Verdict.RUN
+        else ((), ("d",), ())
+        if expected is Verdict.SKIP
+        else ((), (), ("d",))
+    )
     assert decision.reasons["d"] == f"trigger_rule {rule}: b {b}, c {c}"
     after = flow.apply(decision)
     assert not after.decide()  # never decided twice
@@ -160,8 +169,9 @@ def test_step_by_step_and_rebuilt_after_a_restart() -> None:
     flow = flow.apply(first).finish("b", S)
     assert not flow.decide()  # d waits for c
     # a restart: the journal holds a succeeded, b succeeded, c running
-    rebuilt = FlowState.build(needs=DIAMOND, root="a",
-                              runs=[("a", S), ("b", S), ("c", RunState.RUNNING)])
+    rebuilt = FlowState.build(
+        needs=DIAMOND, root="a", runs=[("a", S), ("b", S), ("c", RunState.RUNNING)]
+    )
     assert not rebuilt.decide()
     rebuilt = rebuilt.finish("c", S)
     assert rebuilt.decide().run == ("d",)
@@ -193,8 +203,13 @@ def test_aggregate() -> None:
 
 def test_needs_outside_the_flow_count_with_their_latest_finished_run() -> None:
     needs = {"a": (), "x": (), "d": ("a", "x")}
-    for outside, expected in (({"x": S}, ("d",)), ({"x": F}, ()), ({}, ()),
-                              ({"x": None}, ()), ({"x": RunState.RUNNING}, ())):
+    for outside, expected in (
+        ({"x": S}, ("d",)),
+        ({"x": F}, ()),
+        ({}, ()),
+        ({"x": None}, ()),
+        ({"x": RunState.RUNNING}, ()),
+    ):
         flow = FlowState.build(needs=needs, root="a", runs=[("a", S)], outside=outside)
         assert flow.decide().run == expected, outside
     flow = FlowState.build(needs=needs, root="a", runs=[("a", S)], outside={})
@@ -211,17 +226,25 @@ def test_runs_of_jobs_outside_the_flow_are_ignored() -> None:
 
 
 def test_explain() -> None:
-    assert explain(TriggerRule.ONE_SUCCESS, {"a": None, "b": S}) == \
-        "trigger_rule one_success: a pending, b succeeded"
+    assert (
+        explain(TriggerRule.ONE_SUCCESS, {"a": None, "b": S})
+        == "trigger_rule one_success: a pending, b succeeded"
+    )
 
 
 def test_from_jobs_uses_the_definitions() -> None:
     src = JobSource(file=Path("jobs.toml"), line=1)
 
-    def job(id_: str, needs: tuple[str, ...] = (),
-            rule: TriggerRule = TriggerRule.ALL_SUCCESS) -> JobDef:
-        return JobDef(id=id_, source=src, action=CommandAction(command=("true",)), needs=needs,
-                      trigger_rule=rule)
+    def job(
+        id_: str, needs: tuple[str, ...] = (), rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    ) -> JobDef:
+        return JobDef(
+            id=id_,
+            source=src,
+            action=CommandAction(command=("true",)),
+            needs=needs,
+            trigger_rule=rule,
+        )
 
     jobs = {j.id: j for j in (job("a"), job("b", ("a",), TriggerRule.ONE_FAILED))}
     flow = FlowState.from_jobs(jobs, "a", runs=[("a", F)])
@@ -229,8 +252,9 @@ def test_from_jobs_uses_the_definitions() -> None:
 
 
 @st.composite
-def flows(draw: st.DrawFn) -> tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule],
-                                    dict[str, RunState]]:
+def flows(
+    draw: st.DrawFn,
+) -> tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule], dict[str, RunState]]:
     n = draw(st.integers(2, 8))
     names = [f"j{i}" for i in range(n)]
     needs: dict[str, tuple[str, ...]] = {names[0]: ()}
@@ -238,15 +262,16 @@ def flows(draw: st.DrawFn) -> tuple[dict[str, tuple[str, ...]], dict[str, Trigge
         ups = draw(st.lists(st.sampled_from(names[:i]), min_size=1, max_size=3, unique=True))
         needs[names[i]] = tuple(ups)
     rules = {j: draw(st.sampled_from(list(TriggerRule))) for j in names}
-    outcomes = {j: draw(st.sampled_from([S, F, RunState.TIMED_OUT, RunState.CANCELLED]))
-                for j in names}
+    outcomes = {
+        j: draw(st.sampled_from([S, F, RunState.TIMED_OUT, RunState.CANCELLED])) for j in names
+    }
     return needs, rules, outcomes
 
 
 @settings(max_examples=100, deadline=None)
 @given(flows())
 def test_any_flow_completes_and_decides_each_job_once(
-        case: tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule], dict[str, RunState]],
+    case: tuple[dict[str, tuple[str, ...]], dict[str, TriggerRule], dict[str, RunState]],
 ) -> None:
     needs, rules, outcomes = case
     flow = FlowState.build(needs=needs, root="j0", rules=rules, runs=[("j0", outcomes["j0"])])

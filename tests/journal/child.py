@@ -25,16 +25,27 @@ WRITERS = 8
 def expected_run(run_id: int, state: RunState) -> RunRecord:
     """What the crash child writes for ``run_id`` in ``state``; derived from the id alone."""
     run = RunRecord(
-        run_id=run_id, job_id=f"job{run_id % 5}", trigger=TriggerKind.EVERY,
-        state=RunState.RUNNING, queued_at=T0 + timedelta(seconds=run_id),
-        scheduled_for=T0 + timedelta(minutes=run_id), params={"n": str(run_id)},
-        changed_paths=(f"in/{run_id}.csv",), matrix={"cell": run_id}, pid=run_id + 1000,
-        started_at=T0 + timedelta(seconds=run_id, milliseconds=1), log_path=f"logs/{run_id}.log",
+        run_id=run_id,
+        job_id=f"job{run_id % 5}",
+        trigger=TriggerKind.EVERY,
+        state=RunState.RUNNING,
+        queued_at=T0 + timedelta(seconds=run_id),
+        scheduled_for=T0 + timedelta(minutes=run_id),
+        params={"n": str(run_id)},
+        changed_paths=(f"in/{run_id}.csv",),
+        matrix={"cell": run_id},
+        pid=run_id + 1000,
+        started_at=T0 + timedelta(seconds=run_id, milliseconds=1),
+        log_path=f"logs/{run_id}.log",
     )
     if state is RunState.RUNNING:
         return run
-    return run.evolve(state=state, exit_code=0, outputs={"rows": str(run_id * 3)},
-                      finished_at=T0 + timedelta(seconds=run_id + 1))
+    return run.evolve(
+        state=state,
+        exit_code=0,
+        outputs={"rows": str(run_id * 3)},
+        finished_at=T0 + timedelta(seconds=run_id + 1),
+    )
 
 
 async def crash(path: Path) -> None:

@@ -52,8 +52,11 @@ async def opened(journal: Journal) -> AsyncIterator[Journal]:
 def make_run(run_id: int, job_id: str = "job", **changes: Any) -> RunRecord:
     """A run queued ``run_id`` minutes after T0; keyword arguments override fields."""
     fields: dict[str, Any] = {
-        "run_id": run_id, "job_id": job_id, "trigger": TriggerKind.MANUAL,
-        "state": RunState.QUEUED, "queued_at": T0 + timedelta(minutes=run_id),
+        "run_id": run_id,
+        "job_id": job_id,
+        "trigger": TriggerKind.MANUAL,
+        "state": RunState.QUEUED,
+        "queued_at": T0 + timedelta(minutes=run_id),
     }
     fields.update(changes)
     return RunRecord(**fields)

@@ -13,28 +13,40 @@ from jobd._enums import RunState, TriggerKind
 from jobd.journal._codec import decode_run, encode_run, from_micros, normalise_run, to_micros
 from jobd.journal.abc import RunRecord
 
-zones = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
-                         timezone(timedelta(hours=-11))])
-stamps = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2200, 1, 1),
-                      timezones=zones)
+zones = st.sampled_from(
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-11))]
+)
+stamps = st.datetimes(
+    min_value=datetime(1900, 1, 2), max_value=datetime(2200, 1, 1), timezones=zones
+)
 text = st.text(max_size=12)
 json_values: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
-    max_leaves=8)
+    max_leaves=8,
+)
 int64 = st.integers(-(2**63), 2**63 - 1)
 
 runs = st.builds(
     RunRecord,
-    run_id=st.integers(1, 2**63 - 1), job_id=text, trigger=st.sampled_from(TriggerKind),
-    state=st.sampled_from(RunState), queued_at=stamps, attempt=st.integers(1, 1000),
-    scheduled_for=st.none() | stamps, flow_id=st.none() | text,
+    run_id=st.integers(1, 2**63 - 1),
+    job_id=text,
+    trigger=st.sampled_from(TriggerKind),
+    state=st.sampled_from(RunState),
+    queued_at=stamps,
+    attempt=st.integers(1, 1000),
+    scheduled_for=st.none() | stamps,
+    flow_id=st.none() | text,
     params=st.dictionaries(text, text, max_size=4),
     changed_paths=st.lists(text, max_size=4).map(tuple),
     matrix=st.none() | st.dictionaries(text, json_values, max_size=4),
-    started_at=st.none() | stamps, finished_at=st.none() | stamps,
-    exit_code=st.none() | int64, pid=st.none() | int64, pid_start=st.none() | int64,
-    outputs=st.dictionaries(text, text, max_size=4), log_path=st.none() | text,
+    started_at=st.none() | stamps,
+    finished_at=st.none() | stamps,
+    exit_code=st.none() | int64,
+    pid=st.none() | int64,
+    pid_start=st.none() | int64,
+    outputs=st.dictionaries(text, text, max_size=4),
+    log_path=st.none() | text,
     message=st.none() | text,
 )
 

@@ -19,15 +19,25 @@ BERLIN_SUMMER = timezone(timedelta(hours=2))
 def full_run(run_id: int = 7) -> RunRecord:
     """A run with every field set, datetimes in a non-UTC zone."""
     return RunRecord(
-        run_id=run_id, job_id="etl.load-1", trigger=TriggerKind.WATCH, state=RunState.FAILED,
-        queued_at=datetime(2025, 3, 30, 3, 0, 0, 123456, tzinfo=BERLIN_SUMMER), attempt=3,
-        scheduled_for=datetime(2025, 3, 30, 1, 0, tzinfo=UTC), flow_id="flow-9",
-        params={"name": "värde", "empty": ""}, changed_paths=("inbox/a b.csv", "inbox/ü.csv"),
+        run_id=run_id,
+        job_id="etl.load-1",
+        trigger=TriggerKind.WATCH,
+        state=RunState.FAILED,
+        queued_at=datetime(2025, 3, 30, 3, 0, 0, 123456, tzinfo=BERLIN_SUMMER),
+        attempt=3,
+        scheduled_for=datetime(2025, 3, 30, 1, 0, tzinfo=UTC),
+        flow_id="flow-9",
+        params={"name": "värde", "empty": ""},
+        changed_paths=("inbox/a b.csv", "inbox/ü.csv"),
         matrix={"python": "3.12", "os": ["linux", "bsd"], "n": 3, "flag": True, "opt": None},
         started_at=datetime(2025, 3, 30, 1, 0, 1, tzinfo=UTC),
-        finished_at=datetime(2025, 3, 30, 1, 2, 3, 999999, tzinfo=UTC), exit_code=-9,
-        pid=4242, pid_start=2**40, outputs={"rows": "12", "path": "/tmp/x"},
-        log_path="/var/lib/jobd/logs/7.log", message="killed by signal 9\nsecond line",
+        finished_at=datetime(2025, 3, 30, 1, 2, 3, 999999, tzinfo=UTC),
+        exit_code=-9,
+        pid=4242,
+        pid_start=2**40,
+        outputs={"rows": "12", "path": "/tmp/x"},
+        log_path="/var/lib/jobd/logs/7.log",
+        message="killed by signal 9\nsecond line",
     )
 
 
@@ -55,8 +65,9 @@ async def test_defaults_round_trip(make_journal: JournalFactory) -> None:
 
 async def test_put_replaces_by_run_id(make_journal: JournalFactory) -> None:
     queued = make_run(1, params={"a": "1"})
-    done = queued.evolve(state=RunState.SUCCEEDED, exit_code=0, params={},
-                         finished_at=T0 + timedelta(hours=1))
+    done = queued.evolve(
+        state=RunState.SUCCEEDED, exit_code=0, params={}, finished_at=T0 + timedelta(hours=1)
+    )
     async with opened(make_journal()) as journal:
         await journal.put_runs([queued])
         await journal.put_runs([done])
@@ -116,7 +127,9 @@ async def test_unfinished_runs_oldest_first(make_journal: JournalFactory) -> Non
         await journal.put_runs(runs[::-1])
         unfinished = await journal.unfinished_runs()
         assert [(r.run_id, r.state) for r in unfinished] == [
-            (1, RunState.QUEUED), (2, RunState.RUNNING)]
+            (1, RunState.QUEUED),
+            (2, RunState.RUNNING),
+        ]
         await journal.put_runs([runs[0].evolve(state=RunState.CANCELLED)])
         assert [r.run_id for r in await journal.unfinished_runs()] == [2]
     async with opened(make_journal()) as journal:
@@ -126,13 +139,15 @@ async def test_unfinished_runs_oldest_first(make_journal: JournalFactory) -> Non
 async def test_latest_finished(make_journal: JournalFactory) -> None:
     async with opened(make_journal()) as journal:
         assert await journal.latest_finished("a") is None
-        await journal.put_runs([
-            make_run(1, "a", state=RunState.FAILED),
-            make_run(2, "a", state=RunState.SKIPPED),
-            make_run(3, "b", state=RunState.SUCCEEDED),
-            make_run(4, "a", state=RunState.RUNNING),
-            make_run(5, "a", state=RunState.QUEUED),
-        ])
+        await journal.put_runs(
+            [
+                make_run(1, "a", state=RunState.FAILED),
+                make_run(2, "a", state=RunState.SKIPPED),
+                make_run(3, "b", state=RunState.SUCCEEDED),
+                make_run(4, "a", state=RunState.RUNNING),
+                make_run(5, "a", state=RunState.QUEUED),
+            ]
+        )
         latest = await journal.latest_finished("a")
         assert latest is not None and latest.run_id == 2
         assert latest.state is RunState.SKIPPED
@@ -146,18 +161,26 @@ async def test_last_successes(make_journal: JournalFactory) -> None:
 
     async with opened(make_journal()) as journal:
         assert await journal.last_successes() == {}
-        await journal.put_runs([
-            make_run(1, "a", state=RunState.SUCCEEDED, finished_at=at(10)),
-            make_run(2, "a", state=RunState.SUCCEEDED, finished_at=at(30)),
-            make_run(3, "a", state=RunState.FAILED, finished_at=at(40)),
-            # a later run id that finished earlier: the newest finish counts
-            make_run(4, "a", state=RunState.SUCCEEDED, finished_at=at(20)),
-            make_run(5, "b", state=RunState.FAILED, finished_at=at(5)),
-            make_run(6, "c", state=RunState.SUCCEEDED,
-                     finished_at=datetime(2025, 3, 30, 3, 0, tzinfo=BERLIN_SUMMER)),
-        ])
+        await journal.put_runs(
+            [
+                make_run(1, "a", state=RunState.SUCCEEDED, finished_at=at(10)),
+                make_run(2, "a", state=RunState.SUCCEEDED, finished_at=at(30)),
+                make_run(3, "a", state=RunState.FAILED, finished_at=at(40)),
+                # a later run id that finished earlier: the newest finish counts
+                make_run(4, "a", state=RunState.SUCCEEDED, finished_at=at(20)),
+                make_run(5, "b", state=RunState.FAILED, finished_at=at(5)),
+                make_run(
+                    6,
+                    "c",
+                    state=RunState.SUCCEEDED,
+                    finished_at=datetime(2025, 3, 30, 3, 0, tzinfo=BERLIN_SUMMER),
+                ),
+            ]
+        )
         assert await journal.last_successes() == {
-            "a": at(30), "c": datetime(2025, 3, 30, 1, 0, tzinfo=UTC)}
+            "a": at(30),
+            "c": datetime(2025, 3, 30, 1, 0, tzinfo=UTC),
+        }
 
 
 async def test_cursors_are_set_with_runs(make_journal: JournalFactory) -> None:
@@ -180,8 +203,9 @@ async def test_bad_call_writes_nothing(make_journal: JournalFactory) -> None:
     naive = datetime(2025, 1, 1)
     async with opened(make_journal()) as journal:
         with pytest.raises(ValueError, match="run 2: started_at must be an aware datetime"):
-            await journal.put_runs([make_run(1), make_run(2, started_at=naive)],
-                                   cursors={"job": T0})
+            await journal.put_runs(
+                [make_run(1), make_run(2, started_at=naive)], cursors={"job": T0}
+            )
         with pytest.raises(ValueError, match="cursor of job 'x' must be an aware"):
             await journal.put_runs([make_run(3)], cursors={"x": naive})
         with pytest.raises(ValueError, match="matrix cannot be stored as JSON"):
@@ -230,14 +254,22 @@ async def test_manifest_is_replaced_whole(make_journal: JournalFactory) -> None:
 
 async def test_prune_by_count_and_age(make_journal: JournalFactory) -> None:
     def done(run_id: int, job: str, hours: int, log: bool = True) -> RunRecord:
-        return make_run(run_id, job, state=RunState.SUCCEEDED,
-                        finished_at=T0 + timedelta(hours=hours),
-                        log_path=f"logs/{run_id}.log" if log else None)
+        return make_run(
+            run_id,
+            job,
+            state=RunState.SUCCEEDED,
+            finished_at=T0 + timedelta(hours=hours),
+            log_path=f"logs/{run_id}.log" if log else None,
+        )
 
     runs = [
-        done(1, "a", 1), done(2, "a", 2, log=False), done(3, "a", 3), done(4, "a", 4),
+        done(1, "a", 1),
+        done(2, "a", 2, log=False),
+        done(3, "a", 3),
+        done(4, "a", 4),
         make_run(5, "a", state=RunState.RUNNING, log_path="logs/5.log"),
-        done(6, "b", 1), done(7, "b", 10),
+        done(6, "b", 1),
+        done(7, "b", 10),
         make_run(8, "b", state=RunState.SKIPPED),  # finished, no finished_at: kept by age
     ]
     async with opened(make_journal()) as journal:

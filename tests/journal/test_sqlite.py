@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def spawn(mode: str, db_path: Path) -> tuple[Process, BufferedByteReceiveStream]:
     """The child in ``mode`` on ``db_path``, and its stdout to read lines from."""
-    process = await anyio.open_process([sys.executable, "-m", "tests.journal.child", mode,
-                                        str(db_path)], cwd=ROOT)
+    process = await anyio.open_process(
+        [sys.executable, "-m", "tests.journal.child", mode, str(db_path)], cwd=ROOT
+    )
     assert process.stdout is not None
     return process, BufferedByteReceiveStream(process.stdout)
 
@@ -57,9 +58,11 @@ async def stderr_of(process: Process) -> str:
 
 async def sql(path: Path, statement: str) -> list[tuple[object, ...]]:
     """Run one statement on a plain connection, off the event loop."""
+
     def run() -> list[tuple[object, ...]]:
         with sqlite3.connect(path) as conn:
             return list(conn.execute(statement))
+
     with anyio.fail_after(10):
         return await anyio.to_thread.run_sync(run)
 
@@ -114,7 +117,8 @@ async def test_second_daemon_is_refused(db_path: Path) -> None:
             with pytest.raises(JournalError) as caught:
                 await open_bounded(SQLiteJournal(db_path))
             assert str(caught.value) == (
-                f"journal {db_path} is in use by another jobd (pid {process.pid})")
+                f"journal {db_path} is in use by another jobd (pid {process.pid})"
+            )
         finally:
             assert process.stdin is not None
             await process.stdin.aclose()  # the holder closes its journal and exits
@@ -200,15 +204,17 @@ async def test_cancelled_daemon_keeps_shielded_final_write(db_path: Path) -> Non
 
 
 async def test_write_error_reaches_waiters_and_store_recovers(
-        db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with opened(SQLiteJournal(db_path, busy_timeout=0.05)) as journal:
         assert isinstance(journal, SQLiteJournal)
         blocker = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         try:
             await anyio.to_thread.run_sync(blocker.execute, "BEGIN IMMEDIATE")
             await journal.put_runs([make_run(1)], durable=False)
-            with pytest.raises(JournalError, match=f"journal {db_path}: write failed: "
-                                                   "database is locked"):
+            with pytest.raises(
+                JournalError, match=f"journal {db_path}: write failed: database is locked"
+            ):
                 await journal.put_runs([make_run(2)])
             await anyio.to_thread.run_sync(blocker.execute, "ROLLBACK")
         finally:
@@ -247,26 +253,33 @@ async def test_settings_and_file_mode(db_path: Path) -> None:
                 row = await cursor.fetchone()
                 assert row is not None
                 pragmas[name] = row[0]
-        assert pragmas == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 5000,
-                           "foreign_keys": 1}
+        assert pragmas == {
+            "journal_mode": "wal",
+            "synchronous": 2,
+            "busy_timeout": 5000,
+            "foreign_keys": 1,
+        }
         mode = (await anyio.Path(db_path).stat()).st_mode
         assert stat.S_IMODE(mode) == 0o600
         await journal.put_runs([make_run(1)])
         assert (await anyio.Path(f"{db_path}-wal").stat()).st_size > 0
     # Close folds the WAL into the main file (and SQLite then removes it).
     assert not await anyio.Path(f"{db_path}-wal").exists()
-    assert await sql(db_path, "SELECT version FROM schema_version ORDER BY version") == \
-        [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # one row per migration applied
+    assert await sql(db_path, "SELECT version FROM schema_version ORDER BY version") == [
+        (v,) for v in range(1, SCHEMA_VERSION + 1)
+    ]  # one row per migration applied
 
 
-@pytest.mark.parametrize("content", [b"not a database at all\n" * 200,
-                                     b"SQLite format 3\0" + b"\xff" * 4000])
+@pytest.mark.parametrize(
+    "content", [b"not a database at all\n" * 200, b"SQLite format 3\0" + b"\xff" * 4000]
+)
 async def test_corrupt_file_is_a_clear_error(db_path: Path, content: bytes) -> None:
     await anyio.Path(db_path.parent).mkdir(parents=True)
     await anyio.Path(db_path).write_bytes(content)
     for _ in range(2):  # a failed open leaves nothing held
-        with pytest.raises(JournalError, match=f"^journal {db_path} is not a usable SQLite "
-                                               "database: "):
+        with pytest.raises(
+            JournalError, match=f"^journal {db_path} is not a usable SQLite database: "
+        ):
             await open_bounded(SQLiteJournal(db_path))
 
 
@@ -279,8 +292,11 @@ async def test_directory_in_the_way_is_a_clear_error(db_path: Path) -> None:
 async def test_foreign_database_is_refused(db_path: Path) -> None:
     await anyio.Path(db_path.parent).mkdir(parents=True)
     await sql(db_path, "CREATE TABLE invoices (id INTEGER)")
-    with pytest.raises(JournalError, match=f"journal {db_path} is a SQLite database but not a "
-                                           "jobd journal \\(tables: invoices\\)"):
+    with pytest.raises(
+        JournalError,
+        match=f"journal {db_path} is a SQLite database but not a "
+        "jobd journal \\(tables: invoices\\)",
+    ):
         await open_bounded(SQLiteJournal(db_path))
 
 
@@ -288,14 +304,19 @@ async def test_newer_schema_is_refused(db_path: Path) -> None:
     async with opened(SQLiteJournal(db_path)):
         pass
     await sql(db_path, "INSERT INTO schema_version (version) VALUES (99)")
-    with pytest.raises(JournalError, match=f"journal {db_path} has schema version 99, newer "
-                                           f"than this jobd understands \\({SCHEMA_VERSION}\\)"):
+    with pytest.raises(
+        JournalError,
+        match=f"journal {db_path} has schema version 99, newer "
+        f"than this jobd understands \\({SCHEMA_VERSION}\\)",
+    ):
         await open_bounded(SQLiteJournal(db_path))
 
 
 class _NextVersion(SQLiteJournal):
     MIGRATIONS: ClassVar[tuple[str, ...]] = (
-        *MIGRATIONS, "ALTER TABLE runs ADD COLUMN host TEXT; UPDATE runs SET host = 'here';")
+        *MIGRATIONS,
+        "ALTER TABLE runs ADD COLUMN host TEXT; UPDATE runs SET host = 'here';",
+    )
 
 
 async def test_forward_migration_keeps_data(db_path: Path) -> None:
@@ -306,7 +327,8 @@ async def test_forward_migration_keeps_data(db_path: Path) -> None:
         assert await journal.get_run(1) == make_run(1)
         assert await journal.paused() == {"a"}
     assert await sql(db_path, "SELECT version FROM schema_version ORDER BY version") == [
-        (v,) for v in range(1, SCHEMA_VERSION + 2)]
+        (v,) for v in range(1, SCHEMA_VERSION + 2)
+    ]
     assert await sql(db_path, "SELECT host FROM runs") == [("here",)]
     with pytest.raises(JournalError, match=f"has schema version {SCHEMA_VERSION + 1}"):
         await open_bounded(SQLiteJournal(db_path))
@@ -318,8 +340,9 @@ async def test_failed_migration_changes_nothing(db_path: Path) -> None:
 
     async with opened(SQLiteJournal(db_path)) as journal:
         await journal.put_runs([make_run(1)])
-    with pytest.raises(JournalError,
-                       match=f"migration to schema version {SCHEMA_VERSION + 1} failed"):
+    with pytest.raises(
+        JournalError, match=f"migration to schema version {SCHEMA_VERSION + 1} failed"
+    ):
         await open_bounded(Broken(db_path))
     async with opened(SQLiteJournal(db_path)) as journal:
         assert await journal.get_run(1) == make_run(1)

@@ -62,15 +62,18 @@ def imported(tmp_path: Path) -> Path:
     crontab.write_text(CRONTAB.format(stdin_file=stdin_file))
     assert len(crontab.read_text().splitlines()) == 20
     (tmp_path / "jobs.d").mkdir()
-    (tmp_path / "jobd.toml").write_text(textwrap.dedent("""\
+    (tmp_path / "jobd.toml").write_text(
+        textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
         socket = "var/jobd.sock"
         timezone = "UTC"
-        """))
-    code = jobd_main(["import", "crontab", str(crontab), "-o",
-                      str(tmp_path / "jobs.d" / "cron.toml")])
+        """)
+    )
+    code = jobd_main(
+        ["import", "crontab", str(crontab), "-o", str(tmp_path / "jobs.d" / "cron.toml")]
+    )
     assert code == 0
     return tmp_path
 
@@ -99,14 +102,21 @@ def test_comments_env_and_what_was_left(imported: Path) -> None:
     assert jobs["backup"].description == "Nightly database backup, kept 14 days"
     assert jobs["rotate-uploads"].description == "Rotate uploads every 15 minutes in office hours"
     assert jobs["find"].description is None
-    assert jobs["backup"].env == {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-                                  "/sbin:/bin", "APP_ENV": "production"}
+    assert jobs["backup"].env == {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "APP_ENV": "production",
+    }
     action = jobs["report"].action
     assert isinstance(action, CommandAction)
     assert action.command == "/opt/app/bin/report --date $(date +%Y-%m-%d)"
     text = (imported / "jobs.d" / "cron.toml").read_text()
-    for left in ("SHELL=/bin/bash", "MAILTO=ops@example.com", "@reboot", "'%' in the command",
-                 "commented-out entry not imported: 0 3 * * * /opt/app/bin/retired-job"):
+    for left in (
+        "SHELL=/bin/bash",
+        "MAILTO=ops@example.com",
+        "@reboot",
+        "'%' in the command",
+        "commented-out entry not imported: 0 3 * * * /opt/app/bin/retired-job",
+    ):
         assert left in text, left
 
 
@@ -144,7 +154,7 @@ def test_unreadable_or_empty_input_exits_1(tmp_path: Path) -> None:
 def test_output_is_never_overwritten(tmp_path: Path) -> None:
     (tmp_path / "c").write_text("@hourly true\n")
     (tmp_path / "out.toml").write_text("keep")
-    assert jobd_main(["import", "crontab", str(tmp_path / "c"), "-o",
-                      str(tmp_path / "out.toml")]) == 1
+    assert (
+        jobd_main(["import", "crontab", str(tmp_path / "c"), "-o", str(tmp_path / "out.toml")]) == 1
+    )
     assert (tmp_path / "out.toml").read_text() == "keep"
-

@@ -85,18 +85,19 @@ def test_timer_and_service(tmp_path: Path) -> None:
     (units / "db-backup.timer").write_text(TIMER)
     (units / "db-backup.service").write_text(SERVICE)
     (tmp_path / "jobs.d").mkdir()
-    (tmp_path / "jobd.toml").write_text(textwrap.dedent("""\
+    (tmp_path / "jobd.toml").write_text(
+        textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
         socket = "var/jobd.sock"
         timezone = "UTC"
-        """))
+        """)
+    )
     out = tmp_path / "jobs.d" / "db-backup.toml"
     assert jobd_main(["import", "timer", str(units / "db-backup.timer"), "-o", str(out)]) == 0
     err = io.StringIO()
-    assert run_check(tmp_path / "jobd.toml", [], out=io.StringIO(), err=err) == 0, \
-        err.getvalue()
+    assert run_check(tmp_path / "jobd.toml", [], out=io.StringIO(), err=err) == 0, err.getvalue()
     job = load_jobs(load_config(tmp_path / "jobd.toml")).jobs["db-backup"]
     assert job.description == "Back up the database"
     assert [t.describe() for t in job.time_triggers] == ["cron '15 3 * * *' (UTC)"]
@@ -107,15 +108,19 @@ def test_timer_and_service(tmp_path: Path) -> None:
     assert isinstance(job.action, StagesAction)
     assert [s.action for s in job.action.stages] == [
         CommandAction(command=("/usr/local/bin/dump-db", "--all")),
-        CommandAction(command=("/usr/local/bin/upload", "/var/lib/backup/db dump.gz"))]
+        CommandAction(command=("/usr/local/bin/upload", "/var/lib/backup/db dump.gz")),
+    ]
     text = out.read_text()
     assert "RandomizedDelaySec=10min: no jobd equivalent" in text
     assert "OnFailure=notify-email@%n.service" in text and "Nice= not carried over" in text
 
 
 def test_not_persistent_means_no_catchup_and_monotonic_timers() -> None:
-    r = convert("[Timer]\nOnUnitActiveSec=15min\nOnBootSec=5min\n",
-                "[Service]\nExecStart=/bin/true\n", name="tick")
+    r = convert(
+        "[Timer]\nOnUnitActiveSec=15min\nOnBootSec=5min\n",
+        "[Service]\nExecStart=/bin/true\n",
+        name="tick",
+    )
     [job] = r.jobs
     assert job.keys["every"] == "15m" and job.keys["catchup"] == "none"
     assert any("OnBootSec=5min" in n.text for n in r.notes)

@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 
 REDIS = shutil.which("redis-server") or (
-    "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+)
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str,
-              log: Path | None = None) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -55,11 +55,31 @@ class RedisServer:
 
     def start(self) -> None:
         assert REDIS is not None
-        args = [REDIS, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm",
-                "700", "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync",
-                "always", "--save", "", "--daemonize", "no", "--logfile", str(self.log), *self.extra]
-        self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        args = [
+            REDIS,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.log),
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(
+            args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_for(self.ping, 10, "redis-server ready", self.log)
 
     def ping(self) -> bool:
@@ -142,7 +162,8 @@ class World:
         key.write_bytes(os.urandom(32).hex().encode())
         key.chmod(0o600)
         (self.root / "jobs.d").mkdir(exist_ok=True)
-        self.config.write_text(textwrap.dedent(f"""\
+        self.config.write_text(
+            textwrap.dedent(f"""\
             [daemon]
             jobs_dir = "jobs.d"
             state_dir = "var"
@@ -155,26 +176,54 @@ class World:
             signing_key_file = "signing.key"
             lease = "{self.lease}"
             claim_timeout = "60s"
-            """) + celery_extra)
+            """)
+            + celery_extra
+        )
         (self.root / "jobs.d" / "jobs.toml").write_text(textwrap.dedent(jobs))
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "JOBD_CONFIG": str(self.config), "PYTHONPATH": str(REPO),
-                "JOBD_LOG_LEVEL": "INFO"}
+        return {
+            **os.environ,
+            "JOBD_CONFIG": str(self.config),
+            "PYTHONPATH": str(REPO),
+            "JOBD_LOG_LEVEL": "INFO",
+        }
 
     def start_worker(self, queue: str, concurrency: int = 1, name: str = "w") -> Worker:
         log = self.root / f"worker-{name}-{len(self.workers)}.log"
-        args = [sys.executable, "-m", "celery", "-A", "jobd.remote.worker", "worker", "-Q",
-                queue, "-c", str(concurrency), "-P", "prefork", "--without-gossip",
-                "--without-mingle", "--without-heartbeat", "-n",
-                f"{name}{len(self.workers)}-{os.getpid()}@%h", "--loglevel", "INFO"]
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "jobd.remote.worker",
+            "worker",
+            "-Q",
+            queue,
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"{name}{len(self.workers)}-{os.getpid()}@%h",
+            "--loglevel",
+            "INFO",
+        ]
         with open(log, "ab") as f:
-            proc = subprocess.Popen(args, env=self.env(), cwd=self.root,
-                                    start_new_session=True, stdout=f, stderr=f)
+            proc = subprocess.Popen(
+                args, env=self.env(), cwd=self.root, start_new_session=True, stdout=f, stderr=f
+            )
         w = Worker(proc, log)
         self.workers.append(w)
-        wait_for(lambda: b" ready." in log.read_bytes() or proc.poll() is not None, 30,
-                 "worker ready", log)
+        wait_for(
+            lambda: b" ready." in log.read_bytes() or proc.poll() is not None,
+            30,
+            "worker ready",
+            log,
+        )
         assert proc.poll() is None, log.read_text()[-3000:]
         return w
 
@@ -187,9 +236,13 @@ class World:
         log = self.root / "daemon.log"
         env = {**self.env(), "NOTIFY_SOCKET": notify_path}
         with open(log, "ab") as f:
-            proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(self.config)],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=f,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "jobd", "--config", str(self.config)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=f,
+                start_new_session=True,
+            )
         try:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
@@ -219,8 +272,13 @@ class World:
                 self.daemon.wait()
 
     def jobctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", *args],
-                              env=self.env(), capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "jobd.cli.jobctl", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def runs(self, job_id: str | None = None) -> list[sqlite3.Row]:
         if not self.journal.exists():
@@ -230,14 +288,16 @@ class World:
             q = "SELECT * FROM runs" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY run_id"
             return db.execute(q, (job_id,) if job_id else ()).fetchall()
 
-    def wait_state(self, job_id: str, states: set[str], n: int = 1,
-                   timeout: float = 30) -> list[sqlite3.Row]:
+    def wait_state(
+        self, job_id: str, states: set[str], n: int = 1, timeout: float = 30
+    ) -> list[sqlite3.Row]:
         out: list[sqlite3.Row] = []
 
         def check() -> bool:
             nonlocal out
             out = [r for r in self.runs(job_id) if r["state"] in states]
             return len(out) >= n
+
         wait_for(check, timeout, f"{n} runs of {job_id} in {states}", self.root / "daemon.log")
         return out
 

@@ -20,10 +20,17 @@ pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not insta
 
 
 def spec(tmp_path: Path, run_id: int, command: str) -> ProcessSpec:
-    return ProcessSpec(argv=("sh", "-c", command), cwd=tmp_path,
-                       env={"JOBD_RUN_ID": str(run_id), "JOBD_ATTEMPT": "1",
-                            "JOBD_OUTPUT": str(tmp_path / f"{run_id}.out")},
-                       log_path=tmp_path / f"{run_id}.log", kill_grace=1.0)
+    return ProcessSpec(
+        argv=("sh", "-c", command),
+        cwd=tmp_path,
+        env={
+            "JOBD_RUN_ID": str(run_id),
+            "JOBD_ATTEMPT": "1",
+            "JOBD_OUTPUT": str(tmp_path / f"{run_id}.out"),
+        },
+        log_path=tmp_path / f"{run_id}.log",
+        kill_grace=1.0,
+    )
 
 
 async def test_the_executor_never_blocks_the_event_loop(world: World, tmp_path: Path) -> None:
@@ -37,8 +44,9 @@ async def test_the_executor_never_blocks_the_event_loop(world: World, tmp_path: 
         bb.functions["os.write"].can_block_in("jobd/executors/_logsink.py", "_write")
         bb.functions["os.mkdir"].can_block_in("jobd/executors/_logsink.py", "open_log")
         with anyio.fail_after(30):
-            done = await ex.run_remote(spec(tmp_path, 1, "echo out; echo k=v >> $JOBD_OUTPUT; "
-                                                         "exit 4"), queue="t.exec")
+            done = await ex.run_remote(
+                spec(tmp_path, 1, "echo out; echo k=v >> $JOBD_OUTPUT; exit 4"), queue="t.exec"
+            )
             assert done == ProcessResult(exit_code=4)
             assert (tmp_path / "1.log").read_text() == "out\n"
             assert (tmp_path / "1.out").read_text() == "k=v\n"
@@ -47,8 +55,11 @@ async def test_the_executor_never_blocks_the_event_loop(world: World, tmp_path: 
             result: list[ProcessResult] = []
 
             async def run() -> None:
-                result.append(await ex.run_remote(spec(tmp_path, 2, "echo started; sleep 30"),
-                                                  queue="t.exec", cancel=cancel))
+                result.append(
+                    await ex.run_remote(
+                        spec(tmp_path, 2, "echo started; sleep 30"), queue="t.exec", cancel=cancel
+                    )
+                )
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run)
@@ -61,5 +72,9 @@ async def test_the_executor_never_blocks_the_event_loop(world: World, tmp_path: 
             await ex.settle(1)
             await ex.settle(2)
             assert await ex.redis.xpending(ex.keys.results, "jobd") == {
-                "pending": 0, "min": None, "max": None, "consumers": []}
+                "pending": 0,
+                "min": None,
+                "max": None,
+                "consumers": [],
+            }
     await ex.aclose()

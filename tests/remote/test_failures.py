@@ -86,17 +86,24 @@ def test_sigkill_of_a_workers_process_group(world: World) -> None:
 
 
 def test_sigkill_of_the_daemon(world: World) -> None:
-    world.write(job("live", "t.k3", world.root, 5.0) + job("ended", "t.k3", world.root, 0.5)
-                + job("unclaimed", "t.k3b", world.root, 0.1))
+    world.write(
+        job("live", "t.k3", world.root, 5.0)
+        + job("ended", "t.k3", world.root, 0.5)
+        + job("unclaimed", "t.k3b", world.root, 0.1)
+    )
     world.start_worker("t.k3", concurrency=2)
     world.start_daemon()
     live = world.jobctl("run", "live").stdout.split()[0]
     ended = world.jobctl("run", "ended").stdout.split()[0]
     unclaimed = world.jobctl("run", "unclaimed").stdout.split()[0]
-    wait_for(lambda: len(ledger(world, "live")) == 1 and len(ledger(world, "ended")) == 1,
-             20, "both started")
-    wait_for(lambda: any(r["state"] == "running" for r in world.runs("unclaimed")), 10,
-             "unclaimed sent")
+    wait_for(
+        lambda: len(ledger(world, "live")) == 1 and len(ledger(world, "ended")) == 1,
+        20,
+        "both started",
+    )
+    wait_for(
+        lambda: any(r["state"] == "running" for r in world.runs("unclaimed")), 10, "unclaimed sent"
+    )
     world.kill_daemon()
     # while the daemon is down, one run ends on its worker; the other still runs
     wait_for(lambda: len(ledger(world, "ended")) == 2, 10, "ended on its worker")
@@ -134,6 +141,7 @@ def test_kill_9_of_redis_with_aof(world: World) -> None:
     runs = world.wait_state("r", {"succeeded", "failed"}, n=2, timeout=40)
     assert [(r["state"], r["attempt"]) for r in runs] == [("succeeded", 1), ("succeeded", 1)], runs
     lines = ledger(world, "r")  # the two may have been sent in either order
-    assert sorted(lines) == sorted([f"start {first} 1", f"end {first} 1",
-                                    f"start {second} 1", f"end {second} 1"])
+    assert sorted(lines) == sorted(
+        [f"start {first} 1", f"end {first} 1", f"start {second} 1", f"end {second} 1"]
+    )
     assert lines[0].split()[1] == lines[1].split()[1], "the worker ran one at a time"

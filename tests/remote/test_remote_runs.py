@@ -16,8 +16,10 @@ from tests.remote.conftest import REDIS, RedisServer, World, marker_processes, w
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 
-SAME = ("echo hello from $JOBD_JOB_ID run $JOBD_RUN_ID attempt $JOBD_ATTEMPT; "
-        "echo rows=42 >> $JOBD_OUTPUT; echo to stderr >&2; exit 3")
+SAME = (
+    "echo hello from $JOBD_JOB_ID run $JOBD_RUN_ID attempt $JOBD_ATTEMPT; "
+    "echo rows=42 >> $JOBD_OUTPUT; echo to stderr >&2; exit 3"
+)
 
 
 def test_manual_run_on_a_worker_is_the_same_as_a_local_run(world: World) -> None:
@@ -64,15 +66,19 @@ def test_manual_run_on_a_worker_is_the_same_as_a_local_run(world: World) -> None
     assert local.returncode == remote.returncode == 1, remote.stderr
     [lrun] = world.runs("local")
     [rrun] = world.wait_state("remote", {"failed"})
-    assert (lrun["state"], lrun["exit_code"], lrun["message"]) == \
-           (rrun["state"], rrun["exit_code"], rrun["message"]) == ("failed", 3, "exit code 3")
+    assert (
+        (lrun["state"], lrun["exit_code"], lrun["message"])
+        == (rrun["state"], rrun["exit_code"], rrun["message"])
+        == ("failed", 3, "exit code 3")
+    )
     assert json.loads(lrun["outputs"]) == json.loads(rrun["outputs"]) == {"rows": "42"}
     llog = world.jobctl("logs", str(lrun["run_id"])).stdout
     rlog = world.jobctl("logs", str(rrun["run_id"])).stdout
     assert f"hello from remote run {rrun['run_id']} attempt 1\nto stderr\n" in rlog
-    assert rlog.replace("remote", "X").replace(f"run {rrun['run_id']}", "run N") \
-        .splitlines()[:2] == \
-        llog.replace("local", "X").replace(f"run {lrun['run_id']}", "run N").splitlines()[:2]
+    assert (
+        rlog.replace("remote", "X").replace(f"run {rrun['run_id']}", "run N").splitlines()[:2]
+        == llog.replace("local", "X").replace(f"run {lrun['run_id']}", "run N").splitlines()[:2]
+    )
     # outputs downstream: the flow's next job reads them, on a worker too
     [report] = world.wait_state("report", {"succeeded"})
     assert world.jobctl("logs", str(report["run_id"])).stdout == "rows: 42\n"
@@ -85,8 +91,7 @@ def test_manual_run_on_a_worker_is_the_same_as_a_local_run(world: World) -> None
     [staged] = world.runs("staged")
     assert staged["state"] == "succeeded" and json.loads(staged["outputs"]) == {"n": "2"}
     log = world.jobctl("logs", str(staged["run_id"])).stdout
-    assert [x for x in log.splitlines() if x.startswith("in ")] == ["in one", "in one",
-                                                                   "in two"]
+    assert [x for x in log.splitlines() if x.startswith("in ")] == ["in one", "in one", "in two"]
 
 
 def test_cron_job_and_followed_log(world: World) -> None:
@@ -119,8 +124,12 @@ def test_cron_job_and_followed_log(world: World) -> None:
     started = world.jobctl("run", "slow")
     run_id = started.stdout.strip().split()[0]
     t0 = time.monotonic()
-    follow = subprocess.Popen([sys.executable, "-m", "jobd.cli.jobctl", "logs", "-f", run_id],
-                              env=world.env(), stdout=subprocess.PIPE, text=True)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "jobd.cli.jobctl", "logs", "-f", run_id],
+        env=world.env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert follow.stdout is not None
     first = follow.stdout.readline()
     first_at = time.monotonic() - t0
@@ -188,19 +197,34 @@ def test_a_cancelled_run_no_worker_took_never_runs(world: World) -> None:
 
 def test_redis_acl_user_with_a_password_file(tmp_path: Path) -> None:
     # the default user is off: only the ACL user of the docs' recipe gets in
-    server = RedisServer("--user", "default", "off", "--user", "jobd", "on", ">s3cret pw",
-                         "~*", "&*", "+@all", "-@dangerous", "+info")
+    server = RedisServer(
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "jobd",
+        "on",
+        ">s3cret pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-@dangerous",
+        "+info",
+    )
     server.start()
     world = World(tmp_path, server)
     try:
         (tmp_path / "redis.password").write_text("s3cret pw\n")
         (tmp_path / "redis.password").chmod(0o600)
-        world.write("""
+        world.write(
+            """
             [jobs.acl]
             executor = "celery"
             queue = "t.acl"
             command = "echo through the ACL"
-            """, celery_extra='username = "jobd"\npassword_file = "redis.password"\n')
+            """,
+            celery_extra='username = "jobd"\npassword_file = "redis.password"\n',
+        )
         world.start_worker("t.acl")
         world.start_daemon()
         assert world.jobctl("run", "acl", "--wait").returncode == 0

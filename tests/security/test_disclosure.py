@@ -60,8 +60,14 @@ def daemon() -> Iterator[Path]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("JOBD_SOCKET", None)
     err = (root / "daemon.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
-                            cwd=root, env=env, stdout=err, stderr=err, preexec_fn=_umask0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
+        cwd=root,
+        env=env,
+        stdout=err,
+        stderr=err,
+        preexec_fn=_umask0,
+    )
     try:
         deadline = time.monotonic() + 15
         while run_jobctl("--socket", str(root / "var" / "jobd.sock"), "status").returncode:
@@ -84,10 +90,8 @@ def _sock(root: Path) -> str:
 
 
 def test_a_reader_outside_the_group_sees_env_names_only(daemon: Path) -> None:
-    for job, secrets in (("secret", ["s3cr3t-value", "also-hidden"]),
-                         ("staged", ["st4ge-value"])):
-        code, out, err = jobctl_as(NOBODY, NOBODY, "--socket", _sock(daemon), "--json", "show",
-                                   job)
+    for job, secrets in (("secret", ["s3cr3t-value", "also-hidden"]), ("staged", ["st4ge-value"])):
+        code, out, err = jobctl_as(NOBODY, NOBODY, "--socket", _sock(daemon), "--json", "show", job)
         assert code == 0, err
         for secret in secrets:
             assert secret not in out
@@ -98,8 +102,9 @@ def test_a_reader_outside_the_group_sees_env_names_only(daemon: Path) -> None:
         root_view = run_jobctl("--socket", _sock(daemon), "--json", "show", job)
         for secret in secrets:
             assert secret in root_view.stdout  # root may change it: it sees them
-    shown = json.loads(jobctl_as(NOBODY, NOBODY, "--socket", _sock(daemon), "--json", "show",
-                                 "secret")[1])
+    shown = json.loads(
+        jobctl_as(NOBODY, NOBODY, "--socket", _sock(daemon), "--json", "show", "secret")[1]
+    )
     assert shown["definition"]["env"] == {"TOKEN": "<hidden>", "PLAIN": "<hidden>"}
     code, out, _ = jobctl_as(NOBODY, NOBODY, "--socket", _sock(daemon), "--json", "list")
     assert code == 0 and "s3cr3t" not in out
@@ -125,8 +130,10 @@ def test_logs_and_outputs_are_private_whoever_writes_first(daemon: Path) -> None
     for path in logs:
         assert _mode(path) == 0o640, path
         assert _mode(path.parent) == 0o750, path.parent
-    assert "attempt 1 ended" in (var / "logs" / "quiet").joinpath(
-        f"{runs['quiet']['run_id']}.log").read_text()
+    assert (
+        "attempt 1 ended"
+        in (var / "logs" / "quiet").joinpath(f"{runs['quiet']['run_id']}.log").read_text()
+    )
     # The journal holds them now; the runner removes each file just after the final write
     # that `run --wait` saw, so give that removal a moment.
     deadline = time.monotonic() + 5

@@ -19,8 +19,10 @@ __all__ = ["make_config"]  # the fixture, shared with tests/supervisor
 MakeConfig = Callable[..., DaemonConfig]
 
 # every way of leaving a word or a quote, each trying to create a file named P<n>
-PAYLOAD = ("a'b\"c $(touch P1) `touch P2` ; touch P3 ' ; touch P4 ; '\" ; touch P5 ; \" "
-           "${IFS}touch${IFS}P6 \\\" $(touch P7)")
+PAYLOAD = (
+    "a'b\"c $(touch P1) `touch P2` ; touch P3 ' ; touch P4 ; '\" ; touch P5 ; \" "
+    '${IFS}touch${IFS}P6 \\" $(touch P7)'
+)
 MARKERS = [f"P{i}" for i in range(1, 8)]
 
 
@@ -35,17 +37,28 @@ def _pwned(root: Path) -> list[str]:
 
 async def _wait_finished(d: Daemon, job_id: str, n: int = 1) -> None:
     with anyio.fail_after(15):
-        while len([r for r in await d.journal.list_runs(job_id=job_id, limit=None)
-                   if r.state.finished]) < n:
+        while (
+            len(
+                [
+                    r
+                    for r in await d.journal.list_runs(job_id=job_id, limit=None)
+                    if r.state.finished
+                ]
+            )
+            < n
+        ):
             await d._wait_change()
 
 
-async def test_params_outputs_and_format_run_nothing(make_config: MakeConfig,
-                                                     tmp_path: Path) -> None:
+async def test_params_outputs_and_format_run_nothing(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    every_context = (f"printf '%s\\n' ${{{{ params.x }}}} '${{{{ params.x }}}}' "
-                     f"\"${{{{ params.x }}}}\" > {out}/params.txt")
+    every_context = (
+        f"printf '%s\\n' ${{{{ params.x }}}} '${{{{ params.x }}}}' "
+        f'"${{{{ params.x }}}}" > {out}/params.txt'
+    )
     fmt = f"printf '%s\\n' ${{{{ format('<{{0}}>', params.x) }}}} > {out}/fmt.txt"
     up = ["sh", "-c", 'printf "x=%s\\n" "$PAYLOAD" >> "$JOBD_OUTPUT"']
     down = f"printf '%s\\n' ${{{{ needs.up.outputs.x }}}} > {out}/down.txt"
@@ -79,7 +92,8 @@ async def test_params_outputs_and_format_run_nothing(make_config: MakeConfig,
         await settle(d)
         runs = await d.journal.list_runs(limit=None)
     assert {r.job_id: r.state for r in runs} == {
-        j: RunState.SUCCEEDED for j in ("params", "fmt", "staged", "up", "down")}
+        j: RunState.SUCCEEDED for j in ("params", "fmt", "staged", "up", "down")
+    }
     assert _pwned(tmp_path) == []
     assert (out / "params.txt").read_text() == f"{PAYLOAD}\n" * 3  # data, in every context
     assert (out / "fmt.txt").read_text() == f"<{PAYLOAD}>\n"
@@ -87,15 +101,18 @@ async def test_params_outputs_and_format_run_nothing(make_config: MakeConfig,
     assert (out / "stage.txt").read_text() == f"{PAYLOAD}\n"
 
 
-async def test_a_hostile_file_name_adds_no_changed_path(make_config: MakeConfig,
-                                                        tmp_path: Path) -> None:
+async def test_a_hostile_file_name_adds_no_changed_path(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     out = tmp_path / "out"
     out.mkdir()
-    script = (f'printf "%s" "$JOBD_CHANGED_PATHS" > {out}/lines; '
-              f'cp "$JOBD_CHANGED_PATHS_FILE" {out}/nul; '
-              f'for f in $JOBD_CHANGED_PATHS; do :; done')
+    script = (
+        f'printf "%s" "$JOBD_CHANGED_PATHS" > {out}/lines; '
+        f'cp "$JOBD_CHANGED_PATHS_FILE" {out}/nul; '
+        f"for f in $JOBD_CHANGED_PATHS; do :; done"
+    )
     config = make_config(f"""
         [jobs.ingest]
         watch = ["{inbox}/*.csv"]
@@ -108,9 +125,12 @@ async def test_a_hostile_file_name_adds_no_changed_path(make_config: MakeConfig,
         for path in (hostile, shell):
             await anyio.Path(path).write_text("1\n")
             with anyio.fail_after(15):
-                while str(path) not in {p for r in await d.journal.list_runs(
-                        job_id="ingest", limit=None) if r.state.finished
-                        for p in r.changed_paths}:
+                while str(path) not in {
+                    p
+                    for r in await d.journal.list_runs(job_id="ingest", limit=None)
+                    if r.state.finished
+                    for p in r.changed_paths
+                }:
                     await d._wait_change()
             await settle(d)
             [last, *_] = await d.journal.list_runs(job_id="ingest", limit=None)

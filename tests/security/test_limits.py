@@ -51,8 +51,9 @@ def test_when_full_the_uid_holding_most_gives_way() -> None:
 
 
 def test_buffered_bytes_per_uid_and_overall() -> None:
-    a = Admission(Limits(max_clients=10, reserved=1, per_uid=10, max_buffered=100,
-                         per_uid_buffered=60))
+    a = Admission(
+        Limits(max_clients=10, reserved=1, per_uid=10, max_buffered=100, per_uid_buffered=60)
+    )
     a.add(1, ALICE, privileged=False, now=1.0)
     a.add(2, BOB, privileged=False, now=2.0)
     a.add(3, ROOT, privileged=True, now=3.0)

@@ -32,7 +32,8 @@ def test_only_the_first_mebibyte_of_outputs_is_read(tmp_path: Path) -> None:
 
 
 async def test_a_flooded_output_file_leaves_the_run_and_daemon_fine(
-        make_config: MakeConfig) -> None:
+    make_config: MakeConfig,
+) -> None:
     config = make_config("""
         [jobs.flood]
         command = 'echo a=1 >> "$JOBD_OUTPUT"; head -c 50000000 /dev/zero >> "$JOBD_OUTPUT"'

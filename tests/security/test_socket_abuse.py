@@ -48,8 +48,14 @@ def daemon() -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("JOBD_SOCKET", None)
     err = (root / "daemon.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
-                            cwd=root, env=env, stdout=err, stderr=err, preexec_fn=_nofile_1024)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobd", "--config", str(root / "jobd.toml")],
+        cwd=root,
+        env=env,
+        stdout=err,
+        stderr=err,
+        preexec_fn=_nofile_1024,
+    )
     try:
         deadline = time.monotonic() + 15
         while run_jobctl("--socket", str(root / "var" / "jobd.sock"), "status").returncode:
@@ -88,7 +94,8 @@ def _connect(path: str) -> socket.socket | None:
 
 
 def test_thousands_of_idle_and_slow_clients_under_1024_descriptors(
-        daemon: tuple[Path, subprocess.Popen[bytes]]) -> None:
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
     root, proc = daemon
     path = str(root / "var" / "jobd.sock")
     print(f"daemon RSS at rest {_rss_kb(proc.pid) / 1024:.1f} MB")
@@ -111,8 +118,10 @@ def test_thousands_of_idle_and_slow_clients_under_1024_descriptors(
         started = time.monotonic()
         with p.Client(path, timeout=30) as c:
             assert c.call("status")["pid"] == proc.pid
-        print(f"status answered in {(time.monotonic() - started) * 1000:.1f} ms "
-              "(behind the backlog of the flood)")
+        print(
+            f"status answered in {(time.monotonic() - started) * 1000:.1f} ms "
+            "(behind the backlog of the flood)"
+        )
         for _ in range(3):
             started = time.monotonic()
             with p.Client(path, timeout=30) as c:
@@ -167,8 +176,9 @@ SERVER = textwrap.dedent("""\
 def test_descriptor_exhaustion_is_survived(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     err = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(tmp_path)], env=env,
-                            stdout=subprocess.PIPE, stderr=err)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=err
+    )
     held: list[socket.socket] = []
     try:
         assert proc.stdout is not None

@@ -78,8 +78,12 @@ FLOOD = textwrap.dedent("""\
 def test_a_flood_from_another_uid_cannot_lock_root_out() -> None:
     limits = Limits(max_clients=64, reserved=8, per_uid=16)
     with serve(socket_mode=0o666, limits=limits) as h:
-        flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(h.path), "300"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        flood = subprocess.Popen(
+            [sys.executable, "-c", FLOOD, str(h.path), "300"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert flood.stdout is not None
             assert int(flood.stdout.readline()) > 16
@@ -96,18 +100,22 @@ CLIENT_KINDS = st.sampled_from(["idle", "slow", "bytes", "huge", "blank", "reque
 @pytest.fixture(scope="module")
 def tight() -> Iterator[Harness]:
     """Small limits, so every case crosses them: 8 connections, 256 KiB of unfinished bytes."""
-    limits = Limits(max_clients=8, reserved=2, per_uid=8, max_buffered=256 << 10,
-                    per_uid_buffered=128 << 10)
+    limits = Limits(
+        max_clients=8, reserved=2, per_uid=8, max_buffered=256 << 10, per_uid_buffered=128 << 10
+    )
     with serve(limits=limits, max_line=64 << 10, request_timeout=0.5, idle_timeout=0.5) as h:
         yield h
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kinds=st.lists(CLIENT_KINDS, min_size=1, max_size=24),
-       junk=st.binary(min_size=1, max_size=3000))
-def test_mixed_hostile_clients_never_lock_anyone_out(tight: Harness, kinds: list[str],
-                                                     junk: bytes) -> None:
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kinds=st.lists(CLIENT_KINDS, min_size=1, max_size=24), junk=st.binary(min_size=1, max_size=3000)
+)
+def test_mixed_hostile_clients_never_lock_anyone_out(
+    tight: Harness, kinds: list[str], junk: bytes
+) -> None:
     held: list[socket.socket] = []
     try:
         for kind in kinds:

@@ -32,8 +32,9 @@ async def _paths_after(d: Daemon, job_id: str, marker: Path) -> set[str]:
     return {p for r in runs for p in r.changed_paths}
 
 
-async def test_symlinks_inside_the_tree_are_not_followed(make_config: MakeConfig,
-                                                         tmp_path: Path) -> None:
+async def test_symlinks_inside_the_tree_are_not_followed(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     drop, outside = tmp_path / "drop", tmp_path / "outside"
     drop.mkdir()
     outside.mkdir()
@@ -59,7 +60,8 @@ async def test_symlinks_inside_the_tree_are_not_followed(make_config: MakeConfig
 
 
 async def test_a_watched_directory_swapped_for_a_symlink_is_not_followed(
-        make_config: MakeConfig, tmp_path: Path) -> None:
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     inbox, secret = tmp_path / "drop" / "in", tmp_path / "secret"
     inbox.mkdir(parents=True)
     secret.mkdir()

@@ -25,11 +25,17 @@ def test_quick_start_logs_only_jobd_and_the_missing_inbox_stays_quiet(tmp_path: 
     assert '"127.0.0.1:0"' in cfg.read_text()
     var, err = tmp_path / "var", tmp_path / "stderr"
     sock = var / "jobd.sock"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "JOBD_CONFIG", "JOURNAL_STREAM", "JOBD_LOG_LEVEL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NOTIFY_SOCKET", "JOBD_CONFIG", "JOURNAL_STREAM", "JOBD_LOG_LEVEL")
+    }
     with err.open("wb") as f:
-        daemon = subprocess.Popen([sys.executable, "-m", "jobd", "--config",
-                                   str(tmp_path / "config" / "jobd.toml")], env=env, stderr=f)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(tmp_path / "config" / "jobd.toml")],
+            env=env,
+            stderr=f,
+        )
     try:
         deadline = time.monotonic() + 20
         while jobctl(sock, "status").returncode != 0:

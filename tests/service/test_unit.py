@@ -17,8 +17,10 @@ UNIT = ROOT / "systemd" / "jobd.service"
 ROOT_MODE = ROOT / "systemd" / "root-mode.conf"
 ANALYZE = shutil.which("systemd-analyze")
 
-pytestmark = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed "
-                                "(Debian's systemd package; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    ANALYZE is None,
+    reason="systemd-analyze is not installed (Debian's systemd package; .ci/run installs it)",
+)
 
 
 def _unit(tmp_path: Path, *, root_mode: bool = False) -> Path:
@@ -37,8 +39,7 @@ def _unit(tmp_path: Path, *, root_mode: bool = False) -> Path:
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
     assert ANALYZE is not None
-    return subprocess.run([ANALYZE, *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run([ANALYZE, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def exposure(unit: Path) -> float:
@@ -68,7 +69,15 @@ def test_root_mode_exposure_is_what_the_docs_say(tmp_path: Path) -> None:
 
 def test_the_unit_keeps_what_jobd_relies_on() -> None:
     lines = set(UNIT.read_text().splitlines())
-    assert {"Type=notify", "WatchdogSec=30", "KillMode=mixed", "Delegate=yes", "User=jobd",
-            "StateDirectory=jobd", "RuntimeDirectory=jobd", "SystemCallFilter=@chown",
-            "ExecReload=/bin/kill -HUP $MAINPID"} <= lines
+    assert {
+        "Type=notify",
+        "WatchdogSec=30",
+        "KillMode=mixed",
+        "Delegate=yes",
+        "User=jobd",
+        "StateDirectory=jobd",
+        "RuntimeDirectory=jobd",
+        "SystemCallFilter=@chown",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    } <= lines
     assert "ProtectControlGroups=yes" not in lines  # the delegated subtree must stay writable

@@ -18,26 +18,36 @@ def write_config(root: Path, state: Path, jobs: str) -> Path:
     (root / "jobs.d").mkdir(exist_ok=True)
     (root / "jobs.d" / "jobs.toml").write_text(textwrap.dedent(jobs))
     cfg = root / "jobd.toml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "{state}"
         socket = "{root}/jobd.sock"
         shutdown_grace = "2s"
         timezone = "UTC"
-        """))
+        """)
+    )
     return cfg
 
 
 def jobd(cfg: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jobd", *args, "--config", str(cfg)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "jobd", *args, "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def jobctl(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     sock = cfg.parent / "jobd.sock"
-    return subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(sock),
-                           *args], capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(sock), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def wait_for(what: Callable[[], bool], within: float, why: str) -> None:
@@ -56,11 +66,15 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
         where = tmp_path / name
         where.mkdir()
         opts = f"size={size},mode=0755" + (",ro" if ro else "")
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
         if res.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): "
-                        f"{res.stderr.strip()}")
+            pytest.skip(
+                f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {res.stderr.strip()}"
+            )
         mounted.append(where)
         return where
 

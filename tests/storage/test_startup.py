@@ -35,9 +35,20 @@ def healthy_journal(state: Path, runs: int = 2000) -> Path:
 
     async def fill() -> None:
         async with SQLiteJournal(db) as j:
-            await j.put_runs([RunRecord(run_id=i, job_id="tick", trigger=TriggerKind.MANUAL,
-                                        state=RunState.SUCCEEDED, queued_at=T0,
-                                        message="x" * 200) for i in range(1, runs + 1)])
+            await j.put_runs(
+                [
+                    RunRecord(
+                        run_id=i,
+                        job_id="tick",
+                        trigger=TriggerKind.MANUAL,
+                        state=RunState.SUCCEEDED,
+                        queued_at=T0,
+                        message="x" * 200,
+                    )
+                    for i in range(1, runs + 1)
+                ]
+            )
+
     anyio.run(fill)
     return db
 
@@ -96,8 +107,9 @@ def test_journal_check_on_a_sound_journal(tmp_path: Path) -> None:
     healthy_journal(state, runs=5)
     res = jobd(write_config(tmp_path, state, JOBS), "journal", "check")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().endswith("5 runs (0 unfinished: they re-run at the next start), "
-                                       "0 cursors")
+    assert res.stdout.strip().endswith(
+        "5 runs (0 unfinished: they re-run at the next start), 0 cursors"
+    )
 
 
 def test_read_only_state_dir_is_a_storage_error(tmpfs: Callable[..., Path]) -> None:
@@ -117,11 +129,14 @@ def test_old_journal_is_migrated_with_its_runs(tmp_path: Path) -> None:
     """A schema-1 journal (before ``folded_slots``) keeps its runs, which fold nothing."""
     db = tmp_path / "jobd.db"
     from jobd.journal.sqlite import MIGRATIONS
+
     con = sqlite3.connect(db)
-    con.executescript(MIGRATIONS[0] + "; INSERT INTO schema_version (version) VALUES (1);"
-                      "INSERT INTO runs (job_id, trigger, state, attempt, queued_at, params,"
-                      " changed_paths, outputs) VALUES ('a', 'manual', 'succeeded', 1, 0,"
-                      " '{}', '[]', '{}');")
+    con.executescript(
+        MIGRATIONS[0] + "; INSERT INTO schema_version (version) VALUES (1);"
+        "INSERT INTO runs (job_id, trigger, state, attempt, queued_at, params,"
+        " changed_paths, outputs) VALUES ('a', 'manual', 'succeeded', 1, 0,"
+        " '{}', '[]', '{}');"
+    )
     con.close()
     import anyio
 
@@ -131,4 +146,5 @@ def test_old_journal_is_migrated_with_its_runs(tmp_path: Path) -> None:
         async with SQLiteJournal(db) as j:
             [run] = await j.list_runs()
             return (*(d.isoformat() for d in run.folded_slots), run.job_id)
+
     assert anyio.run(read) == ("a",)

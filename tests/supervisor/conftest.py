@@ -29,13 +29,16 @@ def write_config(root: Path, jobs: str, daemon: str = "") -> Path:
     extra = textwrap.dedent(daemon)
     if "shutdown_grace" not in extra:
         extra = 'shutdown_grace = "5s"\n' + extra
-    cfg.write_text(textwrap.dedent("""\
+    cfg.write_text(
+        textwrap.dedent("""\
         [daemon]
         jobs_dir = "jobs.d"
         state_dir = "var"
         socket = "var/jobd.sock"
         timezone = "UTC"
-        """) + extra)
+        """)
+        + extra
+    )
     return cfg
 
 
@@ -43,15 +46,18 @@ def write_config(root: Path, jobs: str, daemon: str = "") -> Path:
 def make_config(tmp_path: Path) -> Callable[..., DaemonConfig]:
     def make(jobs: str, daemon: str = "") -> DaemonConfig:
         return load_config(write_config(tmp_path, jobs, daemon))
+
     return make
 
 
 @asynccontextmanager
-async def running(config: DaemonConfig, *, clock: Clock | None = None,
-                  control: bool = False) -> AsyncIterator[Daemon]:
+async def running(
+    config: DaemonConfig, *, clock: Clock | None = None, control: bool = False
+) -> AsyncIterator[Daemon]:
     """Start a daemon, yield it once READY, then drain it."""
-    daemon = Daemon(config, clock=clock, control=control, watch_jobs_dir=False,
-                    handle_signals=False)
+    daemon = Daemon(
+        config, clock=clock, control=control, watch_jobs_dir=False, handle_signals=False
+    )
     async with anyio.create_task_group() as tg:
         with anyio.fail_after(10):
             await tg.start(daemon.run)

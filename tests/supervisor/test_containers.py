@@ -18,15 +18,19 @@ __all__ = ["docker_url"]  # the fixture, used by name
 
 
 async def test_container_job_runs_with_its_env_and_leaves_nothing(
-        make_config: MakeConfig, docker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_config: MakeConfig, docker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME_SECRET", "leaked")  # the daemon's env must not reach the container
-    config = make_config(f"""
+    config = make_config(
+        f"""
         [jobs.boxed]
         image = "{IMAGE}"
         command = "echo hello from $JOBD_JOB_ID run $JOBD_RUN_ID, greeting=$GREETING secret=$HOME_SECRET; exit 3"
         env = {{ GREETING = "${{{{ params.who }}}}" }}
         params = {{ who = "world" }}
-        """, f'docker_host = "{docker_url}"\ndocker_network = "none"\n')
+        """,
+        f'docker_host = "{docker_url}"\ndocker_network = "none"\n',
+    )
     async with running(config) as d:
         run = await d.run_job("boxed", {})
         await settle(d, 60)
@@ -38,15 +42,19 @@ async def test_container_job_runs_with_its_env_and_leaves_nothing(
     assert left.strip() == ""
 
 
-async def test_container_shell_command_gets_values_as_data(make_config: MakeConfig,
-                                                           docker_url: str) -> None:
+async def test_container_shell_command_gets_values_as_data(
+    make_config: MakeConfig, docker_url: str
+) -> None:
     """A string command runs under the container's /bin/sh: values reach it as variables."""
-    config = make_config(f"""
+    config = make_config(
+        f"""
         [jobs.boxed]
         image = "{IMAGE}"
         command = "echo [${{{{ params.x }}}}]; ls /tmp/pwned 2>&1 || echo clean"
         params = {{ x = "" }}
-        """, f'docker_host = "{docker_url}"\ndocker_network = "none"\n')
+        """,
+        f'docker_host = "{docker_url}"\ndocker_network = "none"\n',
+    )
     async with running(config) as d:
         run = await d.run_job("boxed", {"x": "$(touch /tmp/pwned) `touch /tmp/pwned`"})
         await settle(d, 60)

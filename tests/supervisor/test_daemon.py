@@ -49,11 +49,14 @@ async def test_manual_run_journals_and_logs(make_config: MakeConfig) -> None:
 
 
 async def test_max_parallel_is_never_exceeded(make_config: MakeConfig) -> None:
-    config = make_config("""
+    config = make_config(
+        """
         [jobs.work]
         command = "sleep 0.1"
         overlap = "allow"
-        """, "max_parallel = 2\n")
+        """,
+        "max_parallel = 2\n",
+    )
     async with running(config) as d:
         peak = 0
         async with d.subscribe() as events:
@@ -76,15 +79,16 @@ async def test_max_parallel_is_never_exceeded(make_config: MakeConfig) -> None:
         spans = [(r.started_at, r.finished_at) for r in runs]
         for s, _ in spans:
             assert s is not None
-            overlapping = sum(1 for a, b in spans if a is not None and b is not None
-                              and a <= s < b)
+            overlapping = sum(1 for a, b in spans if a is not None and b is not None and a <= s < b)
             assert overlapping <= 2
 
 
-async def test_priority_decides_when_slots_are_scarce(make_config: MakeConfig,
-                                                      tmp_path: Path) -> None:
+async def test_priority_decides_when_slots_are_scarce(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     order = tmp_path / "order"
-    config = make_config(f"""
+    config = make_config(
+        f"""
         [jobs.blocker]
         command = "sleep 0.3"
         [jobs.low]
@@ -94,7 +98,9 @@ async def test_priority_decides_when_slots_are_scarce(make_config: MakeConfig,
         command = "echo high >> {order}"
         priority = 10
         overlap = "allow"
-        """, "max_parallel = 1\n")
+        """,
+        "max_parallel = 1\n",
+    )
     async with running(config) as d:
         blocker = await d.run_job("blocker", {})
         await started(d, blocker.run_id)
@@ -105,7 +111,8 @@ async def test_priority_decides_when_slots_are_scarce(make_config: MakeConfig,
 
 
 async def test_pool_limit(make_config: MakeConfig) -> None:
-    config = make_config("""
+    config = make_config(
+        """
         [jobs.a]
         command = "sleep 0.05"
         pool = "db"
@@ -116,7 +123,9 @@ async def test_pool_limit(make_config: MakeConfig) -> None:
         overlap = "allow"
         [jobs.free]
         command = "sleep 0.3"
-        """, "max_parallel = 4\n[pools.db]\nmax_parallel = 1\n")
+        """,
+        "max_parallel = 4\n[pools.db]\nmax_parallel = 1\n",
+    )
     async with running(config) as d:
         await d.run_job("free", {})
         for _ in range(3):
@@ -287,16 +296,20 @@ async def test_time_slots_with_an_injected_clock(make_config: MakeConfig) -> Non
     assert all(s is not None for s in slots)
     assert all((b - a) == timedelta(minutes=1) for a, b in itertools.pairwise(slots))  # type: ignore[operator]
     assert all(r.trigger is TriggerKind.EVERY and r.state is RunState.SUCCEEDED for r in ticks)
-    assert [r.scheduled_for for r in quarters] == [T0 + timedelta(minutes=15),
-                                                   T0 + timedelta(minutes=30)]
+    assert [r.scheduled_for for r in quarters] == [
+        T0 + timedelta(minutes=15),
+        T0 + timedelta(minutes=30),
+    ]
     assert all(r.trigger is TriggerKind.CRON for r in quarters)
 
 
-@pytest.mark.parametrize(("catchup", "overlap", "expected"),
-                         [("all", "allow", 10), ("all", "queue", 10), ("latest", "allow", 1),
-                          ("none", "allow", 0)])
-async def test_catch_up_after_downtime(make_config: MakeConfig, catchup: str, overlap: str,
-                                       expected: int) -> None:
+@pytest.mark.parametrize(
+    ("catchup", "overlap", "expected"),
+    [("all", "allow", 10), ("all", "queue", 10), ("latest", "allow", 1), ("none", "allow", 0)],
+)
+async def test_catch_up_after_downtime(
+    make_config: MakeConfig, catchup: str, overlap: str, expected: int
+) -> None:
     # catchup = all gives each missed slot its own run, also with overlap = queue
     config = make_config(f"""
         [jobs.tick]
@@ -378,11 +391,14 @@ async def test_why_explains_a_skip(make_config: MakeConfig) -> None:
 
 
 async def test_retention_prunes_runs_and_logs(make_config: MakeConfig) -> None:
-    config = make_config("""
+    config = make_config(
+        """
         [jobs.chatty]
         command = "echo hi"
         overlap = "allow"
-        """, "retention_runs = 2\n")
+        """,
+        "retention_runs = 2\n",
+    )
     async with running(config) as d:
         for _ in range(5):
             await d.run_job("chatty", {})

@@ -26,8 +26,10 @@ from .conftest import settle, started, write_config
 MakeConfig = Callable[..., DaemonConfig]
 
 # The escapee: a subshell forks setsid, which starts a new session and writes its pid.
-ESCAPE = ("(setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &) ; "
-          "while [ ! -s {pidfile} ]; do sleep 0.01; done")
+ESCAPE = (
+    "(setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &) ; "
+    "while [ ! -s {pidfile} ]; do sleep 0.01; done"
+)
 
 
 def alive(pid: int) -> bool:
@@ -65,8 +67,9 @@ def executor(request: pytest.FixtureRequest) -> LocalExecutor:
 
 
 @pytest.mark.parametrize("how", ["exit", "timeout", "cancel"])
-async def test_setsid_escapee_is_stopped(make_config: MakeConfig, tmp_path: Path,
-                                         executor: LocalExecutor, how: str) -> None:
+async def test_setsid_escapee_is_stopped(
+    make_config: MakeConfig, tmp_path: Path, executor: LocalExecutor, how: str
+) -> None:
     pidfile = tmp_path / "escapee.pid"
     tail = {"exit": "true", "timeout": "sleep 30", "cancel": "sleep 30"}[how]
     config = make_config(f"""
@@ -75,8 +78,9 @@ async def test_setsid_escapee_is_stopped(make_config: MakeConfig, tmp_path: Path
         timeout = "1s"
         kill_grace = "200ms"
         """)
-    daemon = Daemon(config, executor=executor, control=False, watch_jobs_dir=False,
-                    handle_signals=False)
+    daemon = Daemon(
+        config, executor=executor, control=False, watch_jobs_dir=False, handle_signals=False
+    )
     async with anyio.create_task_group() as tg:
         with anyio.fail_after(10):
             await tg.start(daemon.run)
@@ -92,8 +96,14 @@ async def test_setsid_escapee_is_stopped(make_config: MakeConfig, tmp_path: Path
         await gone(pid)
         done = await daemon.journal.get_run(run.run_id)
         assert done is not None
-        assert done.state is {"exit": RunState.SUCCEEDED, "timeout": RunState.TIMED_OUT,
-                              "cancel": RunState.CANCELLED}[how]
+        assert (
+            done.state
+            is {
+                "exit": RunState.SUCCEEDED,
+                "timeout": RunState.TIMED_OUT,
+                "cancel": RunState.CANCELLED,
+            }[how]
+        )
         text = await anyio.Path(done.log_path or "").read_text()
         assert "outlived the run's process group" in text
         daemon.stop()
@@ -106,16 +116,22 @@ async def test_setsid_escapee_is_stopped(make_config: MakeConfig, tmp_path: Path
 def test_setsid_escapee_is_stopped_at_recovery(tmp_path: Path) -> None:
     """kill -9 the daemon while the run runs; the next start stops the escapee."""
     pidfile = tmp_path / "escapee.pid"
-    cfg = write_config(tmp_path, f"""
+    cfg = write_config(
+        tmp_path,
+        f"""
         [jobs.escape]
         command = "{ESCAPE.format(pidfile=pidfile)}; sleep 300"
         kill_grace = "200ms"
-        """)
+        """,
+    )
     log = (tmp_path / "daemon.log").open("ab")
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(cfg)],
-                                stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
     first = start()
     try:
@@ -124,8 +140,12 @@ def test_setsid_escapee_is_stopped_at_recovery(tmp_path: Path) -> None:
         while not sock.exists():
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.05)
-        subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(sock),
-                        "run", "escape"], check=True, capture_output=True, timeout=20)
+        subprocess.run(
+            [sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(sock), "run", "escape"],
+            check=True,
+            capture_output=True,
+            timeout=20,
+        )
         while not pidfile.exists() or not pidfile.read_text().strip():
             assert time.monotonic() < deadline
             time.sleep(0.02)
@@ -160,22 +180,40 @@ def test_daemon_reaps_the_escapees_it_stops(tmp_path: Path) -> None:
     """The daemon is a child subreaper: the orphaned escapee comes to it, is stopped at the
     run's end, and is reaped (no zombie left under the daemon)."""
     pidfile = tmp_path / "escapee.pid"
-    cfg = write_config(tmp_path, f"""
+    cfg = write_config(
+        tmp_path,
+        f"""
         [jobs.escape]
         command = "{ESCAPE.format(pidfile=pidfile)}"
         kill_grace = "200ms"
-        """)
+        """,
+    )
     with (tmp_path / "daemon.log").open("ab") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(cfg)],
-                                  stdout=subprocess.DEVNULL, stderr=log)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "jobd", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         sock = tmp_path / "var" / "jobd.sock"
         deadline = time.monotonic() + 20
         while not sock.exists():
             assert time.monotonic() < deadline and daemon.poll() is None
             time.sleep(0.05)
-        done = subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(sock),
-                               "run", "escape", "--wait"], capture_output=True, timeout=30)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jobd.cli.jobctl",
+                "--socket",
+                str(sock),
+                "run",
+                "escape",
+                "--wait",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
         assert done.returncode == 0, done
         pid = int(pidfile.read_text())
         deadline = time.monotonic() + 10

@@ -63,7 +63,8 @@ async def test_diamond_trigger_rules_and_outputs(make_config: MakeConfig) -> Non
         assert all(r.trigger is TriggerKind.NEEDS for j, r in by_job.items() if j != "a")
         # decided as soon as b failed, whether c had finished or not
         assert (by_job["d_all_success"].message or "").startswith(
-            "trigger_rule all_success: b failed, c ")
+            "trigger_rule all_success: b failed, c "
+        )
         assert by_job["c"].outputs == {"size": "42"}
         text = d.log_path(by_job["d_all_done"]).read_text()
         assert "c said 42 and b was failure" in text
@@ -101,13 +102,20 @@ async def test_the_five_job_graph_ends_as_in_airflow(make_config: MakeConfig) ->
         await settle(d)
         runs = await d.journal.list_runs(flow_id=root.flow_id, limit=None)
         assert sorted((r.job_id, r.state) for r in runs) == [
-            ("a", RunState.FAILED), ("b", RunState.UPSTREAM_FAILED),
-            ("c", RunState.UPSTREAM_FAILED), ("d", RunState.SUCCEEDED),
-            ("e", RunState.SUCCEEDED)]
+            ("a", RunState.FAILED),
+            ("b", RunState.UPSTREAM_FAILED),
+            ("c", RunState.UPSTREAM_FAILED),
+            ("d", RunState.SUCCEEDED),
+            ("e", RunState.SUCCEEDED),
+        ]
         [d_run] = [r for r in runs if r.job_id == "d"]
         assert "b was skipped" in d.log_path(d_run).read_text()  # GitHub's word for it
-        states = {r.state for r in await d.journal.list_runs(
-            states=frozenset({RunState.UPSTREAM_FAILED}), limit=None)}
+        states = {
+            r.state
+            for r in await d.journal.list_runs(
+                states=frozenset({RunState.UPSTREAM_FAILED}), limit=None
+            )
+        }
         assert states == {RunState.UPSTREAM_FAILED}
 
 

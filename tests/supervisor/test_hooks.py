@@ -19,13 +19,23 @@ T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def _job(**kw: object) -> JobDef:
-    return JobDef(id="etl", source=JobSource(file=Path("x.toml"), line=1),
-                  action=CommandAction(command="true"), **kw)  # type: ignore[arg-type]
+    return JobDef(
+        id="etl",
+        source=JobSource(file=Path("x.toml"), line=1),
+        action=CommandAction(command="true"),
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def _run(state: RunState, **kw: object) -> RunRecord:
-    return RunRecord(run_id=7, job_id="etl", trigger=TriggerKind.CRON, state=state,
-                     queued_at=T, **kw)  # type: ignore[arg-type]
+    return RunRecord(
+        run_id=7,
+        job_id="etl",
+        trigger=TriggerKind.CRON,
+        state=state,
+        queued_at=T,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def test_which_states_fire_which_hooks() -> None:
@@ -39,14 +49,20 @@ def test_which_states_fire_which_hooks() -> None:
 
 def test_plan_carries_the_facts() -> None:
     job = _job(on_failure=("mail", "page"), on_success=("ok",))
-    run = _run(RunState.FAILED, exit_code=3, log_path="/var/log/7.log", attempt=2,
-               message="exit code 3")
+    run = _run(
+        RunState.FAILED, exit_code=3, log_path="/var/log/7.log", attempt=2, message="exit code 3"
+    )
     calls = plan_hooks(job, run, HookEvent.FAILED)
     assert [c.job_id for c in calls] == ["mail", "page"]
     assert calls[0].facts == {
-        "JOBD_FAILED_JOB": "etl", "JOBD_FAILED_RUN_ID": "7", "JOBD_FAILED_STATE": "failed",
-        "JOBD_FAILED_EXIT_CODE": "3", "JOBD_FAILED_LOG": "/var/log/7.log",
-        "JOBD_FAILED_ATTEMPT": "2", "JOBD_FAILED_MESSAGE": "exit code 3"}
+        "JOBD_FAILED_JOB": "etl",
+        "JOBD_FAILED_RUN_ID": "7",
+        "JOBD_FAILED_STATE": "failed",
+        "JOBD_FAILED_EXIT_CODE": "3",
+        "JOBD_FAILED_LOG": "/var/log/7.log",
+        "JOBD_FAILED_ATTEMPT": "2",
+        "JOBD_FAILED_MESSAGE": "exit code 3",
+    }
     [ok] = plan_hooks(job, _run(RunState.SUCCEEDED, exit_code=0), HookEvent.SUCCEEDED)
     assert ok.job_id == "ok" and ok.facts["JOBD_SUCCEEDED_STATE"] == "succeeded"
     assert plan_hooks(job, run, None) == []
@@ -61,26 +77,32 @@ def test_a_hook_run_sets_off_no_hooks() -> None:
 
 def test_only_hook_runs_export_their_facts() -> None:
     params = {"JOBD_FAILED_JOB": "etl", "other": "x"}
-    assert hook_env(_run(RunState.QUEUED, params=params).evolve(trigger=TriggerKind.HOOK)) \
-        == {"JOBD_FAILED_JOB": "etl"}
+    assert hook_env(_run(RunState.QUEUED, params=params).evolve(trigger=TriggerKind.HOOK)) == {
+        "JOBD_FAILED_JOB": "etl"
+    }
     assert hook_env(_run(RunState.QUEUED, params=params)) == {}
 
 
-DUMP = ('env | grep -E "^JOBD_(FAILED|SUCCEEDED|RETRIED)_|^JOBD_TRIGGER=" | sort '
-        '> {out}/$JOBD_RUN_ID.env')
+DUMP = (
+    'env | grep -E "^JOBD_(FAILED|SUCCEEDED|RETRIED)_|^JOBD_TRIGGER=" | sort '
+    "> {out}/$JOBD_RUN_ID.env"
+)
 
 
 def _facts(out: Path) -> list[dict[str, str]]:
-    return [dict(line.split("=", 1) for line in f.read_text().splitlines())
-            for f in sorted(out.glob("*.env"), key=lambda p: int(p.stem))]
+    return [
+        dict(line.split("=", 1) for line in f.read_text().splitlines())
+        for f in sorted(out.glob("*.env"), key=lambda p: int(p.stem))
+    ]
 
 
 def _read(path: str) -> str:
     return Path(path).read_text()
 
 
-async def test_on_failure_runs_the_hook_with_the_facts(make_config: MakeConfig,
-                                                        tmp_path: Path) -> None:
+async def test_on_failure_runs_the_hook_with_the_facts(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     out = tmp_path / "facts"
     out.mkdir()
     config = make_config(f"""
@@ -101,10 +123,15 @@ async def test_on_failure_runs_the_hook_with_the_facts(make_config: MakeConfig,
         [facts] = _facts(out)
         failed = await d.get_run(run.run_id)
         assert facts == {
-            "JOBD_TRIGGER": "hook", "JOBD_FAILED_JOB": "broken",
-            "JOBD_FAILED_RUN_ID": str(run.run_id), "JOBD_FAILED_STATE": "failed",
-            "JOBD_FAILED_EXIT_CODE": "3", "JOBD_FAILED_LOG": str(d.log_path(failed)),
-            "JOBD_FAILED_ATTEMPT": "1", "JOBD_FAILED_MESSAGE": "exit code 3"}
+            "JOBD_TRIGGER": "hook",
+            "JOBD_FAILED_JOB": "broken",
+            "JOBD_FAILED_RUN_ID": str(run.run_id),
+            "JOBD_FAILED_STATE": "failed",
+            "JOBD_FAILED_EXIT_CODE": "3",
+            "JOBD_FAILED_LOG": str(d.log_path(failed)),
+            "JOBD_FAILED_ATTEMPT": "1",
+            "JOBD_FAILED_MESSAGE": "exit code 3",
+        }
         assert "oops" in _read(facts["JOBD_FAILED_LOG"])
         [hook] = await d.journal.list_runs(job_id="notify")
         assert hook.trigger is TriggerKind.HOOK and hook.state is RunState.SUCCEEDED
@@ -142,7 +169,8 @@ async def test_on_success_and_on_retry(make_config: MakeConfig, tmp_path: Path) 
 
 
 async def test_a_failing_hook_does_not_notify_itself_and_paused_hooks_do_not_run(
-        make_config: MakeConfig, tmp_path: Path) -> None:
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     out = tmp_path / "facts"
     out.mkdir()
     config = make_config(f"""

@@ -36,9 +36,13 @@ class SlowJournal(SQLiteJournal):
         self.committed: list[tuple[int, RunState]] = []
         self.refuse: set[int] = set()  # run ids whose write fails, as a full disk would
 
-    async def put_runs(self, runs: list[RunRecord], *,
-                       cursors: Mapping[str, datetime] | None = None,
-                       durable: bool = True) -> None:
+    async def put_runs(
+        self,
+        runs: list[RunRecord],
+        *,
+        cursors: Mapping[str, datetime] | None = None,
+        durable: bool = True,
+    ) -> None:
         await anyio.sleep(max((self.delays.get(r.run_id, 0.02) for r in runs), default=0.0))
         if any(r.run_id in self.refuse for r in runs):
             raise JournalError("database or disk is full")
@@ -47,8 +51,9 @@ class SlowJournal(SQLiteJournal):
 
 
 def run(run_id: int, state: RunState = RunState.QUEUED) -> RunRecord:
-    return RunRecord(run_id=run_id, job_id="j", trigger=TriggerKind.MANUAL, state=state,
-                     queued_at=T0)
+    return RunRecord(
+        run_id=run_id, job_id="j", trigger=TriggerKind.MANUAL, state=state, queued_at=T0
+    )
 
 
 async def test_a_record_is_published_only_after_its_commit(tmp_path: Path) -> None:
@@ -58,11 +63,13 @@ async def test_a_record_is_published_only_after_its_commit(tmp_path: Path) -> No
         async with journal:
             ledger = Ledger(journal)
             async with ledger.subscribe() as events, anyio.create_task_group() as tg:
+
                 async def watch() -> None:
                     async for r in events:
                         seen.append((r.run_id, r.state, (r.run_id, r.state) in journal.committed))
                         if len(seen) == 2:
                             return
+
                 tg.start_soon(watch)
                 await ledger.write([run(1)])
                 await ledger.write([run(1, RunState.RUNNING)])
@@ -102,14 +109,14 @@ async def test_a_failed_write_publishes_nothing_and_blocks_no_one(tmp_path: Path
 
 
 async def test_the_daemon_publishes_no_run_state_before_it_is_committed(
-        make_config: MakeConfig, tmp_path: Path) -> None:
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     config = make_config("""
         [jobs.a]
         command = "true"
         """)
     journal = SlowJournal(config.journal_path)
-    d = Daemon(config, journal=journal, control=False, watch_jobs_dir=False,
-               handle_signals=False)
+    d = Daemon(config, journal=journal, control=False, watch_jobs_dir=False, handle_signals=False)
     seen: list[tuple[RunState, bool]] = []
     async with anyio.create_task_group() as tg:
         with anyio.fail_after(10):
@@ -120,8 +127,12 @@ async def test_the_daemon_publishes_no_run_state_before_it_is_committed(
             while (r := _next(events)) is not None:
                 seen.append((r.state, (r.run_id, r.state) in journal.committed))
         d.stop()
-    assert [s for s, _ in seen] == [RunState.QUEUED, RunState.RUNNING, RunState.RUNNING,
-                                    RunState.SUCCEEDED]  # the second running: its pid
+    assert [s for s, _ in seen] == [
+        RunState.QUEUED,
+        RunState.RUNNING,
+        RunState.RUNNING,
+        RunState.SUCCEEDED,
+    ]  # the second running: its pid
     assert all(ok for _, ok in seen), seen
 
 

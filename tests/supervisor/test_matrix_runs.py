@@ -34,8 +34,9 @@ async def test_cells_run_with_their_values_and_limit(make_config: MakeConfig) ->
         await settle(d)
         cells = await d.journal.list_runs(job_id="test", limit=None)
         [report] = await d.journal.list_runs(job_id="report", limit=None)
-    assert sorted((c.matrix or {}).get("os", "") + (c.matrix or {}).get("py", "")
-                  for c in cells) == ["bsd3.12", "linux3.11", "linux3.12"]
+    assert sorted(
+        (c.matrix or {}).get("os", "") + (c.matrix or {}).get("py", "") for c in cells
+    ) == ["bsd3.12", "linux3.11", "linux3.12"]
     assert all(c.flow_id == first.flow_id and c.state is RunState.SUCCEEDED for c in cells)
     [extra] = [c for c in cells if (c.matrix or {}).get("extra") == "yes"]
     assert "cell=linux-3.12-linux" in d.log_path(extra).read_text()
@@ -55,8 +56,7 @@ async def test_fail_fast_cancels_the_other_cells(make_config: MakeConfig) -> Non
     async with running(config) as d:
         await d.run_job("m", {})
         await settle(d)
-        cells = sorted(await d.journal.list_runs(job_id="m", limit=None),
-                       key=lambda r: r.run_id)
+        cells = sorted(await d.journal.list_runs(job_id="m", limit=None), key=lambda r: r.run_id)
     states = [c.state for c in cells]
     assert states[0] is RunState.FAILED
     assert states[1:] == [RunState.CANCELLED] * 3

@@ -44,19 +44,31 @@ from jobd.supervisor.policy import (
         (Overlap.REPLACE, [1, 3], [], Admit.REPLACE, None, (1, 3)),
     ],
 )
-def test_admit(overlap: Overlap, running: list[int], queued: list[int], action: Admit,
-               into: int | None, cancel: tuple[int, ...]) -> None:
+def test_admit(
+    overlap: Overlap,
+    running: list[int],
+    queued: list[int],
+    action: Admit,
+    into: int | None,
+    cancel: tuple[int, ...],
+) -> None:
     a = admit(overlap, running=running, queued=queued)
     assert (a.action, a.into, a.cancel) == (action, into, cancel)
 
 
 def test_admit_reasons() -> None:
-    assert admit(Overlap.SKIP, running=[4, 6], queued=[]).reason == \
-        "overlap = skip: run 4 was still running"
-    assert admit(Overlap.REPLACE, running=[4], queued=[]).reason == \
-        "overlap = replace: cancelling run 4"
-    assert admit(Overlap.QUEUE, running=[], queued=[2, 5]).reason == \
-        "overlap = queue: folded into queued run 5"
+    assert (
+        admit(Overlap.SKIP, running=[4, 6], queued=[]).reason
+        == "overlap = skip: run 4 was still running"
+    )
+    assert (
+        admit(Overlap.REPLACE, running=[4], queued=[]).reason
+        == "overlap = replace: cancelling run 4"
+    )
+    assert (
+        admit(Overlap.QUEUE, running=[], queued=[2, 5]).reason
+        == "overlap = queue: folded into queued run 5"
+    )
     assert admit(Overlap.ALLOW, running=[1], queued=[2]).reason == ""
 
 
@@ -65,8 +77,9 @@ def test_manual_run_with_params_is_never_folded() -> None:
     assert a.action is Admit.NEW
 
 
-def cand(rid: int, job: str, *, pool: str | None = None, prio: int = 0,
-         exclusive: bool = True) -> Candidate:
+def cand(
+    rid: int, job: str, *, pool: str | None = None, prio: int = 0, exclusive: bool = True
+) -> Candidate:
     return Candidate(run_id=rid, job_id=job, pool=pool, priority=prio, exclusive=exclusive)
 
 
@@ -80,8 +93,11 @@ def test_select_respects_max_parallel_and_order() -> None:
 
 def test_select_priority_first_then_queue_order() -> None:
     queued = [cand(1, "a"), cand(2, "b", prio=5), cand(3, "c"), cand(4, "d", prio=5)]
-    assert select(sorted(queued, key=lambda c: -c.priority), [], max_parallel=3,
-                  pools={}) == [2, 4, 1]
+    assert select(sorted(queued, key=lambda c: -c.priority), [], max_parallel=3, pools={}) == [
+        2,
+        4,
+        1,
+    ]
 
 
 def test_pool_blocked_run_does_not_block_others() -> None:
@@ -92,16 +108,24 @@ def test_pool_blocked_run_does_not_block_others() -> None:
 
 
 def test_exclusive_job_never_runs_twice_at_once() -> None:
-    queued = [cand(1, "a"), cand(2, "a"), cand(3, "b", exclusive=False),
-              cand(4, "b", exclusive=False)]
+    queued = [
+        cand(1, "a"),
+        cand(2, "a"),
+        cand(3, "b", exclusive=False),
+        cand(4, "b", exclusive=False),
+    ]
     assert select(queued, [], max_parallel=8, pools={}) == [1, 3, 4]
     busy = [Busy(run_id=0, job_id="a", pool=None)]
     assert select(queued, busy, max_parallel=8, pools={}) == [3, 4]
 
 
 def test_matrix_group_limit() -> None:
-    queued = [Candidate(run_id=i, job_id="m", pool=None, priority=0, exclusive=False,
-                        group="m#1", group_limit=2) for i in range(5)]
+    queued = [
+        Candidate(
+            run_id=i, job_id="m", pool=None, priority=0, exclusive=False, group="m#1", group_limit=2
+        )
+        for i in range(5)
+    ]
     assert select(queued, [], max_parallel=8, pools={}) == [0, 1]
 
 
@@ -130,13 +154,24 @@ def test_outcome(result: ProcessResult, state: RunState) -> None:
 
 
 def test_outcome_messages() -> None:
-    assert [outcome(r)[1] for r in (
-        ProcessResult(exit_code=0), ProcessResult(exit_code=3),
-        ProcessResult(exit_code=None, signal=9), ProcessResult(exit_code=None, timed_out=True),
-        ProcessResult(exit_code=None, cancelled=True),
-        ProcessResult(exit_code=None, error="command not found: 'x'"))] == [
-        None, "exit code 3", "killed by signal 9", "timed out", "cancelled",
-        "command not found: 'x'"]
+    assert [
+        outcome(r)[1]
+        for r in (
+            ProcessResult(exit_code=0),
+            ProcessResult(exit_code=3),
+            ProcessResult(exit_code=None, signal=9),
+            ProcessResult(exit_code=None, timed_out=True),
+            ProcessResult(exit_code=None, cancelled=True),
+            ProcessResult(exit_code=None, error="command not found: 'x'"),
+        )
+    ] == [
+        None,
+        "exit code 3",
+        "killed by signal 9",
+        "timed out",
+        "cancelled",
+        "command not found: 'x'",
+    ]
 
 
 def test_retryable_states() -> None:
@@ -157,9 +192,19 @@ class _Extremes(random.Random):
 def test_retry_delay_bounds_are_exact() -> None:
     p = RetryPolicy(retries=10, delay=1.0, backoff=2.0, max_delay=10.0)
     assert [retry_delay(p, n, _Extremes(top=True)) for n in (1, 2, 3, 4, 5)] == [
-        1.0, 2.0, 4.0, 8.0, 10.0]
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        10.0,
+    ]
     assert [retry_delay(p, n, _Extremes(top=False)) for n in (1, 2, 3, 4, 5)] == [
-        0.5, 1.0, 2.0, 4.0, 5.0]
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        5.0,
+    ]
 
 
 def test_a_pool_counts_each_run_it_starts() -> None:
@@ -175,19 +220,36 @@ def test_a_pool_without_its_own_limit_shares_max_parallel() -> None:
 
 
 def test_a_running_cell_counts_against_its_group_and_blocks_no_one_else() -> None:
-    cells = [Candidate(run_id=i, job_id="m", pool=None, priority=0, exclusive=False,
-                       group="m@1", group_limit=2) for i in (1, 2)]
+    cells = [
+        Candidate(
+            run_id=i, job_id="m", pool=None, priority=0, exclusive=False, group="m@1", group_limit=2
+        )
+        for i in (1, 2)
+    ]
     other = cand(5, "other")
-    busy = [Busy(run_id=0, job_id="m", pool=None, group="m@1"),
-            Busy(run_id=7, job_id="x", pool=None)]
+    busy = [
+        Busy(run_id=0, job_id="m", pool=None, group="m@1"),
+        Busy(run_id=7, job_id="x", pool=None),
+    ]
     assert select([*cells, other], busy, max_parallel=8, pools={}) == [1, 5]
 
 
 def test_matrix_cells_share_an_exclusive_job_but_other_triggers_wait() -> None:
-    cells = [Candidate(run_id=i, job_id="m", pool=None, priority=0, exclusive=True,
-                       group="m@1", group_limit=None) for i in range(3)]
-    later = Candidate(run_id=9, job_id="m", pool=None, priority=0, exclusive=True,
-                      group="m@9", group_limit=None)
+    cells = [
+        Candidate(
+            run_id=i,
+            job_id="m",
+            pool=None,
+            priority=0,
+            exclusive=True,
+            group="m@1",
+            group_limit=None,
+        )
+        for i in range(3)
+    ]
+    later = Candidate(
+        run_id=9, job_id="m", pool=None, priority=0, exclusive=True, group="m@9", group_limit=None
+    )
     assert select([*cells, later], [], max_parallel=8, pools={}) == [0, 1, 2]
     busy = [Busy(run_id=0, job_id="m", pool=None, group="m@1")]
     assert select([*cells[1:], later], busy, max_parallel=8, pools={}) == [1, 2]

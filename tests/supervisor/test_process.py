@@ -24,8 +24,13 @@ def start(cfg: Path, notify: str | None = None) -> subprocess.Popen[str]:
     env.pop("NOTIFY_SOCKET", None)
     if notify:
         env["NOTIFY_SOCKET"] = notify
-    return subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(cfg)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobd", "--config", str(cfg)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_ready(sock: socket.socket, proc: subprocess.Popen[str]) -> None:
@@ -74,16 +79,21 @@ def test_second_daemon_on_one_journal_exits_3(tmp_path: Path) -> None:
 
 def test_sigterm_drains_and_the_next_start_recovers(tmp_path: Path) -> None:
     marker = tmp_path / "attempts"
-    cfg = write_config(tmp_path, f"""
+    cfg = write_config(
+        tmp_path,
+        f"""
         [jobs.long]
         command = "echo $JOBD_ATTEMPT $JOBD_TRIGGER >> {marker}; sleep 30"
         kill_grace = "200ms"
-        """, 'shutdown_grace = "300ms"\n')
+        """,
+        'shutdown_grace = "300ms"\n',
+    )
     sock, path = notify_socket(tmp_path)
     daemon = start(cfg, path)
     try:
         wait_ready(sock, daemon)
         from jobd.control.protocol import Client
+
         with Client(tmp_path / "var" / "jobd.sock") as client:
             run = client.call("run", job_id="long")
         run_id = run["run_id"] if "run_id" in run else run["run"]["run_id"]
@@ -101,6 +111,7 @@ def test_sigterm_drains_and_the_next_start_recovers(tmp_path: Path) -> None:
                 r = await j.get_run(run_id)
                 assert r is not None
                 return r.state
+
         assert anyio.run(read) is RunState.RUNNING  # left for recovery
 
         daemon = start(cfg, path)

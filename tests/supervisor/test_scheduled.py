@@ -27,16 +27,19 @@ def project(root: Path, name: str, jobs_dir: Path, every: str = "minute") -> Pat
         "import os\n"
         "def cleanup():\n"
         "    print('cleanup of', os.environ['JOBD_JOB_ID'], 'for',\n"
-        "          os.environ.get('JOBD_SCHEDULED_FOR'))\n")
+        "          os.environ.get('JOBD_SCHEDULED_FOR'))\n"
+    )
     (root / name / "pyproject.toml").write_text(
         f'[project]\nname = "{name}"\nversion = "1"\n\n'
-        f'[tool.scheduled.cleanup]\nevery = "{every}"\nentrypoint = "app.jobs:cleanup"\n')
+        f'[tool.scheduled.cleanup]\nevery = "{every}"\nentrypoint = "app.jobs:cleanup"\n'
+    )
     (jobs_dir / f"{name}.toml").symlink_to(root / name / "pyproject.toml")
     return root / name
 
 
-async def test_every_missed_minute_runs_once_after_downtime(make_config: MakeConfig,
-                                                            tmp_path: Path) -> None:
+async def test_every_missed_minute_runs_once_after_downtime(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     config = make_config("""
         [jobs.other]
         command = "true"
@@ -49,12 +52,12 @@ async def test_every_missed_minute_runs_once_after_downtime(make_config: MakeCon
     clock.advance(5 * 60)  # the daemon is down for five minutes
     async with running(config, clock=clock) as d:
         await settle(d, within=30)
-        runs = sorted(await d.journal.list_runs(job_id="shop:cleanup", limit=None),
-                      key=lambda r: r.run_id)
+        runs = sorted(
+            await d.journal.list_runs(job_id="shop:cleanup", limit=None), key=lambda r: r.run_id
+        )
         logs = [d.log_path(r).read_text() for r in runs]
     assert len(runs) == 5
-    assert all(r.trigger is TriggerKind.CATCHUP and r.state is RunState.SUCCEEDED
-               for r in runs)
+    assert all(r.trigger is TriggerKind.CATCHUP and r.state is RunState.SUCCEEDED for r in runs)
     slots = [r.scheduled_for for r in runs]
     # oldest first, one a minute, at the offset of the full id: sha256("shop:cleanup") mod 60
     offset = int(hashlib.sha256(b"shop:cleanup").hexdigest(), 16) % 60
@@ -65,7 +68,8 @@ async def test_every_missed_minute_runs_once_after_downtime(make_config: MakeCon
 
 
 async def test_two_projects_with_the_same_job_name_run_side_by_side(
-        make_config: MakeConfig, tmp_path: Path) -> None:
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     config = make_config("""
         [jobs.cleanup]
         command = "echo own"
@@ -87,7 +91,8 @@ async def test_two_projects_with_the_same_job_name_run_side_by_side(
 
 
 async def test_an_id_of_the_spec_alphabet_runs_and_logs_inside_the_logs_dir(
-        make_config: MakeConfig, tmp_path: Path) -> None:
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     config = make_config("""
         [jobs.other]
         command = "true"

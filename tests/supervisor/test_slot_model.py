@@ -76,8 +76,13 @@ class ModelExecutor(Executor):
         self.starts: list[tuple[int, int]] = []
         self.restarted_finished: list[int] = []
 
-    async def run(self, spec: ProcessSpec, *, on_started: StartedCallback | None = None,
-                  cancel: anyio.Event | None = None) -> ProcessResult:
+    async def run(
+        self,
+        spec: ProcessSpec,
+        *,
+        on_started: StartedCallback | None = None,
+        cancel: anyio.Event | None = None,
+    ) -> ProcessResult:
         run_id, attempt = int(spec.env["JOBD_RUN_ID"]), int(spec.env["JOBD_ATTEMPT"])
         self.starts.append((run_id, attempt))
         before = await self.journal.get_run(run_id)
@@ -86,6 +91,7 @@ class ModelExecutor(Executor):
         until = self.clock.now() + timedelta(seconds=self.rng.choice([0, 0, 5, 20, 40, 100]))
         cancelled = False
         async with anyio.create_task_group() as tg:
+
             async def on_cancel() -> None:
                 nonlocal cancelled
                 if cancel is not None:
@@ -116,15 +122,16 @@ def settled(daemon: Daemon, end: datetime) -> bool:
     table = daemon.table
     waiting = [*table.queued.values(), *(a.runner.run for a in table.active.values())]
     # ``pending`` counts the triggers on the bus and the run tasks: none of the former left
-    return (table.pending <= len(table.active)
-            and all(daemon.cursors.get(j, end) >= end for j in "abcd")
-            and all(r.scheduled_for is None or r.scheduled_for > end for r in waiting))
+    return (
+        table.pending <= len(table.active)
+        and all(daemon.cursors.get(j, end) >= end for j in "abcd")
+        and all(r.scheduled_for is None or r.scheduled_for > end for r in waiting)
+    )
 
 
-async def drive(tmp_path: Path, seed: int) -> tuple[list[RunRecord], list[datetime],
-                                                     ModelExecutor]:
+async def drive(tmp_path: Path, seed: int) -> tuple[list[RunRecord], list[datetime], ModelExecutor]:
     rng = random.Random(seed)
-    cfg = write_config(tmp_path, JOBS.format(variant=0), 'max_parallel = 4\n')
+    cfg = write_config(tmp_path, JOBS.format(variant=0), "max_parallel = 4\n")
     clock, journal = FakeClock(T0), MemoryJournal()
     executor = ModelExecutor(clock, rng, journal)
     starts: list[datetime] = []
@@ -133,8 +140,15 @@ async def drive(tmp_path: Path, seed: int) -> tuple[list[RunRecord], list[dateti
 
     async def life(scope: anyio.CancelScope, ready: anyio.Event) -> None:
         with scope:
-            daemon = Daemon(load_config(cfg), clock=clock, executor=executor, journal=journal,
-                            control=False, watch_jobs_dir=False, handle_signals=False)
+            daemon = Daemon(
+                load_config(cfg),
+                clock=clock,
+                executor=executor,
+                journal=journal,
+                control=False,
+                watch_jobs_dir=False,
+                handle_signals=False,
+            )
             lives.append(daemon)
             async with anyio.create_task_group() as tg:
                 await tg.start(daemon.run)
@@ -169,7 +183,7 @@ async def drive(tmp_path: Path, seed: int) -> tuple[list[RunRecord], list[dateti
                 await turns(60)
                 if rng.random() < 0.05:  # an edit that changes no trigger: a reload
                     variant += 1
-                    write_config(tmp_path, JOBS.format(variant=variant), 'max_parallel = 4\n')
+                    write_config(tmp_path, JOBS.format(variant=variant), "max_parallel = 4\n")
                     await daemon.reload()
         if clock.now() >= end and settled(daemon, end):
             break
@@ -213,8 +227,9 @@ async def test_no_slot_falls_through(tmp_path: Path, seed: int) -> None:
         for s in slots:
             superseded = any(s < st and any(s < t <= st for t in later) for st in starts[1:])
             covered = s in own or s in folded
-            assert covered or (superseded and s not in newest_missed), \
+            assert covered or (superseded and s not in newest_missed), (
                 f"seed {seed}: job c: slot {s.isoformat()} unaccounted"
+            )
     twice = [k for k, n in Counter(executor.starts).items() if n > 1]
     assert not twice, f"seed {seed}: (run, attempt) started twice: {twice}"
     assert not executor.restarted_finished, f"seed {seed}: finished runs started again"

@@ -32,11 +32,20 @@ def at(minute: int) -> datetime:
 async def interrupted(config: DaemonConfig, job_id: str, slot_minute: int) -> None:
     """Leave the journal as a crash would: a run of ``job_id`` journaled as running."""
     async with SQLiteJournal(config.journal_path) as j:
-        await j.put_runs([RunRecord(run_id=j.new_run_id(), job_id=job_id,
-                                    trigger=TriggerKind.EVERY, state=RunState.RUNNING,
-                                    queued_at=at(slot_minute), scheduled_for=at(slot_minute),
-                                    started_at=at(slot_minute))],
-                         cursors={job_id: at(slot_minute)})
+        await j.put_runs(
+            [
+                RunRecord(
+                    run_id=j.new_run_id(),
+                    job_id=job_id,
+                    trigger=TriggerKind.EVERY,
+                    state=RunState.RUNNING,
+                    queued_at=at(slot_minute),
+                    scheduled_for=at(slot_minute),
+                    started_at=at(slot_minute),
+                )
+            ],
+            cursors={job_id: at(slot_minute)},
+        )
 
 
 async def all_runs(config: DaemonConfig, job_id: str) -> list[RunRecord]:
@@ -67,8 +76,7 @@ async def test_catchup_all_gives_every_missed_slot_its_own_run(make_config: Make
     assert len(lines) == 11
 
 
-async def test_folded_slot_is_recorded_on_the_run_it_folded_into(
-        make_config: MakeConfig) -> None:
+async def test_folded_slot_is_recorded_on_the_run_it_folded_into(make_config: MakeConfig) -> None:
     """catchup = "latest", overlap = "queue": the newest missed slot folds into the
     re-queued interrupted run, which names it in its record, its JSON, ``why`` and its
     environment."""
@@ -88,10 +96,10 @@ async def test_folded_slot_is_recorded_on_the_run_it_folded_into(
     assert run.scheduled_for == at(1)
     assert run.folded_slots == (at(5),)
     assert run.to_json()["folded_slots"] == ["2026-03-02T12:05:35+00:00"]
-    assert any("also covers 1 folded slot(s): 2026-03-02T12:05:35+00:00" in line
-               for line in why["lines"])
-    assert "folded=2026-03-02T12:05:35+00:00" in (await anyio.Path(
-        run.log_path or "").read_text())
+    assert any(
+        "also covers 1 folded slot(s): 2026-03-02T12:05:35+00:00" in line for line in why["lines"]
+    )
+    assert "folded=2026-03-02T12:05:35+00:00" in (await anyio.Path(run.log_path or "").read_text())
 
 
 async def test_live_slot_folds_into_a_waiting_run(make_config: MakeConfig) -> None:
@@ -113,12 +121,10 @@ async def test_live_slot_folds_into_a_waiting_run(make_config: MakeConfig) -> No
                     await anyio.sleep(0.01)
         await settle(d)
     runs = await all_runs(config, "tick")
-    assert [(r.scheduled_for, r.folded_slots) for r in runs] == [
-        (at(0), ()), (at(1), (at(2),))]
+    assert [(r.scheduled_for, r.folded_slots) for r in runs] == [(at(0), ()), (at(1), (at(2),))]
 
 
-async def test_queued_run_is_published_only_after_its_commit(
-        make_config: MakeConfig) -> None:
+async def test_queued_run_is_published_only_after_its_commit(make_config: MakeConfig) -> None:
     config = make_config("""
         [jobs.hello]
         command = "true"
@@ -132,8 +138,9 @@ async def test_queued_run_is_published_only_after_its_commit(
                     if run.state is RunState.QUEUED:
                         db = sqlite3.connect(f"file:{config.journal_path}?mode=ro", uri=True)
                         try:
-                            row = db.execute("SELECT state FROM runs WHERE run_id = ?",
-                                             (run.run_id,)).fetchone()
+                            row = db.execute(
+                                "SELECT state FROM runs WHERE run_id = ?", (run.run_id,)
+                            ).fetchone()
                         finally:
                             db.close()
                         seen_queued.append(row is not None)
@@ -148,21 +155,34 @@ async def test_queued_run_is_published_only_after_its_commit(
     assert seen_queued == [True] * 5
 
 
-@pytest.mark.parametrize(("a", "b", "same"), [
-    ({"scheduled_for": T0}, {"scheduled_for": T0, "run_id": 9, "attempt": 3,
-                             "trigger": TriggerKind.RECOVERY}, True),
-    ({"scheduled_for": T0}, {"scheduled_for": T0 + MINUTE}, False),
-    ({"scheduled_for": T0}, {"scheduled_for": T0, "job_id": "other"}, False),
-    ({"flow_id": "7", "matrix": {"os": "linux"}}, {"flow_id": "7", "matrix": {"os": "bsd"}},
-     False),
-    ({"flow_id": "7", "matrix": {"os": "linux"}},
-     {"flow_id": "7", "matrix": {"os": "linux"}, "run_id": 8}, True),
-    ({}, {"attempt": 2, "trigger": TriggerKind.RECOVERY}, True),
-    ({}, {"run_id": 2}, False),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (
+            {"scheduled_for": T0},
+            {"scheduled_for": T0, "run_id": 9, "attempt": 3, "trigger": TriggerKind.RECOVERY},
+            True,
+        ),
+        ({"scheduled_for": T0}, {"scheduled_for": T0 + MINUTE}, False),
+        ({"scheduled_for": T0}, {"scheduled_for": T0, "job_id": "other"}, False),
+        (
+            {"flow_id": "7", "matrix": {"os": "linux"}},
+            {"flow_id": "7", "matrix": {"os": "bsd"}},
+            False,
+        ),
+        (
+            {"flow_id": "7", "matrix": {"os": "linux"}},
+            {"flow_id": "7", "matrix": {"os": "linux"}, "run_id": 8},
+            True,
+        ),
+        ({}, {"attempt": 2, "trigger": TriggerKind.RECOVERY}, True),
+        ({}, {"run_id": 2}, False),
+    ],
+)
 def test_run_key(a: dict[str, object], b: dict[str, object], same: bool) -> None:
-    base = RunRecord(run_id=1, job_id="job", trigger=TriggerKind.EVERY, state=RunState.QUEUED,
-                     queued_at=T0)
+    base = RunRecord(
+        run_id=1, job_id="job", trigger=TriggerKind.EVERY, state=RunState.QUEUED, queued_at=T0
+    )
     ka, kb = run_key(base.evolve(**a)), run_key(base.evolve(**b))
     assert (ka == kb) is same
     assert len(ka) == 32 and int(ka, 16) >= 0

@@ -27,37 +27,57 @@ NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def test_not_stale_before_the_deadline() -> None:
-    s = judge(stale_after=26 * H, last_success=NOON, first_seen=NOON - timedelta(days=9),
-              now=datetime(2026, 3, 3, 13, 59, 59, tzinfo=UTC), fired_for=None)
+    s = judge(
+        stale_after=26 * H,
+        last_success=NOON,
+        first_seen=NOON - timedelta(days=9),
+        now=datetime(2026, 3, 3, 13, 59, 59, tzinfo=UTC),
+        fired_for=None,
+    )
     assert not s.stale and not s.fire
     assert s.since == NOON and s.due_at == datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
 
 
 def test_stale_fires_once_per_episode() -> None:
     at = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
-    first = judge(stale_after=26 * H, last_success=NOON, first_seen=NOON, now=at,
-                  fired_for=None)
+    first = judge(stale_after=26 * H, last_success=NOON, first_seen=NOON, now=at, fired_for=None)
     assert first.stale and first.fire
-    again = judge(stale_after=26 * H, last_success=NOON, first_seen=NOON,
-                  now=at + timedelta(days=3), fired_for=NOON)
+    again = judge(
+        stale_after=26 * H,
+        last_success=NOON,
+        first_seen=NOON,
+        now=at + timedelta(days=3),
+        fired_for=NOON,
+    )
     assert again.stale and not again.fire
     # a success starts a new episode, which fires again when it too goes stale
     later = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
-    new = judge(stale_after=26 * H, last_success=later, first_seen=NOON,
-                now=datetime(2026, 3, 6, 10, 0, tzinfo=UTC), fired_for=NOON)
+    new = judge(
+        stale_after=26 * H,
+        last_success=later,
+        first_seen=NOON,
+        now=datetime(2026, 3, 6, 10, 0, tzinfo=UTC),
+        fired_for=NOON,
+    )
     assert new.stale and new.fire and new.since == later
 
 
 def test_a_job_that_never_succeeded_counts_from_first_seen() -> None:
-    s = judge(stale_after=H, last_success=None, first_seen=NOON,
-              now=datetime(2026, 3, 2, 13, 0, tzinfo=UTC), fired_for=None)
+    s = judge(
+        stale_after=H,
+        last_success=None,
+        first_seen=NOON,
+        now=datetime(2026, 3, 2, 13, 0, tzinfo=UTC),
+        fired_for=None,
+    )
     assert s.stale and s.fire and s.since == NOON
 
 
 async def _jobctl(d: Daemon, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = await anyio.run_process([sys.executable, "-m", "jobd.cli.jobctl", "--socket",
-                                    str(d.config.socket), *args], env=env)
+    done = await anyio.run_process(
+        [sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(d.config.socket), *args], env=env
+    )
     return done.stdout.decode()
 
 
@@ -67,8 +87,9 @@ async def _wait_for(d: Daemon, predicate: Callable[[], object], within: float = 
             await d._wait_change()
 
 
-async def test_a_stale_job_fires_once_across_restarts(make_config: MakeConfig,
-                                                      tmp_path: Path) -> None:
+async def test_a_stale_job_fires_once_across_restarts(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     ledger = tmp_path / "ledger"
     config = make_config(f"""
         [jobs.backup]

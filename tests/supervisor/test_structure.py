@@ -37,8 +37,10 @@ def _imports(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
-                                + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
             for a in node.names:  # ``from pkg import submodule`` imports the submodule
                 found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base)
     return {m for m in found if m in MODULES and m != module}
@@ -62,7 +64,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if m.startswith(n + ".") or n.startswith(m + "."):
                 continue
             if state.get(n) == 1:
-                return [*path[path.index(n):], n]
+                return [*path[path.index(n) :], n]
             if n not in state and (cycle := visit(n)):
                 return cycle
         path.pop()
@@ -83,7 +85,10 @@ def test_no_import_cycle_in_jobd() -> None:
 def test_the_cycle_finder_finds_the_circle_this_code_once_had() -> None:
     # daemon -> flowing -> (TYPE_CHECKING) daemon, as before the split; and a longer one.
     assert find_cycle({"s.daemon": {"s.flowing"}, "s.flowing": {"s.daemon"}}) == [
-        "s.daemon", "s.flowing", "s.daemon"]
+        "s.daemon",
+        "s.flowing",
+        "s.daemon",
+    ]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "d": {"a", "c"}}) is None
     assert find_cycle({"p": {"p.x"}, "p.x": {"p"}}) is None  # a package and its submodule
@@ -91,13 +96,15 @@ def test_the_cycle_finder_finds_the_circle_this_code_once_had() -> None:
 
 def _calls(module: str, attr: str) -> list[int]:
     tree = ast.parse(MODULES[module].read_text())
-    return [n.lineno for n in ast.walk(tree)
-            if isinstance(n, ast.Attribute) and n.attr == attr]
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == attr]
 
 
 def test_the_ledger_is_the_only_writer_of_run_records() -> None:
-    writers = {m: lines for m in MODULES if not m.startswith("jobd.journal")
-               and (lines := _calls(m, "put_runs"))}
+    writers = {
+        m: lines
+        for m in MODULES
+        if not m.startswith("jobd.journal") and (lines := _calls(m, "put_runs"))
+    }
     assert set(writers) == {"jobd.supervisor.ledger"}, writers
 
 
@@ -108,14 +115,24 @@ def test_no_module_outside_the_executors_asks_which_executor_runs_a_job() -> Non
             continue
         tree = ast.parse(path.read_text())
         for n in ast.walk(tree):
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
-                    and n.func.id == "isinstance" and "ContainerAction" in ast.unparse(n):
+            if (
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name)
+                and n.func.id == "isinstance"
+                and "ContainerAction" in ast.unparse(n)
+            ):
                 offenders.append(f"{m}:{n.lineno}")
-            if isinstance(n, ast.Compare) and isinstance(n.left, ast.Attribute) \
-                    and n.left.attr in ("image", "container"):
+            if (
+                isinstance(n, ast.Compare)
+                and isinstance(n.left, ast.Attribute)
+                and n.left.attr in ("image", "container")
+            ):
                 offenders.append(f"{m}:{n.lineno}")
-        imported = _imports(m) & {"jobd.executors.docker", "jobd.executors.local",
-                                  "jobd.executors.process"}
+        imported = _imports(m) & {
+            "jobd.executors.docker",
+            "jobd.executors.local",
+            "jobd.executors.process",
+        }
         if m.startswith("jobd.supervisor") and imported:
             offenders.append(f"{m} imports {sorted(imported)}")
     assert offenders == []

@@ -18,13 +18,22 @@ MakeConfig = Callable[..., DaemonConfig]
 
 async def wait_runs(d: Daemon, job_id: str, n: int, within: float = 10) -> None:
     with anyio.fail_after(within):
-        while len([r for r in await d.journal.list_runs(job_id=job_id, limit=None)
-                   if r.state.finished]) < n:
+        while (
+            len(
+                [
+                    r
+                    for r in await d.journal.list_runs(job_id=job_id, limit=None)
+                    if r.state.finished
+                ]
+            )
+            < n
+        ):
             await d._wait_change()
 
 
-async def test_a_change_runs_the_job_with_its_paths(make_config: MakeConfig,
-                                                    tmp_path: Path) -> None:
+async def test_a_change_runs_the_job_with_its_paths(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = make_config(f"""
@@ -43,8 +52,9 @@ async def test_a_change_runs_the_job_with_its_paths(make_config: MakeConfig,
     assert str(inbox / "a.csv") in d.log_path(run).read_text()
 
 
-async def test_burst_straddling_a_running_job_loses_no_path(make_config: MakeConfig,
-                                                            tmp_path: Path) -> None:
+async def test_burst_straddling_a_running_job_loses_no_path(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = make_config(f"""
@@ -69,8 +79,7 @@ async def test_burst_straddling_a_running_job_loses_no_path(make_config: MakeCon
     assert 2 <= len(runs) < 100  # coalesced, yet every path reached a run
 
 
-async def test_changes_while_down_trigger_at_start(make_config: MakeConfig,
-                                                   tmp_path: Path) -> None:
+async def test_changes_while_down_trigger_at_start(make_config: MakeConfig, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "old.csv").write_text("before jobd ever ran")

@@ -82,8 +82,14 @@ def _prev_period(unit: str, d: date) -> date:
     return _period_start(unit, d - timedelta(days=1))
 
 
-ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata",
-         "America/Sao_Paulo"]
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "America/Sao_Paulo",
+]
 
 
 @settings(max_examples=150, deadline=None)
@@ -91,8 +97,9 @@ ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asi
     job_ids,
     st.sampled_from(["day", "week", "month"]),
     st.sampled_from(ZONES),
-    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1),
-                 timezones=st.just(UTC)),
+    st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ),
 )
 def test_calendar_slots_sit_at_the_offset_inside_each_period(
     job_id: str, unit: str, zone_name: str, after: datetime
@@ -118,8 +125,12 @@ def test_calendar_slots_sit_at_the_offset_inside_each_period(
 
 
 @settings(max_examples=100, deadline=None)
-@given(job_ids, st.sampled_from(["minute", "hour"]),
-       st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]), instants)
+@given(
+    job_ids,
+    st.sampled_from(["minute", "hour"]),
+    st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
+    instants,
+)
 def test_minute_and_hour_run_every_real_minute_and_hour(
     job_id: str, unit: str, zone_name: str, after: datetime
 ) -> None:
@@ -212,7 +223,11 @@ def test_the_worked_example_of_the_docs() -> None:
     h = job_hash("backup")
     assert f"{h:064x}" == "54d00d867758cef816bc4685f58e327b949712b07ebd17c3485f3ffc9e9f5133"
     assert (h % 86400, h % 30, h % 900, h % 604800, h % (28 * 86400)) == (
-        56755, 25, 55, 56755, 1871155
+        56755,
+        25,
+        55,
+        56755,
+        1871155,
     )
     day = CadenceTrigger.parse("backup", "day", "Europe/Berlin")
     assert day.describe() == "every day at 15:45:55 (Europe/Berlin)"
@@ -233,17 +248,29 @@ def test_the_worked_example_of_the_docs() -> None:
         == "every month on day 22 at 15:45:55 (UTC)"
     )
     text = DOCS.read_text(encoding="utf-8")
-    for fact in ("54d00d867758cef8", "56755", "15:45:55", "2025-03-29 14:45:55",
-                 "2025-03-30 13:45:55", "every 30s (+25s)", "every 15m (+55s)",
-                 "on day 22", "02:14:20", "03:00:00"):
+    for fact in (
+        "54d00d867758cef8",
+        "56755",
+        "15:45:55",
+        "2025-03-29 14:45:55",
+        "2025-03-30 13:45:55",
+        "every 30s (+25s)",
+        "every 15m (+55s)",
+        "on day 22",
+        "02:14:20",
+        "03:00:00",
+    ):
         assert fact in text, fact
 
 
 @pytest.mark.parametrize(
     ("every", "message"),
     [
-        ("fortnight", "'fortnight' is not a cadence; use minute, hour, day, week, month or a "
-                      'duration such as "30s", "15m", "2h"'),
+        (
+            "fortnight",
+            "'fortnight' is not a cadence; use minute, hour, day, week, month or a "
+            'duration such as "30s", "15m", "2h"',
+        ),
         ("Day", "'Day' is not a cadence"),
         ("", "'' is not a cadence"),
         ("30", "'30' is not a cadence"),
@@ -269,6 +296,9 @@ def test_bad_zone_and_the_basics() -> None:
         t.next_after(datetime(2025, 1, 1))
     with pytest.raises(ValueError, match="naive"):
         CadenceTrigger.parse("job", "30s", "UTC").next_after(datetime(2025, 1, 1))
-    assert CadenceTrigger.parse("job", "30s", "UTC").next_after(
-        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
-    ) is None
+    assert (
+        CadenceTrigger.parse("job", "30s", "UTC").next_after(
+            datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+        )
+        is None
+    )

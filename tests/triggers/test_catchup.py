@@ -43,7 +43,10 @@ def plan(
 ) -> DuePlan:
     return plan_due(
         triggers,
-        cursor=cursor, now=now, catchup=catchup, start_deadline=start_deadline,
+        cursor=cursor,
+        now=now,
+        catchup=catchup,
+        start_deadline=start_deadline,
         at_start=at_start,
     )
 
@@ -53,7 +56,9 @@ def test_a_job_seen_for_the_first_time_starts_fresh() -> None:
         for catchup in Catchup:
             p = plan(catchup, cursor=None, at_start=at_start)
             assert p == DuePlan(
-                runs=(), dropped=(), cursor=NOW,
+                runs=(),
+                dropped=(),
+                cursor=NOW,
                 next_at=datetime(2025, 6, 1, 12, 15, tzinfo=UTC),
             )
 
@@ -71,8 +76,7 @@ def test_latest_runs_only_the_newest() -> None:
     p = plan(Catchup.LATEST)
     assert [(r.scheduled_for, r.kind) for r in p.runs] == [(MISSED[-1], TriggerKind.CATCHUP)]
     assert p.dropped == (
-        DroppedSlots(reason=DropReason.CATCHUP_LATEST, first=MISSED[0], last=MISSED[-2],
-                     count=7),
+        DroppedSlots(reason=DropReason.CATCHUP_LATEST, first=MISSED[0], last=MISSED[-2], count=7),
     )
     assert p.cursor == MISSED[-1]
 
@@ -91,13 +95,13 @@ def test_start_deadline_drops_older_slots_first() -> None:
     p = plan(Catchup.ALL, start_deadline=37 * 60)
     assert [r.scheduled_for for r in p.runs] == MISSED[-3:]
     assert p.dropped == (
-        DroppedSlots(reason=DropReason.START_DEADLINE, first=MISSED[0], last=MISSED[-4],
-                     count=5),
+        DroppedSlots(reason=DropReason.START_DEADLINE, first=MISSED[0], last=MISSED[-4], count=5),
     )
     p = plan(Catchup.LATEST, start_deadline=37 * 60)
     assert [r.scheduled_for for r in p.runs] == [MISSED[-1]]
     assert [(d.reason, d.count) for d in p.dropped] == [
-        (DropReason.START_DEADLINE, 5), (DropReason.CATCHUP_LATEST, 2)
+        (DropReason.START_DEADLINE, 5),
+        (DropReason.CATCHUP_LATEST, 2),
     ]
     p = plan(Catchup.LATEST, start_deadline=60)  # every missed slot is too old
     assert p.runs == ()
@@ -127,8 +131,9 @@ def test_while_running_due_slots_keep_their_own_kind() -> None:
 
 def test_nothing_due() -> None:
     p = plan(cursor=NOW, now=NOW)
-    assert p == DuePlan(runs=(), dropped=(), cursor=NOW,
-                        next_at=datetime(2025, 6, 1, 12, 15, tzinfo=UTC))
+    assert p == DuePlan(
+        runs=(), dropped=(), cursor=NOW, next_at=datetime(2025, 6, 1, 12, 15, tzinfo=UTC)
+    )
     later = NOW + timedelta(hours=1)  # the clock went back: wait for what follows the cursor
     p = plan(cursor=later, now=NOW)
     assert p.runs == () and p.cursor == later
@@ -143,9 +148,7 @@ def test_all_is_capped_keeping_the_newest() -> None:
     p = plan(Catchup.ALL, cursor=cursor, now=now)
     assert len(p.runs) == MAX_CATCHUP_RUNS == 1000
     assert p.runs[-1].scheduled_for == datetime(2025, 3, 1, tzinfo=UTC)
-    assert p.runs[0].scheduled_for == datetime(2025, 3, 1, tzinfo=UTC) - 999 * timedelta(
-        minutes=15
-    )
+    assert p.runs[0].scheduled_for == datetime(2025, 3, 1, tzinfo=UTC) - 999 * timedelta(minutes=15)
     total = 59 * 96  # Jan and Feb 2025, four an hour
     (dropped,) = p.dropped
     assert dropped.reason is DropReason.LIMIT
@@ -164,12 +167,14 @@ def test_years_down_with_a_per_second_trigger_stays_cheap() -> None:
     (dropped,) = p.dropped
     assert dropped.count is None  # too many to count
     assert (dropped.first, dropped.last) == (
-        cursor + timedelta(seconds=1), NOW - timedelta(seconds=1)
+        cursor + timedelta(seconds=1),
+        NOW - timedelta(seconds=1),
     )
     p = plan(Catchup.ALL, cursor=cursor, triggers=second, start_deadline=3600)
     assert len(p.runs) == 1000 and p.runs[-1].scheduled_for == NOW
     assert [(d.reason, d.count) for d in p.dropped] == [
-        (DropReason.START_DEADLINE, None), (DropReason.LIMIT, 2601)  # 11:07:00-12:07:00
+        (DropReason.START_DEADLINE, None),
+        (DropReason.LIMIT, 2601),  # 11:07:00-12:07:00
     ]
     assert time.perf_counter() - started < 5
 
@@ -212,7 +217,8 @@ def test_next_fire_times_merged_and_unique() -> None:
         datetime(2025, 6, 1, 12, m, tzinfo=UTC) for m in (0, 5, 15, 30, 45)
     ]
     assert next_fire_times([a, b], after, 2) == [
-        datetime(2025, 6, 1, 12, 0, tzinfo=UTC), datetime(2025, 6, 1, 12, 5, tzinfo=UTC)
+        datetime(2025, 6, 1, 12, 0, tzinfo=UTC),
+        datetime(2025, 6, 1, 12, 5, tzinfo=UTC),
     ]
     assert next_fire_times([a], after, 0) == []
     assert next_fire_times([], after) == []
@@ -239,11 +245,17 @@ def test_every_slot_is_run_or_dropped_exactly_once(
     base = datetime(2025, 3, 28, tzinfo=UTC)
     cursor = base + timedelta(minutes=cursor_min, seconds=13)
     now = cursor + timedelta(minutes=down_min)
-    p = plan(catchup, cursor=cursor, now=now, start_deadline=deadline, at_start=at_start,
-             triggers=trigger)
+    p = plan(
+        catchup,
+        cursor=cursor,
+        now=now,
+        start_deadline=deadline,
+        at_start=at_start,
+        triggers=trigger,
+    )
     slots = list(iterate(trigger, cursor, now))
     runs = [r.scheduled_for for r in p.runs]
-    assert runs == slots[len(slots) - len(runs):]  # the newest, oldest first
+    assert runs == slots[len(slots) - len(runs) :]  # the newest, oldest first
     assert all(r.kind is (TriggerKind.CATCHUP if at_start else TriggerKind.CRON) for r in p.runs)
     covered = len(runs)
     previous = cursor

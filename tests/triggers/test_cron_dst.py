@@ -73,7 +73,8 @@ def test_fixed_time_runs_exactly_once_per_day_when_it_exists(zone: str) -> None:
             day += timedelta(days=1)
         # the only days without a run are those whose wall time a gap skips
         gap_days = [
-            d for d in _days(START, END, tz)
+            d
+            for d in _days(START, END, tz)
             if not instants_of(datetime(d.year, d.month, d.day, hh, mm), tz)
         ]
         assert missing == [d for d in gap_days if day_in_range(d, START, END, tz)]
@@ -105,22 +106,25 @@ def test_gap_days_are_really_exercised() -> None:
     assert date(2025, 3, 29) in days and date(2025, 3, 31) in days
     assert date(2025, 10, 26) in days
     ny = ZoneInfo("America/New_York")
-    fold = [t for t in iterate(CronTrigger.parse("30 1 * * *", "America/New_York"), START, END)
-            if t.astimezone(ny).date() == date(2025, 11, 2)]
+    fold = [
+        t
+        for t in iterate(CronTrigger.parse("30 1 * * *", "America/New_York"), START, END)
+        if t.astimezone(ny).date() == date(2025, 11, 2)
+    ]
     assert fold == [datetime(2025, 11, 2, 5, 30, tzinfo=UTC)]  # 01:30 EDT, the first pass
 
 
 @pytest.mark.parametrize("zone", ZONES[1:])
 @pytest.mark.parametrize("expression", ["*/15 * * * *", "0 * * * *", "30 * * * *"])
-def test_wildcard_hours_run_through_both_passes_as_elapsed_time(
-    expression: str, zone: str
-) -> None:
+def test_wildcard_hours_run_through_both_passes_as_elapsed_time(expression: str, zone: str) -> None:
     trigger = CronTrigger.parse(expression, zone)
     step = 900 if expression.startswith("*/15") else 3600
     gaps: set[float] = set()
     # both changes of 2025, north and south: spring, autumn
-    for start, end in [(datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 10, tzinfo=UTC)),
-                       (datetime(2025, 9, 25, tzinfo=UTC), datetime(2025, 11, 5, tzinfo=UTC))]:
+    for start, end in [
+        (datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 10, tzinfo=UTC)),
+        (datetime(2025, 9, 25, tzinfo=UTC), datetime(2025, 11, 5, tzinfo=UTC)),
+    ]:
         assert len([c for c in _transitions(zone) if start <= c < end]) == 1
         got = list(iterate(trigger, start, end))
         gaps |= {(b - a).total_seconds() for a, b in itertools.pairwise(got)}
@@ -152,8 +156,9 @@ def test_every_instant_of_a_change_day_is_checked(zone: str) -> None:
         lo, hi = change - timedelta(minutes=30), change + timedelta(minutes=30)
         got = list(iterate(trigger, lo, hi))
         assert {(b - a).total_seconds() for a, b in itertools.pairwise(got)} == {20.0}
-        assert got == cron_oracle("*/20 * * * * *", zone, lo, hi, replays=True,
-                                  seconds_first=True, shared=False)
+        assert got == cron_oracle(
+            "*/20 * * * * *", zone, lo, hi, replays=True, seconds_first=True, shared=False
+        )
 
 
 def test_next_after_from_anywhere_inside_a_fold() -> None:
@@ -203,5 +208,8 @@ def test_far_future_ends_with_none() -> None:
     assert t.next_after(datetime(9999, 12, 27, tzinfo=UTC)) is None
     leap_monday = CronTrigger.parse("0 0 */29 2 1", "UTC")  # '*' first: Feb 29 AND a Monday
     assert leap_monday.next_after(datetime(2025, 1, 1, tzinfo=UTC)) == datetime(
-        2027, 2, 1, tzinfo=UTC  # */29 is days 1 and 30; Feb 1 2027 is a Monday
+        2027,
+        2,
+        1,
+        tzinfo=UTC,  # */29 is days 1 and 30; Feb 1 2027 is a Monday
     )

@@ -26,8 +26,11 @@ from jobd.triggers.cron import ALIASES, CronTrigger
         ("0 0 * * 8", "day-of-week 8 > 7"),
         ("60 * * * * *", "second 60 > 59"),
         ("1-70 * * * *", "minute 70 > 59"),
-        ("* * * *", "4 fields; expected 5 (minute hour day-of-month month day-of-week) "
-                    "or 6 with seconds first"),
+        (
+            "* * * *",
+            "4 fields; expected 5 (minute hour day-of-month month day-of-week) "
+            "or 6 with seconds first",
+        ),
         ("* * * * * * *", "7 fields; expected 5"),
         ("*", "1 field; expected 5"),
         ("", "it is empty"),
@@ -38,8 +41,11 @@ from jobd.triggers.cron import ALIASES, CronTrigger
         ("0 0 * * mon-frii", "day-of-week 'frii' is not a number or a name sun-sat"),
         ("*/0 * * * *", "minute step 0 must be at least 1"),
         ("*/x * * * *", "minute step 'x' is not a number"),
-        ("*/90 * * * *", 'minute step 90 is too large for minutes 0-59, it would only match 0; '
-                         'for a run every 90m use every = "90m"'),
+        (
+            "*/90 * * * *",
+            "minute step 90 is too large for minutes 0-59, it would only match 0; "
+            'for a run every 90m use every = "90m"',
+        ),
         ("0 */24 * * *", "hour step 24 is too large"),
         ("5-1 * * * *", "minute range 5-1 is backwards"),
         ("1,,2 * * * *", "empty item in the minute list '1,,2'"),
@@ -131,8 +137,12 @@ def test_steps_and_day_rules_pinned() -> None:
 
     assert times("15/20 0 * * *", 3) == ["Wed 01 00:15", "Wed 01 00:35", "Wed 01 00:55"]
     # both day fields restricted: either (Vixie cron)
-    assert times("0 0 1,15 * 1", 4) == ["Mon 06 00:00", "Mon 13 00:00", "Wed 15 00:00",
-                                        "Mon 20 00:00"]
+    assert times("0 0 1,15 * 1", 4) == [
+        "Mon 06 00:00",
+        "Mon 13 00:00",
+        "Wed 15 00:00",
+        "Mon 20 00:00",
+    ]
     # a day field starting with '*' applies together with the other
     assert times("0 0 */2 * 1", 3) == ["Mon 13 00:00", "Mon 27 00:00", "Mon 03 00:00"]
 

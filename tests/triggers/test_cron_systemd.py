@@ -71,9 +71,17 @@ def to_on_calendar(expression: str, zone: str) -> str:
 
 def systemd_times(spec: str, base: datetime, n: int) -> list[datetime]:
     proc = subprocess.run(
-        [_systemd_analyze(), "calendar", f"--iterations={n}",
-         f"--base-time={base.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC", spec],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            _systemd_analyze(),
+            "calendar",
+            f"--iterations={n}",
+            f"--base-time={base.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
+            spec,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
         env={**os.environ, "TZ": "UTC", "LC_ALL": "C"},
     )
     times = [
@@ -130,9 +138,7 @@ SPRING_LORD_HOWE = datetime(2025, 10, 4, 10, 0, tzinfo=UTC)
         ("0 12 */2 * 0", "Europe/Berlin", BASE, 30),
     ],
 )
-def test_agrees_with_systemd_analyze(
-    expression: str, zone: str, base: datetime, n: int
-) -> None:
+def test_agrees_with_systemd_analyze(expression: str, zone: str, base: datetime, n: int) -> None:
     spec = to_on_calendar(expression, zone)
     assert ours(expression, zone, base, n) == systemd_times(spec, base, n), spec
 
@@ -164,7 +170,10 @@ def test_the_translation_is_what_systemd_reads() -> None:
     assert to_on_calendar("0 3 * * 1-5", "UTC") == "Mon..Fri *-*-* 03:00:00 UTC"
     proc = subprocess.run(
         [_systemd_analyze(), "calendar", "Mon..Fri *-*-* 03:00:00 UTC"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
         env={**os.environ, "TZ": "UTC", "LC_ALL": "C"},
     )
     assert "Normalized form: Mon..Fri *-*-* 03:00:00 UTC" in proc.stdout

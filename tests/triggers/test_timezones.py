@@ -16,9 +16,23 @@ def test_known_names_resolve(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["Mars/Base", "", " UTC", "UTC ", "Europe", "Europe/", "../../etc/passwd", "/etc/passwd",
-     "/usr/share/zoneinfo/UTC", "Europe/Ber\x00lin", "Europe\\Berlin", "..", "zone.tab",
-     "\udcff", "x" * 5000],
+    [
+        "Mars/Base",
+        "",
+        " UTC",
+        "UTC ",
+        "Europe",
+        "Europe/",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "/usr/share/zoneinfo/UTC",
+        "Europe/Ber\x00lin",
+        "Europe\\Berlin",
+        "..",
+        "zone.tab",
+        "\udcff",
+        "x" * 5000,
+    ],
 )
 def test_unknown_or_malformed_names_are_a_value_error(name: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -42,9 +56,7 @@ def test_machine_zone_from_tz(tmp_path: Path) -> None:
     none = tmp_path / "absent"
     assert machine_timezone({"TZ": "Europe/Berlin"}, none, none) == "Europe/Berlin"
     assert machine_timezone({"TZ": ":America/New_York"}, none, none) == "America/New_York"
-    assert (
-        machine_timezone({"TZ": "/usr/share/zoneinfo/Asia/Tokyo"}, none, none) == "Asia/Tokyo"
-    )
+    assert machine_timezone({"TZ": "/usr/share/zoneinfo/Asia/Tokyo"}, none, none) == "Asia/Tokyo"
 
 
 def test_machine_zone_from_the_localtime_symlink(tmp_path: Path) -> None:

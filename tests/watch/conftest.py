@@ -53,8 +53,9 @@ class Watching:
         with anyio.fail_after(within):
             return await self.fired.receive()
 
-    async def collect(self, expected: Mapping[str, Iterable[str]],
-                      within: float = 5.0) -> list[WatchFired]:
+    async def collect(
+        self, expected: Mapping[str, Iterable[str]], within: float = 5.0
+    ) -> list[WatchFired]:
         """Bursts until every expected path was fired for its job (others are kept too)."""
         missing = {(job_id, p) for job_id, paths in expected.items() for p in paths}
         got: list[WatchFired] = []
@@ -65,8 +66,9 @@ class Watching:
                 missing -= {(f.job_id, p) for p in f.paths}
         return got
 
-    async def collect_one(self, job_id: str, paths: Iterable[str],
-                          within: float = 5.0) -> list[WatchFired]:
+    async def collect_one(
+        self, job_id: str, paths: Iterable[str], within: float = 5.0
+    ) -> list[WatchFired]:
         return await self.collect({job_id: paths}, within)
 
     async def quiet(self, seconds: float = 0.25) -> list[WatchFired]:

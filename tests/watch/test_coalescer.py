@@ -63,10 +63,14 @@ def test_max_paths_fires_at_once_in_chunks() -> None:
     assert c.pop_due(1.001) == [("/1", "/2", "/3"), ("/4", "/5", "/6"), ("/7",)]
 
 
-@given(st.lists(st.tuples(st.floats(0, 0.05), st.integers(0, 30)), min_size=1, max_size=200),
-       st.floats(0.001, 0.02), st.floats(0.0, 0.2))
-def test_no_path_is_lost_and_deadlines_hold(events: list[tuple[float, int]], quiet: float,
-                                            debounce: float) -> None:
+@given(
+    st.lists(st.tuples(st.floats(0, 0.05), st.integers(0, 30)), min_size=1, max_size=200),
+    st.floats(0.001, 0.02),
+    st.floats(0.0, 0.2),
+)
+def test_no_path_is_lost_and_deadlines_hold(
+    events: list[tuple[float, int]], quiet: float, debounce: float
+) -> None:
     """Feed gaps and paths; every path comes out once per burst, no burst outlives its
     debounce, and none fires before a quiet period."""
     c = Coalescer(debounce=debounce, quiet=quiet)
@@ -90,17 +94,23 @@ def test_no_path_is_lost_and_deadlines_hold(events: list[tuple[float, int]], qui
 
 
 def test_batcher_routes_per_job_and_follows_updates() -> None:
-    specs = {"a": WatchSpec(patterns=("/in/*.csv",), debounce=0.1),
-             "b": WatchSpec(patterns=("/in",), debounce=0.02)}
+    specs = {
+        "a": WatchSpec(patterns=("/in/*.csv",), debounce=0.1),
+        "b": WatchSpec(patterns=("/in",), debounce=0.02),
+    }
     assert route(specs, ["/in/x.csv", "/in/y.txt", "/out/z.csv"]) == {
-        "a": {"/in/x.csv"}, "b": {"/in/x.csv", "/in/y.txt"}}
+        "a": {"/in/x.csv"},
+        "b": {"/in/x.csv", "/in/y.txt"},
+    }
     b = Batcher(specs, quiet=0.005)
     b.add("a", ["/in/x.csv"], 1.0)
     b.add("b", ["/in/x.csv"], 1.0)
     b.add("ghost", ["/in/x.csv"], 1.0)  # not watching: ignored
     assert b.next_deadline() == 1.005
-    assert b.pop_due(1.005) == [WatchFired(job_id="a", paths=("/in/x.csv",)),
-                                WatchFired(job_id="b", paths=("/in/x.csv",))]
+    assert b.pop_due(1.005) == [
+        WatchFired(job_id="a", paths=("/in/x.csv",)),
+        WatchFired(job_id="b", paths=("/in/x.csv",)),
+    ]
     b.add("a", ["/in/1.csv"], 2.0)
     b.add("b", ["/in/2"], 2.0)
     b.update({"a": WatchSpec(patterns=("/in/*.csv",), debounce=0.1)})  # b leaves
@@ -110,7 +120,14 @@ def test_batcher_routes_per_job_and_follows_updates() -> None:
 
 def test_grouping_is_the_smallest_debounce_bounded() -> None:
     assert grouping_ms({}) == 100
-    assert grouping_ms({"a": WatchSpec(patterns=("/x",), debounce=0.25),
-                        "b": WatchSpec(patterns=("/y",), debounce=0.05)}) == 50
+    assert (
+        grouping_ms(
+            {
+                "a": WatchSpec(patterns=("/x",), debounce=0.25),
+                "b": WatchSpec(patterns=("/y",), debounce=0.05),
+            }
+        )
+        == 50
+    )
     assert grouping_ms({"a": WatchSpec(patterns=("/x",), debounce=60.0)}) == 1000
     assert grouping_ms({"a": WatchSpec(patterns=("/x",), debounce=0.0)}) == 0

@@ -24,18 +24,33 @@ def test_scan_lists_matching_files_only(tmp_path: Path) -> None:
     t = str(tmp_path)
     got = scan([f"{t}/in/*.csv", f"{t}/tree", f"{t}/one.yaml", f"{t}/missing/*.csv"])
     # symlinks are files of their own, dangling or not
-    assert sorted(got) == [f"{t}/in/a.csv", f"{t}/in/broken.csv", f"{t}/in/link.csv",
-                           f"{t}/one.yaml", f"{t}/tree/d/y", f"{t}/tree/x"]
+    assert sorted(got) == [
+        f"{t}/in/a.csv",
+        f"{t}/in/broken.csv",
+        f"{t}/in/link.csv",
+        f"{t}/one.yaml",
+        f"{t}/tree/d/y",
+        f"{t}/tree/x",
+    ]
     st = os.stat(tmp_path / "in" / "a.csv")
-    assert got[f"{t}/in/a.csv"] == ManifestEntry(path=f"{t}/in/a.csv", mtime_ns=st.st_mtime_ns,
-                                                 size=st.st_size)
+    assert got[f"{t}/in/a.csv"] == ManifestEntry(
+        path=f"{t}/in/a.csv", mtime_ns=st.st_mtime_ns, size=st.st_size
+    )
     lst = os.lstat(tmp_path / "in" / "link.csv")  # the link itself, not b.txt
-    assert got[f"{t}/in/link.csv"] == ManifestEntry(path=f"{t}/in/link.csv",
-                                                    mtime_ns=lst.st_mtime_ns, size=lst.st_size)
-    assert sorted(scan([f"{t}/in/**/*.csv"])) == [f"{t}/in/a.csv", f"{t}/in/broken.csv",
-                                                  f"{t}/in/link.csv", f"{t}/in/sub/c.csv"]
-    assert sorted(scan([f"{t}/*/*.csv"])) == [f"{t}/in/a.csv", f"{t}/in/broken.csv",
-                                              f"{t}/in/link.csv"]
+    assert got[f"{t}/in/link.csv"] == ManifestEntry(
+        path=f"{t}/in/link.csv", mtime_ns=lst.st_mtime_ns, size=lst.st_size
+    )
+    assert sorted(scan([f"{t}/in/**/*.csv"])) == [
+        f"{t}/in/a.csv",
+        f"{t}/in/broken.csv",
+        f"{t}/in/link.csv",
+        f"{t}/in/sub/c.csv",
+    ]
+    assert sorted(scan([f"{t}/*/*.csv"])) == [
+        f"{t}/in/a.csv",
+        f"{t}/in/broken.csv",
+        f"{t}/in/link.csv",
+    ]
 
 
 def test_scan_never_follows_symlinks_out_of_the_tree(tmp_path: Path) -> None:
@@ -91,8 +106,13 @@ def test_changes_while_down(tmp_path: Path) -> None:
     _tree(tmp_path, "w/new", "w/sub/newer")
     now = scan(patterns)
     w = str(tmp_path / "w")
-    assert diff(saved, now) == [f"{w}/gone", f"{w}/grow", f"{w}/new", f"{w}/sub/newer",
-                                f"{w}/touch"]
+    assert diff(saved, now) == [
+        f"{w}/gone",
+        f"{w}/grow",
+        f"{w}/new",
+        f"{w}/sub/newer",
+        f"{w}/touch",
+    ]
     assert diff(now, now) == []
     assert diff({}, now) == sorted(now)
 

@@ -23,17 +23,26 @@ async def test_a_write_fires_once(tmp_path: Path) -> None:
 
 
 async def test_only_matching_jobs_fire(tmp_path: Path) -> None:
-    specs = {"csv": spec(tmp_path / "in" / "*.csv"), "all": spec(tmp_path / "in"),
-             "other": spec(tmp_path / "elsewhere" / "*")}
+    specs = {
+        "csv": spec(tmp_path / "in" / "*.csv"),
+        "all": spec(tmp_path / "in"),
+        "other": spec(tmp_path / "elsewhere" / "*"),
+    }
     await mkdir(tmp_path / "in")
     async with watching(specs) as w:
         await write(tmp_path / "in" / "x.csv", tmp_path / "in" / "y.txt")
-        got = await w.collect({"all": [str(tmp_path / "in" / p) for p in ("x.csv", "y.txt")],
-                               "csv": [str(tmp_path / "in" / "x.csv")]})
+        got = await w.collect(
+            {
+                "all": [str(tmp_path / "in" / p) for p in ("x.csv", "y.txt")],
+                "csv": [str(tmp_path / "in" / "x.csv")],
+            }
+        )
         got += await w.quiet()
     by_job = {f.job_id: set(f.paths) for f in got}
-    assert by_job == {"csv": {str(tmp_path / "in" / "x.csv")},
-                      "all": {str(tmp_path / "in" / "x.csv"), str(tmp_path / "in" / "y.txt")}}
+    assert by_job == {
+        "csv": {str(tmp_path / "in" / "x.csv")},
+        "all": {str(tmp_path / "in" / "x.csv"), str(tmp_path / "in" / "y.txt")},
+    }
 
 
 _BURST = """
@@ -69,7 +78,10 @@ async def test_a_burst_of_1000_writes_is_coalesced(tmp_path: Path) -> None:
     # One batch per 100 ms (the debounce) of writing, one more per pause the writer took
     # (on a loaded machine), one more for a burst split by the debounce.
     assert 1 <= len(got) <= 2 + int(float(took) / 0.1) + int(pauses), (
-        took, pauses, [len(f.paths) for f in got])
+        took,
+        pauses,
+        [len(f.paths) for f in got],
+    )
     for f in got:
         assert f.job_id == "job" and list(f.paths) == sorted(set(f.paths))
 
@@ -77,17 +89,28 @@ async def test_a_burst_of_1000_writes_is_coalesced(tmp_path: Path) -> None:
 async def test_globs_and_recursive_directories(tmp_path: Path) -> None:
     t = tmp_path
     await mkdir(t / "data/2024/q1", t / "tree/a/b", t / "logs")
-    specs = {"deep": spec(t / "data" / "**" / "*.csv"),
-             "tree": spec(t / "tree"),
-             "logs": spec(t / "logs" / "app-[0-9].log", t / "logs" / "?.txt")}
+    specs = {
+        "deep": spec(t / "data" / "**" / "*.csv"),
+        "tree": spec(t / "tree"),
+        "logs": spec(t / "logs" / "app-[0-9].log", t / "logs" / "?.txt"),
+    }
     async with watching(specs) as w:
-        await write(t / "data/2024/q1/x.csv", t / "data/top.csv", t / "data/2024/q1/x.txt",
-                    t / "tree/a/b/c", t / "tree/new/sub/d",
-                    t / "logs/app-1.log", t / "logs/app-x.log", t / "logs/a.txt",
-                    t / "logs/ab.txt")
-        want = {"deep": {f"{t}/data/2024/q1/x.csv", f"{t}/data/top.csv"},
-                "tree": {f"{t}/tree/a/b/c", f"{t}/tree/new/sub/d"},
-                "logs": {f"{t}/logs/app-1.log", f"{t}/logs/a.txt"}}
+        await write(
+            t / "data/2024/q1/x.csv",
+            t / "data/top.csv",
+            t / "data/2024/q1/x.txt",
+            t / "tree/a/b/c",
+            t / "tree/new/sub/d",
+            t / "logs/app-1.log",
+            t / "logs/app-x.log",
+            t / "logs/a.txt",
+            t / "logs/ab.txt",
+        )
+        want = {
+            "deep": {f"{t}/data/2024/q1/x.csv", f"{t}/data/top.csv"},
+            "tree": {f"{t}/tree/a/b/c", f"{t}/tree/new/sub/d"},
+            "logs": {f"{t}/logs/app-1.log", f"{t}/logs/a.txt"},
+        }
         got: dict[str, set[str]] = {}
         with anyio.fail_after(5):
             while got != want:
@@ -102,8 +125,9 @@ async def test_a_path_that_does_not_exist_yet(tmp_path: Path) -> None:
     async with watching({"job": spec(inbox / "*.csv"), "dir": spec(tmp_path / "d" / "e")}) as w:
         # Directories and file at once: the file lands before any watch of its directory.
         await write(inbox / "first.csv", tmp_path / "d" / "e" / "f" / "g")
-        await w.collect({"job": [str(inbox / "first.csv")],
-                         "dir": [str(tmp_path / "d" / "e" / "f" / "g")]})
+        await w.collect(
+            {"job": [str(inbox / "first.csv")], "dir": [str(tmp_path / "d" / "e" / "f" / "g")]}
+        )
         await write(inbox / "second.csv", inbox / "ignored.txt")
         assert (await w.next()).paths == (str(inbox / "second.csv"),)
         assert w.source.plan is not None
@@ -121,7 +145,9 @@ async def test_update_follows_a_new_spec(tmp_path: Path) -> None:
         got = await w.collect({"b": [str(one / "z.new")], "a": [str(two / "y")]})
         got += await w.quiet()
     assert {(f.job_id, p) for f in got for p in f.paths} == {
-        ("a", str(two / "y")), ("b", str(one / "z.new"))}
+        ("a", str(two / "y")),
+        ("b", str(one / "z.new")),
+    }
 
 
 async def test_no_change_is_lost_while_watchers_are_swapped(tmp_path: Path) -> None:
@@ -136,8 +162,10 @@ async def test_no_change_is_lost_while_watchers_are_swapped(tmp_path: Path) -> N
                 f.write("x")
             time.sleep(0.001)
 
-    async with watching({"job": spec(tmp_path / "in", debounce=0.1)}) as w, \
-            anyio.create_task_group() as tg:
+    async with (
+        watching({"job": spec(tmp_path / "in", debounce=0.1)}) as w,
+        anyio.create_task_group() as tg,
+    ):
         tg.start_soon(anyio.to_thread.run_sync, slow_writes)
         for debounce in (0.05, 0.02, 0.1, 0.03):
             await anyio.sleep(0.04)

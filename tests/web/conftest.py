@@ -12,8 +12,9 @@ from tests.supervisor.conftest import running, write_config
 
 
 @asynccontextmanager
-async def dashboard(root: Path, jobs: str, http: str = 'listen = "127.0.0.1:0"',
-                    daemon: str = "") -> AsyncIterator[tuple[Daemon, str]]:
+async def dashboard(
+    root: Path, jobs: str, http: str = 'listen = "127.0.0.1:0"', daemon: str = ""
+) -> AsyncIterator[tuple[Daemon, str]]:
     """The daemon and its dashboard's URL (``http://127.0.0.1:PORT``, no slash)."""
     cfg = write_config(root, jobs, daemon)
     cfg.write_text(cfg.read_text() + f"\n[http]\n{http}\n")

@@ -27,9 +27,9 @@ class Reply:
 
 
 @asynccontextmanager
-async def _exchange(url: str, headers: Mapping[str, str] | None, method: str,
-                    unix: str | None) -> AsyncIterator[tuple[h11.Connection,
-                                                             anyio.abc.ByteStream, h11.Response]]:
+async def _exchange(
+    url: str, headers: Mapping[str, str] | None, method: str, unix: str | None
+) -> AsyncIterator[tuple[h11.Connection, anyio.abc.ByteStream, h11.Response]]:
     parts = urlsplit(url)
     stream: anyio.abc.ByteStream
     if unix is not None:
@@ -41,8 +41,9 @@ async def _exchange(url: str, headers: Mapping[str, str] | None, method: str,
         conn = h11.Connection(h11.CLIENT)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         hdrs = {"host": parts.netloc or "localhost", "connection": "close", **(headers or {})}
-        await stream.send(conn.send(h11.Request(method=method, target=target,
-                                                headers=list(hdrs.items()))))
+        await stream.send(
+            conn.send(h11.Request(method=method, target=target, headers=list(hdrs.items())))
+        )
         await stream.send(conn.send(h11.EndOfMessage()))
         while True:
             event = conn.next_event()
@@ -65,8 +66,13 @@ async def _next(conn: h11.Connection, stream: anyio.abc.ByteStream) -> Any:
             conn.receive_data(b"")
 
 
-async def get(url: str, headers: Mapping[str, str] | None = None, *, method: str = "GET",
-              unix: str | None = None) -> Reply:
+async def get(
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    method: str = "GET",
+    unix: str | None = None,
+) -> Reply:
     with anyio.fail_after(10):
         async with _exchange(url, headers, method, unix) as (conn, stream, response):
             body = b""
@@ -76,15 +82,20 @@ async def get(url: str, headers: Mapping[str, str] | None = None, *, method: str
                     body += event.data
                 else:
                     break
-            return Reply(response.status_code,
-                         {k.decode(): v.decode() for k, v in response.headers}, body)
+            return Reply(
+                response.status_code, {k.decode(): v.decode() for k, v in response.headers}, body
+            )
 
 
-async def events(url: str, headers: Mapping[str, str] | None = None
-                 ) -> AsyncIterator[tuple[str, Any]]:
+async def events(
+    url: str, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[tuple[str, Any]]:
     """``(event, data)`` of a server-sent event stream, data decoded from JSON."""
-    async with _exchange(url, {"accept": "text/event-stream", **(headers or {})}, "GET",
-                         None) as (conn, stream, response):
+    async with _exchange(url, {"accept": "text/event-stream", **(headers or {})}, "GET", None) as (
+        conn,
+        stream,
+        response,
+    ):
         assert response.status_code == 200, response
         buf = ""
         while True:

@@ -32,8 +32,14 @@ from tests.web.test_process import free_port
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_JOBS = ("alert", "heartbeat", "jobd-example-app:app-report", "nightly-cleanup", "report",
-                "transform")
+EXAMPLE_JOBS = (
+    "alert",
+    "heartbeat",
+    "jobd-example-app:app-report",
+    "nightly-cleanup",
+    "report",
+    "transform",
+)
 TOKEN = "browser-test-token-0123456789"
 EXTRA_JOBS = """\
 [jobs.doomed]
@@ -42,14 +48,26 @@ command = "echo about to fail; exit 1"
 [jobs.chatty]
 command = ["sh", "-c", "echo line one; sleep 1.5; echo 'line two <b>not bold</b>'; sleep 30"]
 """
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,860", "--hide-scrollbars")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,860",
+    "--hide-scrollbars",
+)
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip("Debian's chromium and chromium-driver are not installed "
-                "(apt-get install chromium chromium-driver; .ci/run does)",
-                allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium and chromium-driver are not installed "
+        "(apt-get install chromium chromium-driver; .ci/run does)",
+        allow_module_level=True,
+    )
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.chrome.webdriver import WebDriver  # noqa: E402
@@ -65,9 +83,20 @@ class Jobd:
         self.socket = root / "var" / "jobd.sock"
 
     def jobctl(self, *args: str) -> Any:
-        out = subprocess.run([sys.executable, "-m", "jobd.cli.jobctl", "--socket",
-                              str(self.socket), "--json", *args], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jobd.cli.jobctl",
+                "--socket",
+                str(self.socket),
+                "--json",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert out.returncode in (0, 1), out.stderr
         return json.loads(out.stdout)
 
@@ -84,14 +113,24 @@ def jobd(tmp_path: Path) -> Iterator[Jobd]:
     (tmp_path / "config" / "jobs.d" / "zz-browser.toml").write_text(EXTRA_JOBS)
     anyio.run(seed_history, cfg)
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "JOBD_CONFIG")}
-    proc = subprocess.Popen([sys.executable, "-m", "jobd", "--config", str(cfg)], env=env,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobd", "--config", str(cfg)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     d = Jobd(tmp_path, proc, f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 20
-        while not d.socket.exists() or subprocess.run(
+        while (
+            not d.socket.exists()
+            or subprocess.run(
                 [sys.executable, "-m", "jobd.cli.jobctl", "--socket", str(d.socket), "status"],
-                capture_output=True, timeout=30).returncode != 0:
+                capture_output=True,
+                timeout=30,
+            ).returncode
+            != 0
+        ):
             assert proc.poll() is None and time.monotonic() < deadline, "no daemon"
             time.sleep(0.1)
         yield d
@@ -123,54 +162,87 @@ async def seed_history(cfg: Path) -> None:
     config = load_config(cfg)
     jobs = load_jobs(config).jobs
     now = datetime.now(UTC)
-    slots = slots_between(jobs["heartbeat"].time_triggers, now - timedelta(hours=1),
-                          now - timedelta(seconds=30), limit=1000)
+    slots = slots_between(
+        jobs["heartbeat"].time_triggers,
+        now - timedelta(hours=1),
+        now - timedelta(seconds=30),
+        limit=1000,
+    )
     async with SQLiteJournal(config.journal_path) as journal:
         runs = []
         for n, slot in enumerate(slots):
             if now - timedelta(minutes=35) < slot < now - timedelta(minutes=25):
                 continue  # down: these slots were missed
             state = RunState.FAILED if n % 37 == 5 else RunState.SUCCEEDED
-            runs.append(RunRecord(run_id=journal.new_run_id(), job_id="heartbeat",
-                                  trigger=TriggerKind.EVERY, state=state, queued_at=slot,
-                                  scheduled_for=slot, started_at=slot,
-                                  finished_at=slot + timedelta(seconds=1 + n % 4),
-                                  exit_code=int(state is RunState.FAILED)))
+            runs.append(
+                RunRecord(
+                    run_id=journal.new_run_id(),
+                    job_id="heartbeat",
+                    trigger=TriggerKind.EVERY,
+                    state=state,
+                    queued_at=slot,
+                    scheduled_for=slot,
+                    started_at=slot,
+                    finished_at=slot + timedelta(seconds=1 + n % 4),
+                    exit_code=int(state is RunState.FAILED),
+                )
+            )
         for k in range(5):
             t = now - timedelta(minutes=58 - 12 * k)
             root = journal.new_run_id()
             failed = k == 2
-            runs.append(RunRecord(
-                run_id=root, job_id="transform", trigger=TriggerKind.WATCH, flow_id=str(root),
-                state=RunState.FAILED if failed else RunState.SUCCEEDED, queued_at=t,
-                started_at=t, finished_at=t + timedelta(seconds=40), exit_code=int(failed)))
+            runs.append(
+                RunRecord(
+                    run_id=root,
+                    job_id="transform",
+                    trigger=TriggerKind.WATCH,
+                    flow_id=str(root),
+                    state=RunState.FAILED if failed else RunState.SUCCEEDED,
+                    queued_at=t,
+                    started_at=t,
+                    finished_at=t + timedelta(seconds=40),
+                    exit_code=int(failed),
+                )
+            )
             after = t + timedelta(seconds=41)
             for job, runs_it in (("report", not failed), ("alert", failed)):
-                runs.append(RunRecord(
-                    run_id=journal.new_run_id(), job_id=job, trigger=TriggerKind.NEEDS,
-                    flow_id=str(root), queued_at=after,
-                    state=RunState.SUCCEEDED if runs_it else
-                    RunState.UPSTREAM_FAILED if job == "report" else RunState.SKIPPED,
-                    started_at=after if runs_it else None,
-                    finished_at=after + timedelta(seconds=70 if runs_it else 0),
-                    exit_code=0 if runs_it else None,
-                    message=None if runs_it else "trigger rule: not met"))
+                runs.append(
+                    RunRecord(
+                        run_id=journal.new_run_id(),
+                        job_id=job,
+                        trigger=TriggerKind.NEEDS,
+                        flow_id=str(root),
+                        queued_at=after,
+                        state=RunState.SUCCEEDED
+                        if runs_it
+                        else RunState.UPSTREAM_FAILED
+                        if job == "report"
+                        else RunState.SKIPPED,
+                        started_at=after if runs_it else None,
+                        finished_at=after + timedelta(seconds=70 if runs_it else 0),
+                        exit_code=0 if runs_it else None,
+                        message=None if runs_it else "trigger rule: not met",
+                    )
+                )
         await journal.put_runs(runs)
 
 
-def wait(driver: WebDriver, what: Callable[[WebDriver], Any], message: str,
-         within: float = 15) -> Any:
+def wait(
+    driver: WebDriver, what: Callable[[WebDriver], Any], message: str, within: float = 15
+) -> Any:
     return WebDriverWait(driver, within, poll_frequency=0.1).until(what, message)
 
 
 def colour(driver: WebDriver, css: str, prop: str) -> str:
-    return str(driver.execute_script(
-        "return getComputedStyle(document.querySelector(arguments[0]))[arguments[1]]",
-        css, prop))
+    return str(
+        driver.execute_script(
+            "return getComputedStyle(document.querySelector(arguments[0]))[arguments[1]]", css, prop
+        )
+    )
 
 
 def rgb(hex_colour: str) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
 
 
@@ -203,11 +275,15 @@ def test_dashboard_in_chromium(jobd: Jobd, browser: WebDriver, tmp_path: Path) -
     marker = browser.execute_script("return window.jobdMarker = 'same page'")
     jobd.jobctl("run", "doomed")
     row = 'tr[data-job="doomed"]'
-    wait(browser, lambda b: "st-failed" in (b.find_element(By.CSS_SELECTOR, row)
-                                            .get_attribute("class") or ""), "row not red")
+    wait(
+        browser,
+        lambda b: (
+            "st-failed" in (b.find_element(By.CSS_SELECTOR, row).get_attribute("class") or "")
+        ),
+        "row not red",
+    )
     assert browser.execute_script("return window.jobdMarker") == marker  # not reloaded
-    assert colour(browser, row + " td.state", "backgroundColor") == \
-        rgb(STATE_COLOURS["failed"])
+    assert colour(browser, row + " td.state", "backgroundColor") == rgb(STATE_COLOURS["failed"])
     assert browser.find_element(By.CSS_SELECTOR, row + " td.state").text == "failed"
 
     # The example pipeline: a CSV in the inbox; transform, then report, alert skipped.
@@ -225,10 +301,13 @@ def test_dashboard_in_chromium(jobd: Jobd, browser: WebDriver, tmp_path: Path) -
     for job, state in states.items():
         fill = colour(browser, f'g.node[data-job="{job}"] rect', "fill")
         assert fill == rgb(STATE_COLOURS[str(state)]), (job, fill)
-    rules = {(e.get_attribute("data-up"), e.get_attribute("data-down")):
-             e.find_element(By.CSS_SELECTOR, "text").text for e in edges}
-    assert rules == {("transform", "report"): "all_success",
-                     ("transform", "alert"): "one_failed"}
+    rules = {
+        (e.get_attribute("data-up"), e.get_attribute("data-down")): e.find_element(
+            By.CSS_SELECTOR, "text"
+        ).text
+        for e in edges
+    }
+    assert rules == {("transform", "report"): "all_success", ("transform", "alert"): "one_failed"}
     browser.save_screenshot(str(shots / "flow.png"))
 
     # A run's log, followed while it runs.
@@ -237,23 +316,34 @@ def test_dashboard_in_chromium(jobd: Jobd, browser: WebDriver, tmp_path: Path) -
     browser.get(f"{jobd.url}/runs/{run_id}")
     wait(browser, lambda b: "line one" in b.find_element(By.ID, "log").text, "no first line")
     assert browser.find_element(By.ID, "run-state").text == "running"
-    wait(browser, lambda b: "line two <b>not bold</b>" in b.find_element(By.ID, "log").text,
-         "the log was not followed")
+    wait(
+        browser,
+        lambda b: "line two <b>not bold</b>" in b.find_element(By.ID, "log").text,
+        "the log was not followed",
+    )
     assert browser.find_elements(By.CSS_SELECTOR, "#log b") == []  # text, not markup
     assert browser.find_element(By.ID, "run-state").text == "running"
     browser.save_screenshot(str(shots / "run.png"))
     jobd.jobctl("cancel", str(run_id))
-    wait(browser, lambda b: b.find_element(By.ID, "run-state").text == "cancelled",
-         "the state did not follow")
+    wait(
+        browser,
+        lambda b: b.find_element(By.ID, "run-state").text == "cancelled",
+        "the state did not follow",
+    )
 
-    for name, page in (("runs", "/runs"), ("timeline", "/timeline?hours=1"),
-                       ("job", "/jobs/transform"), ("why", "/why/report")):
+    for name, page in (
+        ("runs", "/runs"),
+        ("timeline", "/timeline?hours=1"),
+        ("job", "/jobs/transform"),
+        ("why", "/why/report"),
+    ):
         browser.get(jobd.url + page)
         assert browser.find_elements(By.TAG_NAME, "h1"), page
         if name == "timeline":  # bars by state, and the marks of the seeded hour
             bars = browser.find_elements(By.CSS_SELECTOR, "#timeline rect.bar")
             assert {"st-failed", "st-succeeded", "st-cancelled"} <= {
-                c for b in bars for c in (b.get_attribute("class") or "").split()}
+                c for b in bars for c in (b.get_attribute("class") or "").split()
+            }
             lane = '#timeline g.lane[data-job="heartbeat"] text.mark.missed'
             assert len(browser.find_elements(By.CSS_SELECTOR, lane)) >= 55  # 10 min of 10 s
             assert browser.find_elements(By.CSS_SELECTOR, "#timeline text.mark.skipped")

@@ -15,28 +15,34 @@ from jobd.config.http import is_loopback, parse_listen
 from jobd.config.loader import load_config
 
 
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("127.0.0.1:8750", ("127.0.0.1", 8750, None, True)),
-    ("localhost:80", ("localhost", 80, None, True)),
-    ("[::1]:8750", ("::1", 8750, None, True)),
-    ("0.0.0.0:8750", ("0.0.0.0", 8750, None, False)),
-    ("[::]:8750", ("::", 8750, None, False)),
-    ("192.168.1.5:9000", ("192.168.1.5", 9000, None, False)),
-    ("dash.example.org:443", ("dash.example.org", 443, None, False)),
-    ("127.0.0.1:0", ("127.0.0.1", 0, None, True)),
-    ("/run/jobd/http.sock", (None, None, "/run/jobd/http.sock", True)),
-    ("../var/http.sock", (None, None, "../var/http.sock", True)),
-])
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("127.0.0.1:8750", ("127.0.0.1", 8750, None, True)),
+        ("localhost:80", ("localhost", 80, None, True)),
+        ("[::1]:8750", ("::1", 8750, None, True)),
+        ("0.0.0.0:8750", ("0.0.0.0", 8750, None, False)),
+        ("[::]:8750", ("::", 8750, None, False)),
+        ("192.168.1.5:9000", ("192.168.1.5", 9000, None, False)),
+        ("dash.example.org:443", ("dash.example.org", 443, None, False)),
+        ("127.0.0.1:0", ("127.0.0.1", 0, None, True)),
+        ("/run/jobd/http.sock", (None, None, "/run/jobd/http.sock", True)),
+        ("../var/http.sock", (None, None, "../var/http.sock", True)),
+    ],
+)
 def test_listen_forms(text: str, parsed: tuple[object, ...]) -> None:
     assert parse_listen(text) == parsed
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("8750", "neither HOST:PORT"),
-    (":8750", "names no host"),
-    ("127.0.0.1:70000", "out of range"),
-    ("127.0.0.1", "neither HOST:PORT"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("8750", "neither HOST:PORT"),
+        (":8750", "names no host"),
+        ("127.0.0.1:70000", "out of range"),
+        ("127.0.0.1", "neither HOST:PORT"),
+    ],
+)
 def test_bad_listen(text: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         parse_listen(text)
@@ -50,8 +56,10 @@ def test_loopback() -> None:
 def _config(tmp_path: Path, http: str) -> Path:
     (tmp_path / "jobs.d").mkdir(exist_ok=True)
     cfg = tmp_path / "jobd.toml"
-    cfg.write_text(f'[daemon]\njobs_dir = "jobs.d"\nstate_dir = "var"\n'
-                   f'socket = "var/jobd.sock"\n\n[http]\n{http}\n')
+    cfg.write_text(
+        f'[daemon]\njobs_dir = "jobs.d"\nstate_dir = "var"\n'
+        f'socket = "var/jobd.sock"\n\n[http]\n{http}\n'
+    )
     return cfg
 
 
@@ -70,8 +78,13 @@ def test_no_http_table_means_no_endpoint(tmp_path: Path) -> None:
 def test_loopback_needs_no_token(tmp_path: Path) -> None:
     http = load_config(_config(tmp_path, 'listen = "127.0.0.1:8750"')).http
     assert http is not None
-    assert (http.host, http.port, http.path, http.token_file, http.loopback) == \
-        ("127.0.0.1", 8750, None, None, True)
+    assert (http.host, http.port, http.path, http.token_file, http.loopback) == (
+        "127.0.0.1",
+        8750,
+        None,
+        None,
+        True,
+    )
 
 
 def test_unix_socket_path_is_relative_to_the_config(tmp_path: Path) -> None:
@@ -82,8 +95,10 @@ def test_unix_socket_path_is_relative_to_the_config(tmp_path: Path) -> None:
 def test_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
     code, err = _check(_config(tmp_path, 'listen = "0.0.0.0:8750"'))
     assert code == 1
-    assert "jobd.toml:7: http.listen: '0.0.0.0:8750' is reachable from other machines: " \
-           "set http.token_file" in err
+    assert (
+        "jobd.toml:7: http.listen: '0.0.0.0:8750' is reachable from other machines: "
+        "set http.token_file" in err
+    )
 
 
 def test_token_file_problems(tmp_path: Path) -> None:
@@ -125,8 +140,10 @@ def test_config_error_type(tmp_path: Path) -> None:
 
 
 def test_without_the_web_extra_check_says_what_to_install(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import importlib.util
+
     real = importlib.util.find_spec
 
     def find_spec(name: str, package: str | None = None) -> object:
@@ -135,5 +152,7 @@ def test_without_the_web_extra_check_says_what_to_install(
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)  # as if not installed
     code, err = _check(_config(tmp_path, 'listen = "127.0.0.1:8750"'))
     assert code == 1
-    assert "jobd.toml:6: http: the dashboard needs jobd's web extra (starlette, uvicorn not " \
-           "installed): pip install 'jobd[web]', or remove [http]" in err
+    assert (
+        "jobd.toml:6: http: the dashboard needs jobd's web extra (starlette, uvicorn not "
+        "installed): pip install 'jobd[web]', or remove [http]" in err
+    )

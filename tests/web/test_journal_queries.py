@@ -42,7 +42,9 @@ async def test_run_queries_use_an_index(tmp_path: Path, filters: dict[str, objec
     else:  # the table in rowid order, newest first: LIMIT stops it after one page
         assert plan == ["SCAN runs"]
     if "queued_since" in filters:  # only the window's runs get sorted
-        assert plan == ["SEARCH runs USING INDEX runs_by_queued (queued_at>?)",
-                        "USE TEMP B-TREE FOR ORDER BY"]
+        assert plan == [
+            "SEARCH runs USING INDEX runs_by_queued (queued_at>?)",
+            "USE TEMP B-TREE FOR ORDER BY",
+        ]
     else:  # newest first straight off the index
         assert not any("TEMP B-TREE" in step for step in plan), plan

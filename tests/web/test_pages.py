@@ -56,17 +56,27 @@ async def test_every_page_renders_escaped_and_hides_env_values(tmp_path: Path) -
     (tmp_path / "proj").mkdir()
     (tmp_path / "proj" / "pyproject.toml").write_text(
         '[project]\nname = "px"\nversion = "1"\n\n'
-        f'[tool.scheduled.{json.dumps(HOSTILE_ID[3:])}]\n'
-        'every = "day"\nentrypoint = "app.jobs:run"\n')
+        f"[tool.scheduled.{json.dumps(HOSTILE_ID[3:])}]\n"
+        'every = "day"\nentrypoint = "app.jobs:run"\n'
+    )
     (tmp_path / "jobs.d" / "px.toml").symlink_to(tmp_path / "proj" / "pyproject.toml")
     async with dashboard(tmp_path, JOBS) as (d, url):
         evil = await d.run_job("evil", {"note": '"><b>' + HOSTILE})
         root = await d.run_job("extract", {})
         await settle(d)
         flow = str(root.run_id)
-        pages = ["/", "/jobs/evil", "/why/evil", "/jobs/load", "/runs",
-                 "/runs?job=evil&state=succeeded&trigger=manual", f"/runs/{evil.run_id}",
-                 f"/flows/{flow}", "/timeline", "/timeline?hours=1"]
+        pages = [
+            "/",
+            "/jobs/evil",
+            "/why/evil",
+            "/jobs/load",
+            "/runs",
+            "/runs?job=evil&state=succeeded&trigger=manual",
+            f"/runs/{evil.run_id}",
+            f"/flows/{flow}",
+            "/timeline",
+            "/timeline?hours=1",
+        ]
         hostile = quote(HOSTILE_ID, safe="")
         pages += [f"/jobs/{hostile}", f"/why/{hostile}", f"/runs?job={hostile}"]
         for page in pages:
@@ -77,8 +87,10 @@ async def test_every_page_renders_escaped_and_hides_env_values(tmp_path: Path) -
         jobs = (await get(url + "/")).text
         assert f'href="/jobs/{hostile}"' in jobs  # one path segment, "/" and ".." quoted
         assert "px:&#34;&gt;&lt;img src=x onerror=alert(2)&gt; ../a b/.." in jobs
-        assert "<h1>px:&#34;&gt;&lt;img src=x onerror=alert(2)&gt; ../a b/..</h1>" in \
-            (await get(url + f"/jobs/{hostile}")).text  # its own page, found and escaped
+        assert (
+            "<h1>px:&#34;&gt;&lt;img src=x onerror=alert(2)&gt; ../a b/..</h1>"
+            in (await get(url + f"/jobs/{hostile}")).text
+        )  # its own page, found and escaped
         assert "&lt;b&gt;bad&lt;img src=x&gt;.toml" in jobs  # the invalid file, escaped
         assert "jobd.toml" not in jobs and "cron" in jobs  # with its jobd check error
         job = (await get(url + "/jobs/evil")).text
@@ -87,15 +99,21 @@ async def test_every_page_renders_escaped_and_hides_env_values(tmp_path: Path) -
         assert "&lt;img src=x onerror=alert(1)&gt;" in run  # the output, escaped
         assert "&#34;&gt;&lt;b&gt;&lt;script&gt;" in run  # the param, escaped
         flow_page = (await get(url + f"/flows/{flow}")).text
-        nodes = dict(re.findall(r'<g class="node" data-job="([^"]+)" data-state="([^"]+)"',
-                                flow_page))
-        assert nodes == {"extract": "failed", "load": "upstream_failed"
-                         if "upstream_failed" in {str(s) for s in RunState} else "skipped",
-                         "notify": "succeeded"}
-        edges = re.findall(r'data-up="([^"]+)" data-down="([^"]+)" data-rule="([^"]+)"',
-                           flow_page)
-        assert sorted(edges) == [("extract", "load", "all_success"),
-                                 ("extract", "notify", "one_failed")]
+        nodes = dict(
+            re.findall(r'<g class="node" data-job="([^"]+)" data-state="([^"]+)"', flow_page)
+        )
+        assert nodes == {
+            "extract": "failed",
+            "load": "upstream_failed"
+            if "upstream_failed" in {str(s) for s in RunState}
+            else "skipped",
+            "notify": "succeeded",
+        }
+        edges = re.findall(r'data-up="([^"]+)" data-down="([^"]+)" data-rule="([^"]+)"', flow_page)
+        assert sorted(edges) == [
+            ("extract", "load", "all_success"),
+            ("extract", "notify", "one_failed"),
+        ]
         # A TCP port without a token is open to every local user: no logs there.
         assert (await get(url + f"/runs/{evil.run_id}/log")).status == 403
         seen = [e async for e in events(url + f"/runs/{evil.run_id}/events")]
@@ -167,8 +185,9 @@ async def test_token_guards_everything_and_shows_logs(tmp_path: Path) -> None:
 
 
 async def test_unix_socket_takes_the_control_sockets_mode(tmp_path: Path) -> None:
-    async with dashboard(tmp_path, JOBS, 'listen = "var/http.sock"',
-                         daemon='socket_mode = "0640"') as (d, url):
+    async with dashboard(
+        tmp_path, JOBS, 'listen = "var/http.sock"', daemon='socket_mode = "0640"'
+    ) as (d, url):
         sock = tmp_path / "var" / "http.sock"
         assert url == f"unix:{sock}"
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o640
@@ -183,11 +202,17 @@ async def test_unix_socket_takes_the_control_sockets_mode(tmp_path: Path) -> Non
 async def test_runs_pages_by_keyset_newest_first(tmp_path: Path) -> None:
     async with dashboard(tmp_path, JOBS) as (d, url):
         t = datetime.now(UTC) - timedelta(hours=1)
-        runs = [RunRecord(run_id=d.journal.new_run_id(), job_id="extract" if n % 3 else "load",
-                          trigger=TriggerKind.MANUAL if n % 2 else TriggerKind.CRON,
-                          state=RunState.FAILED if n % 5 == 0 else RunState.SUCCEEDED,
-                          queued_at=t + timedelta(seconds=n), finished_at=t)
-                for n in range(120)]
+        runs = [
+            RunRecord(
+                run_id=d.journal.new_run_id(),
+                job_id="extract" if n % 3 else "load",
+                trigger=TriggerKind.MANUAL if n % 2 else TriggerKind.CRON,
+                state=RunState.FAILED if n % 5 == 0 else RunState.SUCCEEDED,
+                queued_at=t + timedelta(seconds=n),
+                finished_at=t,
+            )
+            for n in range(120)
+        ]
         await d.journal.put_runs(runs)
         ids = [r.run_id for r in runs][::-1]
 
@@ -207,8 +232,11 @@ async def test_runs_pages_by_keyset_newest_first(tmp_path: Path) -> None:
         got = listed((await get(url + "/runs?state=failed")).text)
         assert got == failed and len(got) == 24
         got = listed((await get(url + "/runs?job=load&state=failed&trigger=cron")).text)
-        assert got == [r.run_id for r in runs[::-1] if r.job_id == "load"
-                       and r.state is RunState.FAILED and r.trigger is TriggerKind.CRON]
+        assert got == [
+            r.run_id
+            for r in runs[::-1]
+            if r.job_id == "load" and r.state is RunState.FAILED and r.trigger is TriggerKind.CRON
+        ]
 
 
 @pytest.mark.parametrize("path", ["/metrics"])
@@ -227,8 +255,10 @@ async def test_another_endpoint_is_one_registration(tmp_path: Path, path: str) -
     app.EXTRA_ROUTES.append(lambda api, config: [Route(path, metrics)])
     app.PUBLIC_PATHS.add(path)
     try:
-        async with dashboard(tmp_path, JOBS, 'listen = "127.0.0.1:0"\ntoken_file = "token"'
-                             ) as (_d, url):
+        async with dashboard(tmp_path, JOBS, 'listen = "127.0.0.1:0"\ntoken_file = "token"') as (
+            _d,
+            url,
+        ):
             r = await get(url + path)
             assert (r.status, r.text) == (200, "jobd_up 1\n")
             assert (await get(url + "/")).status == 303  # the rest still needs the token

@@ -28,17 +28,22 @@ TOKEN = "s3cret-token-of-20-chars"
 async def test_metrics_and_health_over_http(tmp_path: Path) -> None:
     (tmp_path / "token").write_text(TOKEN)
     os.chmod(tmp_path / "token", 0o600)
-    async with dashboard(tmp_path, JOBS, 'listen = "127.0.0.1:0"\ntoken_file = "token"'
-                         ) as (d, url):
+    async with dashboard(tmp_path, JOBS, 'listen = "127.0.0.1:0"\ntoken_file = "token"') as (
+        d,
+        url,
+    ):
         for job in ("ok", "ok", "bad"):
             await d.run_job(job, {})
         await settle(d)
         assert (await get(url + "/metrics")).status in (303, 401)  # behind the token
         r = await get(url + "/metrics", {"authorization": f"Bearer {TOKEN}"})
         assert r.status == 200 and r.headers["content-type"] == CONTENT_TYPE
-        finished = {(s.labels["job"], s.labels["state"]): s.value
-                    for fam in text_string_to_metric_families(r.text) for s in fam.samples
-                    if s.name == "jobd_runs_finished_total"}
+        finished = {
+            (s.labels["job"], s.labels["state"]): s.value
+            for fam in text_string_to_metric_families(r.text)
+            for s in fam.samples
+            if s.name == "jobd_runs_finished_total"
+        }
         runs = await d.runs(None, limit=100, state=None)
         assert finished == dict(Counter((x.job_id, str(x.state)) for x in runs))
         assert finished == {("ok", "succeeded"): 2, ("bad", "failed"): 1}

@@ -56,8 +56,12 @@ def run_daemon(tmp_path: Path, extra: str) -> tuple[set[int], str]:
     cfg = tmp_path / "jobd.toml"
     cfg.write_text(CONFIG + extra)
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "JOBD_CONFIG")}
-    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "jobd", "--config",
-                             str(cfg)], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "jobd", "--config", str(cfg)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (tmp_path / "var" / "jobd.sock").exists():
@@ -73,8 +77,9 @@ def run_daemon(tmp_path: Path, extra: str) -> tuple[set[int], str]:
 
 
 def imported(log: str) -> set[str]:
-    return {line.split("|")[-1].strip() for line in log.splitlines()
-            if line.startswith("import time:")}
+    return {
+        line.split("|")[-1].strip() for line in log.splitlines() if line.startswith("import time:")
+    }
 
 
 @pytest.mark.slow

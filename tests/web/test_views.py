@@ -37,19 +37,24 @@ def test_relative_times_and_durations() -> None:
 
 
 def test_the_example_pipeline_lays_out_in_two_columns() -> None:
-    needs = {"transform": [], "report": ["transform"], "alert": ["transform"],
-             "heartbeat": []}
+    needs = {"transform": [], "report": ["transform"], "alert": ["transform"], "heartbeat": []}
     rules = {"transform": "all_success", "report": "all_success", "alert": "one_failed"}
     members = views.component(needs, "transform")
     assert members == {"transform", "report", "alert"}
-    g = views.layout(members, needs, rules, {"transform": ("succeeded", 3),
-                                              "alert": ("skipped", 4)})
+    g = views.layout(
+        members, needs, rules, {"transform": ("succeeded", 3), "alert": ("skipped", 4)}
+    )
     pos = {n.job_id: (n.x, n.y, n.state, n.run_id) for n in g.nodes}
     # Column 0: transform; column 1: alert above report (alphabetical).
-    assert pos == {"transform": (20, 20, "succeeded", 3), "alert": (280, 20, "skipped", 4),
-                   "report": (280, 100, "pending", None)}
+    assert pos == {
+        "transform": (20, 20, "succeeded", 3),
+        "alert": (280, 20, "skipped", 4),
+        "report": (280, 100, "pending", None),
+    }
     assert [(e.up, e.down, e.rule) for e in g.edges] == [
-        ("transform", "alert", "one_failed"), ("transform", "report", "all_success")]
+        ("transform", "alert", "one_failed"),
+        ("transform", "report", "all_success"),
+    ]
     assert g.edges[1].path == "M190,42 C235,42 235,122 274,122"
     assert (g.width, g.height) == (470, 164)  # report ends at 144, then 20 of padding
 
@@ -68,12 +73,29 @@ class Folding(RunRecord):
     folded_slots: tuple[datetime, ...] = ()
 
 
-def _run(run_id: int, job: str, state: str, queued: datetime, started: datetime | None = None,
-         finished: datetime | None = None, slot: datetime | None = None,
-         message: str | None = None, folded: tuple[datetime, ...] = ()) -> RunRecord:
-    return Folding(run_id=run_id, job_id=job, state=RunState(state), queued_at=queued,
-                   trigger=TriggerKind.EVERY, started_at=started, finished_at=finished,
-                   scheduled_for=slot, message=message, folded_slots=folded)
+def _run(
+    run_id: int,
+    job: str,
+    state: str,
+    queued: datetime,
+    started: datetime | None = None,
+    finished: datetime | None = None,
+    slot: datetime | None = None,
+    message: str | None = None,
+    folded: tuple[datetime, ...] = (),
+) -> RunRecord:
+    return Folding(
+        run_id=run_id,
+        job_id=job,
+        state=RunState(state),
+        queued_at=queued,
+        trigger=TriggerKind.EVERY,
+        started_at=started,
+        finished_at=finished,
+        scheduled_for=slot,
+        message=message,
+        folded_slots=folded,
+    )
 
 
 def test_timeline_bars_and_marks() -> None:
@@ -84,23 +106,29 @@ def test_timeline_bars_and_marks() -> None:
         # Began before the window: clipped at its left edge.
         _run(2, "a", "failed", T0 - h, T0 - h, T0 + 3 * h),
         _run(3, "a", "skipped", T0 + 4 * h, slot=T0 + 4 * h, message="overlap = skip"),
-        _run(4, "a", "running", T0 + 9 * h, T0 + 9 * h, slot=T0 + 9 * h,
-             folded=(T0 + 8 * h,)),
+        _run(4, "a", "running", T0 + 9 * h, T0 + 9 * h, slot=T0 + 9 * h, folded=(T0 + 8 * h,)),
         _run(5, "b", "timed_out", T0 + 5 * h, T0 + 5 * h, T0 + 5 * h),
     ]
     slots = {"a": [T0 + n * h for n in range(1, 10)], "c": [T0 + 2 * h]}
-    tl = views.timeline(runs, slots, ["a", "b", "c"], start=start, end=end,
-                        now=T0 + 9.5 * h)
+    tl = views.timeline(runs, slots, ["a", "b", "c"], start=start, end=end, now=T0 + 9.5 * h)
     lanes = {lane.job_id: lane for lane in tl.lanes}
     assert [(b.run_id, b.x, b.w, b.state) for b in lanes["a"].bars] == [
-        (1, 100.0, 100.0, "succeeded"), (2, 0.0, 300.0, "failed"),
-        (4, 900.0, 50.0, "running")]
+        (1, 100.0, 100.0, "succeeded"),
+        (2, 0.0, 300.0, "failed"),
+        (4, 900.0, 50.0, "running"),
+    ]
     assert [(b.run_id, b.x, b.w) for b in lanes["b"].bars] == [(5, 500.0, 2.0)]
     marks = sorted((m.x, m.kind) for m in lanes["a"].marks)
     # Slots 1 and 9 were taken; 4 was taken by the skipped run; 8 folded into run 4.
-    assert marks == [(200.0, "missed"), (300.0, "missed"), (400.0, "skipped"),
-                     (500.0, "missed"), (600.0, "missed"), (700.0, "missed"),
-                     (800.0, "folded")]
+    assert marks == [
+        (200.0, "missed"),
+        (300.0, "missed"),
+        (400.0, "skipped"),
+        (500.0, "missed"),
+        (600.0, "missed"),
+        (700.0, "missed"),
+        (800.0, "folded"),
+    ]
     # Job c has no run at all here: its slots are not called missed.
     assert lanes["c"].marks == []
     assert [label for _, label in tl.ticks] == [f"{n:02d}:00" for n in range(1, 10)]
@@ -110,9 +138,14 @@ def test_timeline_bars_and_marks() -> None:
 def test_timeline_svg_escapes_and_shortens_lane_names() -> None:
     h = timedelta(hours=1)
     long_id = 'p:<b>"' + "x" * 40
-    tl = views.timeline([_run(7, long_id, "failed", T0 + h, T0 + h, T0 + 2 * h,
-                              message="<i>")], {}, [long_id], start=T0, end=T0 + 10 * h,
-                        now=T0 + 10 * h)
+    tl = views.timeline(
+        [_run(7, long_id, "failed", T0 + h, T0 + h, T0 + 2 * h, message="<i>")],
+        {},
+        [long_id],
+        start=T0,
+        end=T0 + 10 * h,
+        now=T0 + 10 * h,
+    )
     svg = str(views.timeline_svg(tl))
     assert "<b>" not in svg
     # The label is cut to 22 characters; the whole id stays in its title.
