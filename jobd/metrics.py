@@ -25,6 +25,7 @@ from prometheus_client import (
 from jobd import __version__
 from jobd._enums import RunState
 from jobd.journal.abc import RunRecord
+from jobd.loopstall import STALL_THRESHOLD, StallMeter
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LOOP_TICK = 1.0  # seconds between the loop monitor's wake-ups (any stall delays the next one)
@@ -105,9 +106,16 @@ class Metrics:
         )
         self.loop_stall = Gauge(
             "jobd_event_loop_stall_max_seconds",
-            "The longest event-loop stall seen since the daemon started.",
+            "The longest event-loop stall seen since the daemon was ready.",
             registry=r,
         )
+        self.loop_stalls = Counter(
+            "jobd_event_loop_stalls",
+            f"Turns of the event loop longer than {STALL_THRESHOLD * 1000:g} ms.",
+            registry=r,
+        )
+        self.stall_meter = StallMeter(on_stall=lambda _s: self.loop_stalls.inc())
+        self.loop_stall.set_function(self.stall_max)  # read at each scrape
         self.loop_lag = Gauge(
             "jobd_event_loop_lag_seconds",
             "How late the loop monitor's last wake-up was.",
@@ -193,9 +201,18 @@ class Metrics:
         lag = max(0.0, lag)
         self._last_tick = self._monotonic()
         self.loop_lag.set(lag)
-        if lag > self._stall_max:
-            self._stall_max = lag
-            self.loop_stall.set(lag)
+        self._stall_max = max(self._stall_max, lag)
+
+    def stall_max(self) -> float:
+        """The longest stall: the exact turn meter's, or the monitor's sampled lag."""
+        return max(self._stall_max, self.stall_meter.longest)
+
+    def loop_status(self) -> dict[str, float | int]:
+        """The loop's part of ``status``."""
+        return {
+            "loop_stall_max_seconds": round(self.stall_max(), 6),
+            "loop_stalls": self.stall_meter.stalls,
+        }
 
     # --- serving ----------------------------------------------------------------------
 

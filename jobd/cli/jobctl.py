@@ -242,6 +242,10 @@ def cmd_status(s: Session, a: argparse.Namespace, out: Out) -> int:
         ["runs", f"{st.get('runs_running', 0)} running, {st.get('runs_queued', 0)} queued"],
         ["socket", s.path],
     ]
+    if "loop_stall_max_seconds" in st:  # an older daemon does not say
+        longest = float(st["loop_stall_max_seconds"] or 0) * 1000
+        over = int(st.get("loop_stalls") or 0)
+        rows.append(["loop", f"longest stall {longest:.1f} ms, {over} over 10 ms since ready"])
     stale = list(st.get("stale") or [])
     if stale:
         rows.append(["stale", out.style.state(", ".join(stale), "stale")])

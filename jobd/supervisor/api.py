@@ -70,6 +70,7 @@ class ControlAPI:
                 j for j, s in d.alerts.staleness.items() if s.stale and j in d.loaded.jobs
             ),
             "journal_fault": d.journal.fault,
+            **d.metrics.loop_status(),
             "invalid_files": [
                 {"file": str(f), "errors": list(e)}
                 for f, e in sorted(d.loaded.jobset.invalid.items())

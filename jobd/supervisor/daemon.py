@@ -251,8 +251,9 @@ class Daemon:
                 self.config.journal_path,
             )
             task_status.started()
-            await self._stop.wait()
-            await self._drain()
+            with self.metrics.stall_meter.measuring():  # stalls from READY on, not start-up
+                await self._stop.wait()
+                await self._drain()
             tg.cancel_scope.cancel()
 
     async def _load(self) -> None:

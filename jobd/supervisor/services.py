@@ -11,9 +11,14 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from jobd.supervisor.dirwatch import DirWatch
+
 log = logging.getLogger("jobd")
 
 PRUNE_EVERY = 3600.0  # seconds between retention passes
+SETTLE = 0.01  # a burst of job-file changes is over after this long without another
+MAX_GROUP = 0.2  # ... or this long after its first change
+REWATCH = 2.0  # seconds between looks for a jobs directory that went away
 
 
 async def signal_loop(
@@ -40,17 +45,49 @@ async def jobs_dir_loop(
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Reload when a file in the jobs directory changes (debounced)."""
-    from watchfiles import awatch
-
+    """Reload when a file in the jobs directory changes: once the changes have been quiet for
+    ``SETTLE`` seconds, or ``MAX_GROUP`` after the first (docs/running.md). Blocks on an
+    inotify descriptor: no wake-up while nothing changes."""
     await anyio.Path(jobs_dir).mkdir(parents=True, exist_ok=True)
-    stop = anyio.Event()
+    watch: DirWatch | None = DirWatch(jobs_dir)
     task_status.started()
-    async for _changes in awatch(
-        jobs_dir, debounce=200, step=20, stop_event=stop, rust_timeout=1000, yield_on_timeout=False
-    ):
-        log.info("job files changed: reloading")
-        await reload()
+    try:
+        while True:
+            if watch is None:
+                watch = await _rewatch(jobs_dir)
+            else:
+                await watch.changed()
+                await _settle(watch)
+                if watch.gone:
+                    log.warning("jobs directory %s is gone; watching for it again", jobs_dir)
+                    watch.close()
+                    watch = None
+            log.info("job files changed: reloading")
+            await reload()
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+async def _settle(watch: DirWatch) -> None:
+    """Wait until the burst of changes is over (an editor writes, renames, sets modes)."""
+    until = anyio.current_time() + MAX_GROUP
+    while not watch.gone and (left := until - anyio.current_time()) > 0:
+        with anyio.move_on_after(min(SETTLE, left)) as quiet:
+            await watch.changed()
+        if quiet.cancelled_caught:
+            return
+
+
+async def _rewatch(jobs_dir: Path) -> DirWatch:
+    """The jobs directory was removed or renamed away: look for it every ``REWATCH`` seconds
+    (only in that state), and watch it again once it is back."""
+    while True:
+        await anyio.sleep(REWATCH)
+        try:
+            return DirWatch(jobs_dir)
+        except OSError:
+            continue
 
 
 async def prune_loop(prune: Callable[[], Awaitable[int]]) -> None:

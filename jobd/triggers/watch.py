@@ -248,7 +248,8 @@ class WatchSource:
     async def _manage(self) -> None:
         """Applies ``update`` and checks the watched directories now and then."""
         while True:
-            with anyio.move_on_after(RECHECK_INTERVAL):
+            # Nothing watched, nothing to recheck: no wake-up until an ``update``.
+            with anyio.move_on_after(RECHECK_INTERVAL if self._specs else math.inf):
                 await self._wake.wait()
             self._wake = anyio.Event()
             found = await self._converge()

@@ -181,6 +181,8 @@ class FakeDaemon:
             "paused": sorted(self.paused),
             "stale": [],
             "journal_fault": self.journal.fault,
+            "loop_stall_max_seconds": 0.0042,
+            "loop_stalls": 0,
             "invalid_files": self.invalid_files,
         }
 

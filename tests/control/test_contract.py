@@ -56,6 +56,8 @@ STATUS_KEYS = {
     "paused",
     "stale",
     "journal_fault",
+    "loop_stall_max_seconds",
+    "loop_stalls",
     "invalid_files",
 }
 JOB_KEYS = {
@@ -242,6 +244,8 @@ async def test_status_list_and_show(kind: str) -> None:
     async with target(kind) as t:
         st = await t.rpc.call("status")
         assert set(st) == STATUS_KEYS
+        assert isinstance(st["loop_stall_max_seconds"], float) and st["loop_stall_max_seconds"] >= 0
+        assert isinstance(st["loop_stalls"], int) and st["loop_stalls"] >= 0
         assert (
             st["jobs_loaded"],
             st["runs_running"],
