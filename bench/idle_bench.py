@@ -11,6 +11,7 @@
 5. The daemon's own longest loop stall, as ``jobctl status --json`` reports it.
 
     python bench/idle_bench.py [--idle 30] [--jobs 1,10000] [--reloads 15] [--runs 30]
+                               [--venv DIR]...   # also DIR/bin/jobctl, e.g. a plain install
 """
 
 from __future__ import annotations
@@ -76,14 +77,37 @@ class Daemon:
         while b"READY=1" not in self.sock.recv(4096):
             pass
 
-    def cpu(self) -> float:
+    def cpu(self) -> tuple[float, dict[str, int]]:
+        """CPU seconds of all the daemon's threads (schedstat: nanoseconds, where the ticks
+        of /proc/<pid>/stat count 10 ms each), and how often each thread (by name) was woken
+        (voluntary context switches)."""
+        ns = 0
+        switches: dict[str, int] = {}
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                ns += int((task / "schedstat").read_text().split()[0])
+                status = (task / "status").read_text()
+            except OSError:
+                continue  # a thread that just ended
+            line = next(x for x in status.splitlines() if x.startswith("voluntary_ctxt"))
+            name = f"{status.splitlines()[0].split(None, 1)[1]}/{task.name}"
+            switches[name] = int(line.split()[1])
+        return ns / 1e9, switches
+
+    def ticks(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def idle_cpu(self, seconds: float) -> float:
-        c0, w0 = self.cpu(), time.perf_counter()
+    def idle_cpu(self, seconds: float) -> tuple[float, float, float, str]:
+        """% of a core (schedstat), % of a core (stat ticks), wake-ups a second, and which
+        threads woke."""
+        (c0, s0), t0, w0 = self.cpu(), self.ticks(), time.perf_counter()
         time.sleep(seconds)
-        return (self.cpu() - c0) / (time.perf_counter() - w0) * 100
+        (c1, s1), t1, w1 = self.cpu(), self.ticks(), time.perf_counter()
+        wall = w1 - w0
+        woke = {k: v - s0.get(k, 0) for k, v in s1.items()}
+        by = ", ".join(f"{k} {v / wall:.1f}/s" for k, v in sorted(woke.items()) if v)
+        return (c1 - c0) / wall * 100, (t1 - t0) / wall * 100, sum(woke.values()) / wall, by
 
     def reloads(self, count: int) -> list[float]:
         out = []
@@ -129,6 +153,12 @@ def main() -> int:
     ap.add_argument("--jobs", default="1,10000")
     ap.add_argument("--reloads", type=int, default=15)
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument(
+        "--venv",
+        action="append",
+        default=[],
+        help="also time the jobctl of this virtualenv (say, a non-editable install)",
+    )
     a = ap.parse_args()
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
@@ -139,7 +169,12 @@ def main() -> int:
             d = Daemon(Path(tmp), n)
             print(f"{n} jobs: start-up to READY {d.startup:.2f} s")
             time.sleep(2)  # let start-up work settle
-            print(f"  idle CPU over {a.idle:.0f} s      {d.idle_cpu(a.idle):6.3f} % of a core")
+            cpu, ticks, wakes, by = d.idle_cpu(a.idle)
+            print(
+                f"  idle over {a.idle:.0f} s: CPU {cpu:6.3f} % of a core"
+                f" (stat ticks {ticks:.3f} %),"
+                f" {wakes:.1f} wake-ups/s ({by or 'none'})"
+            )
             if n <= 100 and a.reloads:
                 r = d.reloads(a.reloads)
                 print(
@@ -149,17 +184,19 @@ def main() -> int:
             if n <= 100 and a.runs:
                 env = {**os.environ, "JOBD_SOCKET": d.socket}
                 env.pop("PYTHONDONTWRITEBYTECODE", None)
-                py = str(BIN / "python3")
-                for name, cmd in (
-                    ("python3 -S -c pass", [py, "-S", "-c", "pass"]),
-                    ("python3 -c pass", [py, "-c", "pass"]),
-                    ("jobctl status (console script)", [str(BIN / "jobctl"), "status"]),
-                ):
-                    w = timed(cmd, a.runs, env)
-                    print(
-                        f"  {name:<32} p50 {statistics.median(w):6.1f} ms"
-                        f"  p95 {pct(w, 0.95):6.1f} ms"
-                    )
+                for venv in [BIN, *(Path(v) / "bin" for v in a.venv)]:
+                    print(f"  in {venv.parent}:")
+                    py = str(venv / "python3")
+                    for name, cmd in (
+                        ("python3 -S -c pass", [py, "-S", "-c", "pass"]),
+                        ("python3 -c pass", [py, "-c", "pass"]),
+                        ("jobctl status (console script)", [str(venv / "jobctl"), "status"]),
+                    ):
+                        w = timed(cmd, a.runs, env)
+                        print(
+                            f"    {name:<32} p50 {statistics.median(w):6.1f} ms"
+                            f"  p95 {pct(w, 0.95):6.1f} ms"
+                        )
             st = d.status()
             stall = {k: v for k, v in st.items() if "stall" in k}
             if stall:

@@ -204,7 +204,10 @@ class Metrics:
         self._stall_max = max(self._stall_max, lag)
 
     def stall_max(self) -> float:
-        """The longest stall: the exact turn meter's, or the monitor's sampled lag."""
+        """The longest stall: turn by turn while the meter runs; else the monitor's sampled
+        lag, which also counts time the system did not run the process at all."""
+        if self.stall_meter.installed:
+            return self.stall_meter.longest
         return max(self._stall_max, self.stall_meter.longest)
 
     def loop_status(self) -> dict[str, float | int]:

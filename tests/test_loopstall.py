@@ -84,3 +84,12 @@ async def test_two_meters_on_one_loop_let_go_in_any_order() -> None:
     _block(0.05)
     await _turns()
     assert a.longest < 0.03 and b.longest < 0.05
+
+
+async def test_while_measured_the_stall_is_the_meters_not_the_monitors_lag() -> None:
+    m = Metrics()
+    m._tick(0.5)  # a late tick: the system did not run the process, say
+    assert m.stall_max() == 0.5  # all there is without the meter
+    with m.stall_meter.measuring():
+        await _turns()
+        assert m.stall_max() < 0.5 and m.loop_status()["loop_stalls"] == 0

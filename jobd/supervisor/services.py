@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -49,7 +50,22 @@ async def jobs_dir_loop(
     ``SETTLE`` seconds, or ``MAX_GROUP`` after the first (docs/running.md). Blocks on an
     inotify descriptor: no wake-up while nothing changes."""
     await anyio.Path(jobs_dir).mkdir(parents=True, exist_ok=True)
-    watch: DirWatch | None = DirWatch(jobs_dir)
+    watch: DirWatch | None = None
+    try:
+        watch = DirWatch(jobs_dir)
+    except OSError as exc:  # inotify limits (ENOSPC, EMFILE): run on, and keep trying
+        limits = (
+            " (inotify limits: sysctl fs.inotify.max_user_instances, max_user_watches)"
+            if exc.errno in (errno.ENOSPC, errno.EMFILE)
+            else ""
+        )
+        log.error(
+            "cannot watch the jobs directory: %s%s; until it can be, job-file changes need "
+            "jobctl reload or SIGHUP (retrying every %gs)",
+            exc.strerror,
+            limits,
+            REWATCH,
+        )
     task_status.started()
     try:
         while True:
