@@ -156,14 +156,38 @@ _UPSERT_CURSOR = (
 )
 _UNFINISHED_SQL = ", ".join(f"'{s}'" for s in UNFINISHED_VALUES)
 _FINISHED_SQL = ", ".join(f"'{s}'" for s in FINISHED_VALUES)
-_PRUNE_SELECT = f"""
-    SELECT run_id, log_path FROM (
-        SELECT run_id, log_path, finished_at,
-               row_number() OVER (PARTITION BY job_id ORDER BY run_id DESC) AS rank
-        FROM runs WHERE state IN ({_FINISHED_SQL}))
-    WHERE rank > ? OR finished_at < ?
-    ORDER BY run_id
+# Retention deletes in batches of PRUNE_BATCH runs, each one durable write sharing the group
+# commit: a prune of millions of runs never holds the writer (nor the loop) for long. Victims are
+# found on the reader, by index walks: by age along runs_by_queued (a run finishes after it is
+# queued), by count along runs_by_job from each job's (keep + 1)-th newest finished run.
+PRUNE_BATCH = 1000
+_PRUNE_JOBS = """
+    WITH RECURSIVE j(id) AS (
+        SELECT (SELECT min(job_id) FROM runs)
+        UNION ALL SELECT (SELECT min(job_id) FROM runs WHERE job_id > j.id) FROM j
+        WHERE j.id IS NOT NULL)
+    SELECT id FROM j WHERE id IS NOT NULL
 """
+_PRUNE_BY_AGE = f"""
+    SELECT run_id, log_path, queued_at FROM runs INDEXED BY runs_by_queued
+    WHERE queued_at < ?1 AND (queued_at, run_id) > (?2, ?3)
+      AND finished_at < ?1 AND state IN ({_FINISHED_SQL})
+    ORDER BY queued_at, run_id LIMIT ?4
+"""
+_PRUNE_ANY_BEYOND = (
+    "SELECT run_id FROM runs INDEXED BY runs_by_job WHERE job_id = ?"
+    " ORDER BY run_id DESC LIMIT 1 OFFSET ?"
+)
+_PRUNE_FINISHED_BEYOND = (
+    "SELECT run_id FROM runs INDEXED BY runs_by_job"
+    f" WHERE job_id = ? AND state IN ({_FINISHED_SQL}) ORDER BY run_id DESC LIMIT 1 OFFSET ?"
+)
+_PRUNE_BY_COUNT = f"""
+    SELECT run_id, log_path FROM runs INDEXED BY runs_by_job
+    WHERE job_id = ? AND run_id > ? AND run_id <= ? AND state IN ({_FINISHED_SQL})
+    ORDER BY run_id LIMIT ?
+"""
+_PRUNE_DELETE = f"DELETE FROM runs WHERE run_id = ? AND state IN ({_FINISHED_SQL})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,9 +212,8 @@ class _Write:
     cursors: list[tuple[str, int]] = field(default_factory=list)
     paused: tuple[str, bool] | None = None
     manifest: tuple[str, list[tuple[str, str, int, int]]] | None = None
-    prune: tuple[int, int] | None = None  # (keep_per_job, before in µs)
+    prune: list[int] = field(default_factory=list)  # finished runs to delete
     error: JournalError | None = None
-    pruned: list[str] = field(default_factory=list)
 
 
 class SQLiteJournal(Journal):
@@ -592,13 +615,9 @@ class SQLiteJournal(Journal):
                     "INSERT INTO manifest (job_id, path, mtime_ns, size) VALUES (?, ?, ?, ?)",
                     [row for rows in manifests.values() for row in rows],
                 )
-            for write in batch:  # after the upserts: a prune sees the runs queued before it
-                if write.prune is not None:
-                    victims = list(await conn.execute_fetchall(_PRUNE_SELECT, write.prune))
-                    await conn.executemany(
-                        "DELETE FROM runs WHERE run_id = ?", [(v[0],) for v in victims]
-                    )
-                    write.pruned = [v[1] for v in victims if v[1] is not None]
+            pruned = [(run_id,) for write in batch for run_id in write.prune]
+            if pruned:
+                await conn.executemany(_PRUNE_DELETE, pruned)
             await conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -669,9 +688,32 @@ class SQLiteJournal(Journal):
     async def prune(self, *, before: datetime, keep_per_job: int) -> list[str]:
         if keep_per_job < 0:
             raise ValueError(f"keep_per_job must be >= 0, got {keep_per_job}")
-        write = _Write(durable=True, prune=(keep_per_job, to_micros(before, "before")))
-        await self._enqueue(write)
-        return write.pruned
+        cutoff = to_micros(before, "before")
+        await self._enqueue(_Write(durable=True))  # the reader sees every run queued before
+        # Each batch is committed before the next read, so no run is found twice.
+        logs: list[str] = []
+        queued_at, run_id = -(2**63), 0
+        while rows := await self._read(_PRUNE_BY_AGE, (cutoff, queued_at, run_id, PRUNE_BATCH)):
+            await self._delete_runs(rows, logs)
+            queued_at, run_id = rows[-1][2], rows[-1][0]
+        for (job_id,) in await self._read(_PRUNE_JOBS):
+            if keep_per_job and not await self._read(_PRUNE_ANY_BEYOND, (job_id, keep_per_job)):
+                continue  # this job has no more runs than it keeps: the common case
+            beyond = await self._read(_PRUNE_FINISHED_BEYOND, (job_id, keep_per_job))
+            if not beyond:
+                continue
+            after = 0
+            while rows := await self._read(
+                _PRUNE_BY_COUNT, (job_id, after, beyond[0][0], PRUNE_BATCH)
+            ):
+                await self._delete_runs(rows, logs)
+                after = rows[-1][0]
+        return logs
+
+    async def _delete_runs(self, rows: Sequence[sqlite3.Row], logs: list[str]) -> None:
+        """Delete one batch of finished runs found by ``prune``, in one durable write."""
+        await self._enqueue(_Write(durable=True, prune=[row[0] for row in rows]))
+        logs.extend(row[1] for row in rows if row[1] is not None)
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if not self._open or self._reader is None:
