@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -160,13 +161,18 @@ def big_journal(runs: int, jobs: int) -> Path:
         build_journal(db, runs, jobs)
         size = db.stat().st_size / 2**20
         print(f"  (built {db}: {runs:,} runs in {time.perf_counter() - t0:.0f} s, {size:,.0f} MB)")
+    configure(root, jobs)
+    return root
+
+
+def configure(root: Path, jobs: int) -> None:
+    """``jobs`` yearly jobs, and retention that finds nothing old enough to prune: the daemon
+    leaves the journal as it found it."""
     text = "".join(
         f'[jobs.job{j:04}]\ncron = "0 0 1 1 *"\ncommand = ["/bin/true"]\n' for j in range(jobs)
     )
     cfg = write_config(root, text, 8)
-    # Nothing old enough to prune: the daemon leaves the journal as it found it.
     cfg.write_text(cfg.read_text() + 'retention_days = "3650d"\nretention_runs = 100000000\n')
-    return root
 
 
 def start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], socket.socket, float]:
@@ -196,28 +202,40 @@ def p50_of(argv: list[str], n: int) -> float:
     return statistics.median(times)
 
 
+@dataclass(slots=True)
+class Probe:
+    """The longest event-loop stall (a 1 ms ticker) and the latencies of durable one-run
+    writes made every 50 ms, both in ms, over one phase."""
+
+    stall: float = 0.0
+    writes: list[float] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"longest loop stall {self.stall:5.1f} ms, durable writes p50"
+            f" {pct(self.writes, 0.5):5.1f} max {max(self.writes, default=0):6.1f} ms"
+        )
+
+
 async def prune_probe(
-    db: Path, before: datetime, keep: int
-) -> tuple[float, int, float, list[float]]:
-    """Prune ``db``: seconds, runs deleted, the longest loop stall (ms) and the latencies of
-    durable one-run writes (ms) made every 50 ms while it ran."""
-    stall = 0.0
-    writes: list[float] = []
+    db: Path, before: datetime, keep: int, *, quiet: float = 2.0
+) -> tuple[float, int, Probe, Probe]:
+    """Prune ``db``: seconds, runs deleted, and the probe over ``quiet`` seconds before the
+    prune (the floor on this machine now) and while it ran."""
+    probe = quiet_probe = Probe()
     done = anyio.Event()
 
     async def ticker() -> None:
-        nonlocal stall
         while not done.is_set():
             t0 = time.perf_counter()
             await anyio.sleep(0.001)
-            stall = max(stall, (time.perf_counter() - t0 - 0.001) * 1000)
+            probe.stall = max(probe.stall, (time.perf_counter() - t0 - 0.001) * 1000)
 
     async def writer(journal: SQLiteJournal) -> None:
         while not done.is_set():
-            run_id = journal.new_run_id()
             now = datetime.now(UTC)
             run = RunRecord(
-                run_id=run_id,
+                run_id=journal.new_run_id(),
                 job_id="probe",
                 trigger=TriggerKind.MANUAL,
                 state=RunState.RUNNING,
@@ -225,7 +243,7 @@ async def prune_probe(
             )
             t0 = time.perf_counter()
             await journal.put_runs([run])
-            writes.append((time.perf_counter() - t0) * 1000)
+            probe.writes.append((time.perf_counter() - t0) * 1000)
             await anyio.sleep(0.05)
 
     async with SQLiteJournal(db) as journal:
@@ -233,13 +251,14 @@ async def prune_probe(
         async with anyio.create_task_group() as tg:
             tg.start_soon(ticker)
             tg.start_soon(writer, journal)
-            await anyio.sleep(0.2)
+            await anyio.sleep(quiet)
+            probe = Probe()
             t0 = time.perf_counter()
             await journal.prune(before=before, keep_per_job=keep)
             elapsed = time.perf_counter() - t0
             done.set()
         deleted = before_count - await count(journal)
-    return elapsed, deleted, stall, writes
+    return elapsed, deleted, quiet_probe, probe
 
 
 async def count(journal: SQLiteJournal) -> int:
@@ -250,10 +269,17 @@ async def count(journal: SQLiteJournal) -> int:
 def runs_figures(runs: int, jobs: int, repeat: int, samples: int, fraction: float) -> None:
     root = big_journal(runs, jobs)
     print(f"[journal] {runs:,} finished runs over {jobs:,} jobs")
+    empty = root / "empty"  # the same jobs on an empty journal: the baseline
+    configure(empty, jobs)
     for _ in range(repeat):
+        proc, notify, base = start_daemon(empty)
+        proc.terminate()
+        proc.wait(60)
+        notify.close()
         proc, notify, startup = start_daemon(root)
         try:
             sock = str(root / "var" / "jobd.sock")
+            first = p50_of([*JOBCTL, "--socket", sock, "runs", "job0007"], 1)
             status = p50_of([*JOBCTL, "--socket", sock, "status"], samples)
             runs_ms = p50_of([*JOBCTL, "--socket", sock, "runs", "job0007"], samples)
             why = p50_of([*JOBCTL, "--socket", sock, "why", "job0007"], samples)
@@ -262,9 +288,12 @@ def runs_figures(runs: int, jobs: int, repeat: int, samples: int, fraction: floa
             proc.wait(60)
             notify.close()
         print(
-            f"  start-up to READY {startup:6.2f} s   jobctl p50: status {status:5.1f} ms,"
-            f" runs JOB {runs_ms:5.1f} ms ({runs_ms / status:.2f}x), why JOB {why:5.1f} ms"
-            f" ({why / status:.2f}x)"
+            f"  start-up to READY {startup:5.2f} s (empty journal {base:5.2f} s); the first"
+            f" jobctl runs JOB after READY {first:6.1f} ms"
+        )
+        print(
+            f"    jobctl p50: status {status:5.1f} ms, runs JOB {runs_ms:5.1f} ms"
+            f" ({runs_ms / status:.2f}x status), why JOB {why:5.1f} ms ({why / status:.2f}x)"
         )
     db = root / "var" / "jobd.db"
     now = datetime.now(UTC)
@@ -277,12 +306,17 @@ def runs_figures(runs: int, jobs: int, repeat: int, samples: int, fraction: floa
             with tempfile.TemporaryDirectory(dir=root) as tmp:
                 copy = Path(tmp) / "jobd.db"
                 shutil.copyfile(db, copy)
-                elapsed, deleted, stall, writes = anyio.run(prune_probe, copy, before, keep)
-            print(
-                f"  prune, {name:<20} {elapsed:7.2f} s {deleted:>10,} runs deleted; longest loop"
-                f" stall {stall:5.1f} ms; durable writes meanwhile p50 {pct(writes, 0.5):5.1f}"
-                f" max {max(writes):6.1f} ms"
-            )
+                with sqlite3.connect(copy) as conn:  # every built run is finished
+                    cut = to_micros(before, "before")
+                    (due,) = conn.execute(
+                        "SELECT count(*) FROM runs WHERE finished_at < ?", (cut,)
+                    ).fetchone()
+                elapsed, deleted, quiet, busy = anyio.run(prune_probe, copy, before, keep)
+                if deleted != due:
+                    raise SystemExit(f"prune deleted {deleted:,} runs where {due:,} were due")
+            print(f"  prune, {name:<20} {elapsed:7.2f} s {deleted:>10,} runs deleted")
+            print(f"    while it ran:        {busy}")
+            print(f"    the 2 s before it:   {quiet}")
 
 
 def jobs_figures(n: int, idle: float, repeat: int) -> None:
