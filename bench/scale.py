@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import socket
@@ -208,12 +209,15 @@ class Probe:
     writes made every 50 ms, both in ms, over one phase."""
 
     stall: float = 0.0
+    ticks: int = 0
+    late: int = 0  # ticks late by more than 10 ms
     writes: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
-            f"longest loop stall {self.stall:5.1f} ms, durable writes p50"
-            f" {pct(self.writes, 0.5):5.1f} max {max(self.writes, default=0):6.1f} ms"
+            f"longest loop stall {self.stall:5.1f} ms ({self.late} of {self.ticks} ticks"
+            f" > 10 ms), durable writes p50 {pct(self.writes, 0.5):5.1f}"
+            f" max {max(self.writes, default=0):6.1f} ms"
         )
 
 
@@ -229,7 +233,10 @@ async def prune_probe(
         while not done.is_set():
             t0 = time.perf_counter()
             await anyio.sleep(0.001)
-            probe.stall = max(probe.stall, (time.perf_counter() - t0 - 0.001) * 1000)
+            late = (time.perf_counter() - t0 - 0.001) * 1000
+            probe.stall = max(probe.stall, late)
+            probe.ticks += 1
+            probe.late += late > 10
 
     async def writer(journal: SQLiteJournal) -> None:
         while not done.is_set():
@@ -266,7 +273,9 @@ async def count(journal: SQLiteJournal) -> int:
     return int(rows[0][0])
 
 
-def runs_figures(runs: int, jobs: int, repeat: int, samples: int, fraction: float) -> None:
+def runs_figures(
+    runs: int, jobs: int, repeat: int, samples: int, fraction: float, quiet: float
+) -> None:
     root = big_journal(runs, jobs)
     print(f"[journal] {runs:,} finished runs over {jobs:,} jobs")
     empty = root / "empty"  # the same jobs on an empty journal: the baseline
@@ -311,12 +320,14 @@ def runs_figures(runs: int, jobs: int, repeat: int, samples: int, fraction: floa
                     (due,) = conn.execute(
                         "SELECT count(*) FROM runs WHERE finished_at < ?", (cut,)
                     ).fetchone()
-                elapsed, deleted, quiet, busy = anyio.run(prune_probe, copy, before, keep)
+                elapsed, deleted, floor, busy = anyio.run(
+                    functools.partial(prune_probe, copy, before, keep, quiet=quiet)
+                )
                 if deleted != due:
                     raise SystemExit(f"prune deleted {deleted:,} runs where {due:,} were due")
             print(f"  prune, {name:<20} {elapsed:7.2f} s {deleted:>10,} runs deleted")
             print(f"    while it ran:        {busy}")
-            print(f"    the 2 s before it:   {quiet}")
+            print(f"    the {quiet:.0f} s before it:   {floor}")
 
 
 def jobs_figures(n: int, idle: float, repeat: int) -> None:
@@ -342,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--samples", type=int, default=20, help="jobctl calls per p50")
     ap.add_argument("--prune-fraction", type=float, default=0.1)
+    ap.add_argument("--quiet", type=float, default=2.0, help="seconds probed before a prune")
     ap.add_argument("--only", choices=("jobs", "runs"))
     a = ap.parse_args(argv)
     load = os.getloadavg()[0]
@@ -349,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.only != "runs":
         jobs_figures(a.jobs, a.idle, a.repeat)
     if a.only != "jobs":
-        runs_figures(a.runs, a.run_jobs, a.repeat, a.samples, a.prune_fraction)
+        runs_figures(a.runs, a.run_jobs, a.repeat, a.samples, a.prune_fraction, a.quiet)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3: the time slots a run covers besides its own (folded into it).
     "ALTER TABLE runs ADD COLUMN folded_slots TEXT NOT NULL DEFAULT '[]'",
+    # 4: each job's last success in one index lookup, not a scan of every success (start-up).
+    "CREATE INDEX runs_last_success ON runs (job_id, finished_at) WHERE state = 'succeeded'",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 GATHER_TICKS = 4
@@ -188,6 +190,19 @@ _PRUNE_BY_COUNT = f"""
     ORDER BY run_id LIMIT ?
 """
 _PRUNE_DELETE = f"DELETE FROM runs WHERE run_id = ? AND state IN ({_FINISHED_SQL})"
+
+
+# Each job's newest finished_at among its successes: a skip-scan over runs_last_success, one
+# lookup per job however many runs it has.
+_SUCCESSES = "runs INDEXED BY runs_last_success WHERE state = 'succeeded'"
+_LAST_SUCCESSES = f"""
+    WITH RECURSIVE j(id) AS (
+        SELECT (SELECT min(job_id) FROM {_SUCCESSES})
+        UNION ALL SELECT (SELECT min(job_id) FROM {_SUCCESSES} AND job_id > j.id) FROM j
+        WHERE j.id IS NOT NULL)
+    SELECT id, (SELECT max(finished_at) FROM {_SUCCESSES} AND job_id = j.id) FROM j
+    WHERE id IS NOT NULL
+"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -803,11 +818,8 @@ class SQLiteJournal(Journal):
         return {run.job_id: run for run in map(decode_run, rows)}
 
     async def last_successes(self) -> dict[str, datetime]:
-        rows = await self._read(
-            "SELECT job_id, max(finished_at) FROM runs WHERE state = 'succeeded'"
-            " AND finished_at IS NOT NULL GROUP BY job_id"
-        )
-        return {job_id: from_micros(at) for job_id, at in rows}
+        rows = await self._read(_LAST_SUCCESSES)
+        return {job_id: from_micros(at) for job_id, at in rows if at is not None}
 
     async def cursors(self) -> dict[str, datetime]:
         rows = await self._read("SELECT job_id, slot FROM cursors")
