@@ -214,10 +214,14 @@ class Probe:
     writes: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
+        writes = (
+            f"durable writes p50 {pct(self.writes, 0.5):5.1f} max {max(self.writes):6.1f} ms"
+            if self.writes
+            else "no durable write ended"
+        )
         return (
             f"longest loop stall {self.stall:5.1f} ms ({self.late} of {self.ticks} ticks"
-            f" > 10 ms), durable writes p50 {pct(self.writes, 0.5):5.1f}"
-            f" max {max(self.writes, default=0):6.1f} ms"
+            f" > 10 ms), {writes}"
         )
 
 
