@@ -595,7 +595,10 @@ class SQLiteJournal(Journal):
 
     async def _apply(self, conn: aiosqlite.Connection, batch: list[_Write]) -> None:
         """Apply the writes in one transaction. Kinds commute, so each is merged over the
-        batch (the later write of a key wins) and written with one ``executemany``."""
+        batch (the later write of a key wins) and written with one ``executemany``.
+
+        The whole transaction is one call into the connection's thread, not one per
+        statement: each hop costs the event loop a wake-up (~0.1-0.3 ms) on the way to exec."""
         runs: dict[int, tuple[Any, ...]] = {}
         cursors: dict[str, int] = {}
         paused: dict[str, bool] = {}
@@ -607,40 +610,14 @@ class SQLiteJournal(Journal):
                 paused[write.paused[0]] = write.paused[1]
             if write.manifest is not None:
                 manifests[write.manifest[0]] = write.manifest[1]
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            if runs:
-                await conn.executemany(_UPSERT_RUN, runs.values())
-            if cursors:
-                await conn.executemany(_UPSERT_CURSOR, cursors.items())
-            if paused:
-                await conn.executemany(
-                    "INSERT OR IGNORE INTO paused (job_id) VALUES (?)",
-                    [(j,) for j, p in paused.items() if p],
-                )
-                await conn.executemany(
-                    "DELETE FROM paused WHERE job_id = ?",
-                    [(j,) for j, p in paused.items() if not p],
-                )
-            if manifests:
-                await conn.executemany(
-                    "DELETE FROM manifest WHERE job_id = ?", [(j,) for j in manifests]
-                )
-                await conn.executemany(
-                    "INSERT INTO manifest (job_id, path, mtime_ns, size) VALUES (?, ?, ?, ?)",
-                    [row for rows in manifests.values() for row in rows],
-                )
-            pruned = [(run_id,) for write in batch for run_id in write.prune]
-            if pruned:
-                await conn.executemany(_PRUNE_DELETE, pruned)
-            await conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                try:
-                    await conn.execute("ROLLBACK")
-                except sqlite3.Error as exc:
-                    log.warning("journal %s: rollback failed: %s", self.path, exc)
-            raise
+        pruned = [run_id for write in batch for run_id in write.prune]
+
+        def transact() -> None:
+            # aiosqlite runs this in the connection's own thread (``_execute``: it has no
+            # public way to run a function there, and has kept this one since 0.17)
+            _transact(conn._conn, runs, cursors, paused, manifests, pruned, self.path)
+
+        await conn._execute(transact)  # type: ignore[no-untyped-call]
         self._stats = replace(
             self._stats,
             commits=self._stats.commits + 1,
@@ -836,6 +813,48 @@ class SQLiteJournal(Journal):
             path: ManifestEntry(path=path, mtime_ns=mtime_ns, size=size)
             for path, mtime_ns, size in rows
         }
+
+
+def _transact(
+    db: sqlite3.Connection,
+    runs: Mapping[int, tuple[Any, ...]],
+    cursors: Mapping[str, int],
+    paused: Mapping[str, bool],
+    manifests: Mapping[str, list[tuple[str, str, int, int]]],
+    pruned: Sequence[int],
+    path: Path,
+) -> None:
+    """One transaction, in the writer connection's thread; rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if runs:
+            db.executemany(_UPSERT_RUN, runs.values())
+        if cursors:
+            db.executemany(_UPSERT_CURSOR, cursors.items())
+        if paused:
+            db.executemany(
+                "INSERT OR IGNORE INTO paused (job_id) VALUES (?)",
+                [(j,) for j, p in paused.items() if p],
+            )
+            db.executemany(
+                "DELETE FROM paused WHERE job_id = ?", [(j,) for j, p in paused.items() if not p]
+            )
+        if manifests:
+            db.executemany("DELETE FROM manifest WHERE job_id = ?", [(j,) for j in manifests])
+            db.executemany(
+                "INSERT INTO manifest (job_id, path, mtime_ns, size) VALUES (?, ?, ?, ?)",
+                [row for rows in manifests.values() for row in rows],
+            )
+        if pruned:  # a batch of finished runs found by ``prune``
+            db.executemany(_PRUNE_DELETE, [(run_id,) for run_id in pruned])
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.warning("journal %s: rollback failed: %s", path, exc)
+        raise
 
 
 def _sizes(path: Path) -> tuple[int, int]:
