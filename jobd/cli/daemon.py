@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return 1
+    import gc
+
     import anyio
 
     from jobd.control.limits import raise_nofile
@@ -108,8 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()  # each control client holds a descriptor: use what the system allows
     # Orphaned descendants of runs come to the daemon, which reaps those it stops.
     LocalExecutor.reap = become_subreaper()
+
+    async def serve() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(Daemon(config).run)
+            # Start-up's objects (jobs, plans, modules) live as long as the daemon: out of the
+            # cyclic GC's reach, a full collection no longer walks them all (measured with
+            # 10,000 jobs: a 19 ms stall of the loop, then ~0). Garbage is still freed by
+            # reference counting; only cycles among these objects would stay.
+            gc.freeze()
+
     try:
-        anyio.run(Daemon(config).run)
+        anyio.run(serve)
     except KeyboardInterrupt:
         return 0
     except BaseException as exc:  # errors of the task group arrive grouped

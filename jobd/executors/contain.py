@@ -169,8 +169,7 @@ class Containment:
         whole (and remove it), then stop whatever still carries its marker (``scan``: the
         caller knows nothing can have escaped otherwise). Returns how many processes had
         left the group. The usual case, an empty leaf and no scan, needs no thread."""
-        if leaf is not None and not _holds(leaf):
-            _rmdir(leaf)
+        if leaf is not None and _drop(leaf):
             leaf = None
         if leaf is None and not (scan and run_id is not None and marker is not None):
             return 0
@@ -204,17 +203,19 @@ def _leftovers(
     return n, pids
 
 
-def _holds(leaf: Path) -> bool:
-    """Whether the leaf holds a process (cgroupfs: read on the loop, from memory)."""
+def _drop(leaf: Path) -> bool:
+    """Remove the leaf if it is empty, with one ``rmdir`` on the loop (cgroupfs: memory); False
+    when it is busy: processes are left in it, or its last one has only just died (then the
+    kill and the retried removal go to a worker thread, never a sleep on the loop)."""
     try:
-        with open(leaf / "cgroup.procs", "rb") as f:
-            return bool(f.read().strip())
+        os.rmdir(leaf)
     except FileNotFoundError:
-        return False
-    except OSError as exc:  # ENODEV: removed between the open and the read
-        if exc.errno != errno.ENODEV:
+        return True
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
             raise
         return False
+    return True
 
 
 def strays(own: set[int]) -> bool:

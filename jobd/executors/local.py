@@ -14,7 +14,8 @@ How a run goes:
    in its group is SIGKILLed while the unreaped leader still pins the group id.
 5. Then the processes that left the group (``setsid``) are stopped too: the run's cgroup leaf
    is killed whole where the daemon has a delegated cgroup, and whatever still carries the
-   run's marker is stopped (``contain``).
+   run's marker is stopped (``contain``). The child is moved into its leaf from a worker
+   thread (the kernel's migration waits ~0.5 ms), and that move is over before the reap.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import shlex
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -228,6 +230,27 @@ class _Pump:
         os.close(self.fd)
 
 
+_mover: ThreadPoolExecutor | None = None
+
+
+def _enter(
+    loop: asyncio.AbstractEventLoop, containment: Containment, leaf: Path | None, pid: int
+) -> anyio.Event:
+    """Move the process into its cgroup leaf from a worker thread; the event is set once
+    that is over. A write to ``cgroup.procs`` waits 0.3-0.6 ms in the kernel (cgroup
+    migration), which on the loop thread would hold back every other run's spawn."""
+    global _mover
+    entered = anyio.Event()
+    if leaf is None:
+        entered.set()
+    else:  # enter() logs its own failures
+        if _mover is None:  # one thread: the kernel serializes migrations anyway
+            _mover = ThreadPoolExecutor(1, thread_name_prefix="jobd-cgroup")
+        fut = loop.run_in_executor(_mover, containment.enter, leaf, pid)
+        fut.add_done_callback(lambda _: entered.set())
+    return entered
+
+
 def _exited(pidfd: int) -> bool:
     return os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
@@ -297,10 +320,10 @@ class LocalExecutor(Executor):
                 return ProcessResult(exit_code=None, error=str(exc))
             run_id, marker = spec.env.get("JOBD_RUN_ID"), spec.env.get("JOBD_INSTANCE")
             leaf = containment.leaf(marker or "-", run_id or f"pid{proc.pid}")
-            containment.enter(leaf, proc.pid)
             LocalExecutor._own.add(proc.pid)
             try:
                 pump = _Pump(loop, read_fd, sink)
+                entered = _enter(loop, containment, leaf, proc.pid)
                 return await self._supervise(
                     spec,
                     proc,
@@ -309,6 +332,7 @@ class LocalExecutor(Executor):
                     f"{label} (pid {proc.pid})",
                     on_started,
                     cancel,
+                    entered,
                     partial(self._contain, containment, spec, leaf, run_id, marker, proc.pid, sink),
                 )
             finally:
@@ -390,6 +414,7 @@ class LocalExecutor(Executor):
         label: str,
         on_started: StartedCallback | None,
         cancel: anyio.Event | None,
+        entered: anyio.Event,
         contain: Callable[[], Awaitable[None]],
     ) -> ProcessResult:
         pid = proc.pid  # also the process group id: it started a new session
@@ -433,6 +458,10 @@ class LocalExecutor(Executor):
             await stop("stopped: the daemon cancelled the run (shutting down?)")
             raise
         finally:
+            # The move into the cgroup leaf names the pid: it must be over before the reap
+            # below frees the pid for reuse.
+            with anyio.CancelScope(shield=True):
+                await entered.wait()
             # SIGKILL what is left of the group (children of a job that exited) while the
             # unreaped leader still pins the group id, so it cannot name a stranger's group
             signal_group(pid, signal.SIGKILL)

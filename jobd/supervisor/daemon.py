@@ -158,7 +158,7 @@ class Daemon:
                 ledger=ledger,
                 clock=clock,
                 decisions=decisions,
-                post=self.intake.post,
+                post_all=self.intake.post_all,
                 metrics=metrics,
                 on_wake=alerts.wake,
             )

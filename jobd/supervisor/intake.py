@@ -68,6 +68,18 @@ class Intake:
         self.deps.runs.pending += 1
         await self._send.send(trigger)
 
+    async def post_all(self, triggers: Sequence[Trigger]) -> None:
+        """Post ``triggers`` without yielding between them (unless the bus is full), so
+        intake reads them as one batch: one commit, started together."""
+        assert self._send is not None, "the bus is not open"
+        for t in triggers:
+            self.deps.runs.pending += 1
+            try:
+                self._send.send_nowait(t)
+            except anyio.WouldBlock:
+                await self._send.send(t)
+        await anyio.lowlevel.checkpoint()
+
     async def submit(self, trigger: Trigger) -> RunRecord:
         """Post a trigger and wait until it is journaled; the run (new or folded into)."""
         reply = Reply()

@@ -106,7 +106,8 @@ def prepare(config: DaemonConfig, run: RunRecord, owner: tuple[int, int] | None)
 
 def remove(config: DaemonConfig, run: RunRecord) -> None:
     output_path(config, run).unlink(missing_ok=True)
-    paths_file(config, run).unlink(missing_ok=True)
+    if run.changed_paths:  # only a watch run has one (``prepare``)
+        paths_file(config, run).unlink(missing_ok=True)
 
 
 def changed_paths_env(

@@ -103,6 +103,8 @@ def read_outputs(path: Path) -> dict[str, str]:
     """``key=value`` lines a run wrote to ``JOBD_OUTPUT``; other lines are ignored, and so is
     everything past its first ``MAX_OUTPUTS_BYTES`` (a job cannot make the daemon hold more)."""
     try:
+        if os.stat(path).st_size == 0:  # most runs write none: no open, read and close
+            return {}
         with path.open("rb") as f:
             data = f.read(runfiles.MAX_OUTPUTS_BYTES + 1)
     except OSError:

@@ -1,11 +1,14 @@
 """Time triggers: catch-up of the slots missed while the daemon was down, then one timer
 for every job's next slot. ``cursors`` (the last slot each job was triggered for) is owned
-here; it is journaled with the slot's run, or on its own when no run carries it."""
+here; it is journaled with the slot's run, or on its own when no run carries it.
+
+Every job due at one instant is posted in one go, without yielding between them, so intake
+admits them as one batch: one commit, and dispatch starts them together."""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,7 +32,7 @@ class TimerDeps:
     ledger: Ledger
     clock: Clock
     decisions: Decisions
-    post: Callable[[Trigger], Awaitable[None]]
+    post_all: Callable[[Sequence[Trigger]], Awaitable[None]]  # in one intake batch
     metrics: Metrics
     on_wake: Callable[[], None] = lambda: None  # what else looks again (the stale check)
 
@@ -50,6 +53,7 @@ class Timer:
         d = self.deps
         now = d.clock.now()
         fresh: dict[str, datetime] = {}
+        triggers: list[Trigger] = []
         for job in d.loaded.timed():
             plan = plan_due(
                 job.time_triggers,
@@ -59,14 +63,16 @@ class Timer:
                 start_deadline=job.start_deadline,
                 at_start=True,
             )
-            await self._post_plan(job, plan, cursor_writes=fresh)
+            triggers += self._triggers(job, plan, fresh)
             self._next_at[job.id] = plan.next_at
+        await d.post_all(triggers)
         if fresh:  # one commit for every job seen the first time, not one each
             await d.ledger.write(cursors=fresh)
 
-    async def _post_plan(
-        self, job: JobDef, plan: DuePlan, *, cursor_writes: dict[str, datetime] | None = None
-    ) -> None:
+    def _triggers(
+        self, job: JobDef, plan: DuePlan, cursor_writes: dict[str, datetime]
+    ) -> list[Trigger]:
+        """The plan's triggers to post; a cursor no run carries goes to ``cursor_writes``."""
         d = self.deps
         for drop in plan.dropped:
             n = drop.count if drop.count is not None else "many"
@@ -81,23 +87,18 @@ class Timer:
                 f"{n} slots from {drop.first.isoformat()} to "
                 f"{drop.last.isoformat()} not run ({drop.reason})",
             )
-        for slot in plan.runs:
-            await d.post(
-                Trigger(
-                    job_id=job.id,
-                    kind=slot.kind,
-                    scheduled_for=slot.scheduled_for,
-                    cursor_key=job.id,
-                )
+        triggers = [
+            Trigger(
+                job_id=job.id, kind=slot.kind, scheduled_for=slot.scheduled_for, cursor_key=job.id
             )
+            for slot in plan.runs
+        ]
         last_run = plan.runs[-1].scheduled_for if plan.runs else None
         if plan.cursor != d.cursors.get(job.id) and plan.cursor != last_run:
             # Nothing carries this cursor into the journal: write it on its own.
-            if cursor_writes is not None:
-                cursor_writes[job.id] = plan.cursor
-            else:
-                await d.ledger.write(cursors={job.id: plan.cursor})
+            cursor_writes[job.id] = plan.cursor
         d.cursors[job.id] = plan.cursor
+        return triggers
 
     async def loop(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """One timer: sleeps until the earliest due slot of any job, posts it, repeats.
@@ -129,19 +130,25 @@ class Timer:
             if when > now:
                 await sleep_or_wake(d.clock, when, wake)
                 continue
-            heapq.heappop(heap)
-            job = d.loaded.jobs[job_id]
-            plan = plan_due(
-                job.time_triggers,
-                cursor=d.cursors.get(job_id),
-                now=now,
-                catchup=job.catchup,
-                start_deadline=job.start_deadline,
-                at_start=False,
-            )
-            await self._post_plan(job, plan)
-            if plan.next_at is not None:
-                heapq.heappush(heap, (plan.next_at, job_id))
+            triggers: list[Trigger] = []
+            cursors: dict[str, datetime] = {}
+            while heap and heap[0][0] <= now:  # every job due by now, in one batch
+                _, job_id = heapq.heappop(heap)
+                job = d.loaded.jobs[job_id]
+                plan = plan_due(
+                    job.time_triggers,
+                    cursor=d.cursors.get(job_id),
+                    now=now,
+                    catchup=job.catchup,
+                    start_deadline=job.start_deadline,
+                    at_start=False,
+                )
+                triggers += self._triggers(job, plan, cursors)
+                if plan.next_at is not None:
+                    heapq.heappush(heap, (plan.next_at, job_id))
+            await d.post_all(triggers)
+            if cursors:
+                await d.ledger.write(cursors=cursors)
 
 
 async def sleep_or_wake(clock: Clock, when: datetime, wake: anyio.Event) -> None:

@@ -36,12 +36,10 @@ def blockbuster() -> Iterator[BlockBuster]:
         # rare paths: a missing log directory, explaining why a start failed
         bb.functions["os.mkdir"].can_block_in("jobd/executors/_logsink.py", "open_log")
         bb.functions["os.stat"].can_block_in("jobd/executors/local.py", "_start_error")
-        # cgroupfs lives in memory: moving the new process into its run's leaf never waits
-        bb.functions["os.mkdir"].can_block_in("jobd/executors/contain.py", "enter")
-        bb.functions["os.write"].can_block_in("jobd/executors/contain.py", "enter")
-        # and at the end: is anything left in the leaf (then the kill goes to a thread)
-        for name in ("io.BufferedReader.read", "os.rmdir"):
-            bb.functions[name].can_block_in("jobd/executors/contain.py", ["_holds", "_rmdir"])
+        # (moving the new process into its run's leaf runs in a worker thread: it waits on a
+        # cgroup migration) and at the end: one rmdir of the leaf, which fails if anything is
+        # left in it (then the kill goes to a thread)
+        bb.functions["os.rmdir"].can_block_in("jobd/executors/contain.py", "_drop")
         # once per process: where the cgroups are (/proc/self, cgroupfs: both in memory)
         for name in ("io.TextIOWrapper.read", "os.stat", "os.mkdir", "os.rmdir", "os.access"):
             if name in bb.functions:

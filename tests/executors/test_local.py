@@ -303,8 +303,9 @@ async def test_no_thread_per_child(
             for i in range(16):
                 tg.start_soon(one, i)
             tg.start_soon(sample)
-    # not one more thread (an idle worker thread of an earlier test may end meanwhile)
-    assert len(during) == 1 and during[0] <= before
+    # not one more thread but the one that moves children into their cgroup leaves (an
+    # idle worker thread of an earlier test may end meanwhile)
+    assert len(during) == 1 and during[0] <= before + 1
 
 
 # --- what cannot start --------------------------------------------------------------------

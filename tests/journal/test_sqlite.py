@@ -9,8 +9,9 @@ import signal
 import sqlite3
 import stat
 import sys
+from datetime import timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anyio
 import anyio.lowlevel
@@ -19,13 +20,14 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+import jobd.journal.sqlite
 from jobd._enums import RunState
 from jobd._exceptions import JournalError
-from jobd.journal import SCHEMA_VERSION, SQLiteJournal
+from jobd.journal import SCHEMA_VERSION, RunRecord, SQLiteJournal
 from jobd.journal.sqlite import MIGRATIONS
 
 from .child import expected_run
-from .conftest import make_run, opened
+from .conftest import T0, make_run, opened
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,6 +148,47 @@ async def test_concurrent_puts_share_commits(db_path: Path) -> None:
         assert stats.writes == 1000 and stats.runs_written == 1000
         assert stats.commits <= 10, stats
         assert len(await journal.list_runs(limit=None)) == 1000
+
+
+async def test_prune_deletes_in_batches(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retention deletes PRUNE_BATCH runs per commit, by age then by count, and finds every
+    victim across batch boundaries, ties in queued_at included."""
+    monkeypatch.setattr(jobd.journal.sqlite, "PRUNE_BATCH", 3)
+
+    def done(run_id: int, job: str, finished: timedelta, **changes: Any) -> RunRecord:
+        log = None if run_id == 2 else f"logs/{run_id}.log"
+        return make_run(
+            run_id,
+            job,
+            state=RunState.SUCCEEDED,
+            finished_at=T0 + finished,
+            log_path=log,
+            **changes,
+        )
+
+    hour = timedelta(hours=1)
+    runs = [
+        *(done(i, "a", i * hour) for i in range(1, 11)),  # finished T0+1h .. T0+10h
+        make_run(11, "a", state=RunState.RUNNING),
+        *(done(i, "b", 100 * hour) for i in range(12, 17)),
+        make_run(17, "b", state=RunState.SKIPPED),  # finished, with no finished_at
+        *(done(i, "c", hour, queued_at=T0) for i in range(20, 27)),  # one queued_at for all
+    ]
+    async with opened(SQLiteJournal(db_path)) as journal:
+        assert isinstance(journal, SQLiteJournal)
+        await journal.put_runs(runs)
+        commits = journal.stats.commits
+        pruned = await journal.prune(before=T0 + 5 * hour + timedelta(minutes=30), keep_per_job=3)
+        # By age: 20-26 (queued first), then 1-5; by count: 6 and 7 of "a" (8-10 kept; 11
+        # is not finished), 12-14 of "b" (17, 16 and 15 kept).
+        assert pruned == [f"logs/{i}.log" for i in (20, 21, 22, 23, 24, 25, 26, 1, 3, 4, 5)] + [
+            f"logs/{i}.log" for i in (6, 7, 12, 13, 14)
+        ]
+        left = [r.run_id for r in await journal.list_runs(limit=None)]
+        assert left == [17, 16, 15, 11, 10, 9, 8]
+        # One commit to settle the writes queued before, then 4 + 1 + 1 batches of <= 3.
+        assert journal.stats.commits - commits == 7
+        assert await journal.prune(before=T0, keep_per_job=3) == []
 
 
 async def test_lazy_write_rides_along_and_flushes(db_path: Path) -> None:

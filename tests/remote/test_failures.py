@@ -88,7 +88,7 @@ def test_sigkill_of_a_workers_process_group(world: World) -> None:
 def test_sigkill_of_the_daemon(world: World) -> None:
     world.write(
         job("live", "t.k3", world.root, 5.0)
-        + job("ended", "t.k3", world.root, 0.5)
+        + job("ended", "t.k3", world.root, 3.0)  # still running when both have started
         + job("unclaimed", "t.k3b", world.root, 0.1)
     )
     world.start_worker("t.k3", concurrency=2)
@@ -98,7 +98,7 @@ def test_sigkill_of_the_daemon(world: World) -> None:
     unclaimed = world.jobctl("run", "unclaimed").stdout.split()[0]
     wait_for(
         lambda: len(ledger(world, "live")) == 1 and len(ledger(world, "ended")) == 1,
-        20,
+        40,  # a Celery worker's pool can be slow to start under load
         "both started",
     )
     wait_for(

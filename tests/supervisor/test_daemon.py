@@ -4,7 +4,7 @@ conditions, stages, time slots with an injected clock, reload."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from jobd.config.model import DaemonConfig
 from jobd.journal.abc import RunRecord
 from jobd.supervisor.clock import FakeClock
 from jobd.supervisor.daemon import Daemon
+from jobd.supervisor.events import Trigger
 
 from .conftest import T0, running, settle, started
 
@@ -301,6 +302,36 @@ async def test_time_slots_with_an_injected_clock(make_config: MakeConfig) -> Non
         T0 + timedelta(minutes=30),
     ]
     assert all(r.trigger is TriggerKind.CRON for r in quarters)
+
+
+async def test_jobs_due_at_one_instant_are_admitted_in_one_batch(
+    make_config: MakeConfig,
+) -> None:
+    # 20 jobs whose slots fall on the same instant: one intake batch, so one queued commit
+    config = make_config(
+        "".join(f'[jobs.j{i}]\ncron = "* * * * *"\ncommand = "true"\n' for i in range(20))
+    )
+    clock = FakeClock(T0)
+    async with running(config, clock=clock) as d:
+        await settle(d)
+        batches: list[list[str]] = []
+        accept, seen = d.intake.accept, anyio.Event()
+
+        async def observed(batch: Sequence[Trigger]) -> None:
+            batches.append(sorted(t.job_id for t in batch))
+            seen.set()
+            await accept(batch)
+
+        d.intake.accept = observed  # type: ignore[method-assign]
+        clock.advance(60)
+        with anyio.fail_after(5):  # the timer wakes on its own turn of the loop
+            await seen.wait()
+        await settle(d)
+        runs = [r for i in range(20) for r in await finished(d, f"j{i}")]
+    assert batches == [sorted(f"j{i}" for i in range(20))]
+    assert len(runs) == 20
+    assert {r.scheduled_for for r in runs} == {T0 + timedelta(minutes=1)}
+    assert {r.state for r in runs} == {RunState.SUCCEEDED}
 
 
 @pytest.mark.parametrize(
