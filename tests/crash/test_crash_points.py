@@ -6,6 +6,7 @@ recovery. Expected slots come from the offset rule written out in tests/slots.py
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -110,8 +111,16 @@ def test_crash_at_a_named_point(tmp_path: Path, point: str) -> None:
     while not (tmp_path / "var" / "jobd.sock").exists() and first.poll() is None:
         assert time.monotonic() < deadline, log.read_text()[-2000:]
         time.sleep(0.02)
-    if first.poll() is None:
-        time.sleep(0.3)  # the watch is up
+    # A change counts once the watch's baseline is journaled (its "inbox:watch" cursor comes
+    # after the manifest; a job seen for the first time starts fresh). When the first life
+    # crashes before that, the change predates every baseline and is not expected to run.
+    baseline = False
+    while first.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.Error):  # not migrated yet
+            baseline = db.exists() and "inbox:watch" in cursors(db)
+        if baseline:
+            break
+        time.sleep(0.02)
     (inbox / "a.txt").write_text("a")  # while down, it triggers at the next start
     assert first.wait(20) == -signal.SIGKILL, f"never passed {point}"
 
@@ -153,7 +162,7 @@ def test_crash_at_a_named_point(tmp_path: Path, point: str) -> None:
                 for j, slots in expected.items()
             )
             status = f"slots {have}, watch {watch_done}, unfinished {unfinished}, {dict(done)}"
-            if have and watch_done and unfinished == 0:
+            if have and (watch_done or not baseline) and unfinished == 0:
                 break
     finally:
         second.send_signal(signal.SIGTERM)
@@ -177,5 +186,5 @@ def test_crash_at_a_named_point(tmp_path: Path, point: str) -> None:
         assert any(int(s[2]) == 2 for s in starts), starts
 
     # The watched change ran, and no finished run started again after it finished.
-    assert str(inbox / "a.txt") in seen.read_text()
+    assert not baseline or str(inbox / "a.txt") in seen.read_text()
     assert all(state in ("succeeded",) for _, _, state, _, _ in rows(db)), rows(db)
