@@ -84,11 +84,12 @@ elif mode == "burst":
     done.wait()
     print(json.dumps(n / (max(out) - due.timestamp())))
 else:
+    far = datetime.now(timezone.utc) + timedelta(days=180)  # as core_bench.many_jobs
     for i in range(n):
         if i % 2:
-            sched.add_job(noop, "cron", minute=i % 60, hour=i % 24)
+            sched.add_job(noop, "cron", minute=i % 60, hour=i % 24, day=far.day, month=far.month)
         else:
-            sched.add_job(noop, "interval", **{["hours", "days", "weeks"][i % 3]: 1})
+            sched.add_job(noop, "interval", weeks=1)
     sched.start()
     print("READY", flush=True)
     time.sleep(3600)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 
 from jobd._enums import Catchup, ExecutorKind, Overlap, TriggerRule
 from jobd._exceptions import ExpressionError
@@ -51,9 +53,14 @@ from jobd.expressions import parse_condition
 # --- building one job ----------------------------------------------------------------------
 
 
+# Shared by every job that has none (or the defaults): 10,000 jobs held 1.9 MB of copies.
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_DEFAULT_RETRY = RetryPolicy()
+
+
 def _scalar_table(
     t: Table, name: str, pattern: re.Pattern[str], what: str, template: bool
-) -> dict[str, str]:
+) -> Mapping[str, str]:
     out: dict[str, str] = {}
     for k, v in t.get(name, {}).items():
         if not pattern.fullmatch(k):
@@ -71,7 +78,7 @@ def _scalar_table(
             if template:
                 t.template(name, text, k)
             out[k] = text
-    return out
+    return out or _EMPTY
 
 
 def _condition(t: Table) -> str | None:
@@ -92,12 +99,19 @@ def _condition(t: Table) -> str | None:
 def _retry(t: Table) -> RetryPolicy:
     delay = t.duration("retry_delay")
     max_delay = t.duration("retry_max_delay")
-    return RetryPolicy(
+    policy = RetryPolicy(
         retries=t.get("retries", 0),
         delay=1.0 if delay is None else delay,
         backoff=float(t.get("retry_backoff", 2.0)),
         max_delay=600.0 if max_delay is None else max_delay,
     )
+    return _DEFAULT_RETRY if policy == _DEFAULT_RETRY else policy
+
+
+@lru_cache(maxsize=1024)
+def _workdir(base: Path, text: str) -> Path:
+    """One ``Path`` for the jobs of a file that share a working directory."""
+    return under(base, text)
 
 
 def _python(t: Table, base: Path) -> str | None:
@@ -246,7 +260,7 @@ def build_job(
         needs=needs,
         trigger_rule=TriggerRule(t.get("trigger_rule", TriggerRule.ALL_SUCCESS)),
         timezone=timezone,
-        workdir=under(base, t.get("workdir", ".")),
+        workdir=_workdir(base, t.get("workdir", ".")),
         env=env,
         env_file=None if "env_file" not in t.values else under(base, t.values["env_file"]),
         user=t.get("user"),

@@ -63,6 +63,9 @@ class CeleryExecutor(Executor):
         self._steps: dict[tuple[int, int], int] = {}
         self._adopting: set[tuple[int, int]] = set()
         self._group_made = False
+        # Runs starting together must not each make the client: two threads importing
+        # celery at once can see it half-initialized ("cannot import name 'Celery'").
+        self._making = anyio.Lock()
 
     @property
     def redis(self) -> redis.asyncio.Redis:
@@ -72,13 +75,15 @@ class CeleryExecutor(Executor):
     async def _connect(self) -> None:
         # made in a thread: the first use imports redis (and celery), far too long a pause
         # for the event loop
-        if self._redis is None:
-            self._redis = await anyio.to_thread.run_sync(_client_and_errors, self.cfg)
+        async with self._making:
+            if self._redis is None:
+                self._redis = await anyio.to_thread.run_sync(_client_and_errors, self.cfg)
 
     async def _celery(self) -> Celery:
-        if self._app is None:
-            self._app = await anyio.to_thread.run_sync(make_app, self.cfg)
-        return self._app
+        async with self._making:
+            if self._app is None:
+                self._app = await anyio.to_thread.run_sync(make_app, self.cfg)
+            return self._app
 
     async def aclose(self) -> None:
         if self._redis is not None:

@@ -323,7 +323,6 @@ class LocalExecutor(Executor):
             LocalExecutor._own.add(proc.pid)
             try:
                 pump = _Pump(loop, read_fd, sink)
-                entered = _enter(loop, containment, leaf, proc.pid)
                 return await self._supervise(
                     spec,
                     proc,
@@ -332,7 +331,7 @@ class LocalExecutor(Executor):
                     f"{label} (pid {proc.pid})",
                     on_started,
                     cancel,
-                    entered,
+                    partial(_enter, loop, containment, leaf, proc.pid),
                     partial(self._contain, containment, spec, leaf, run_id, marker, proc.pid, sink),
                 )
             finally:
@@ -414,7 +413,7 @@ class LocalExecutor(Executor):
         label: str,
         on_started: StartedCallback | None,
         cancel: anyio.Event | None,
-        entered: anyio.Event,
+        enter: Callable[[], anyio.Event],
         contain: Callable[[], Awaitable[None]],
     ) -> ProcessResult:
         pid = proc.pid  # also the process group id: it started a new session
@@ -438,7 +437,12 @@ class LocalExecutor(Executor):
                         f"still running {spec.kill_grace:g}s after SIGTERM: SIGKILL sent"
                     )
 
+        entered: anyio.Event | None = None
         try:
+            # Runs due on one instant spawn first; then each enters its cgroup (a migration
+            # holds back forks in the kernel) and journals its pid.
+            await anyio.lowlevel.checkpoint()
+            entered = enter()
             if on_started is not None:
                 await on_started(pid, process_start_ticks(pid))
             with anyio.CancelScope(deadline=deadline) as timer:
@@ -460,8 +464,9 @@ class LocalExecutor(Executor):
         finally:
             # The move into the cgroup leaf names the pid: it must be over before the reap
             # below frees the pid for reuse.
-            with anyio.CancelScope(shield=True):
-                await entered.wait()
+            if entered is not None:
+                with anyio.CancelScope(shield=True):
+                    await entered.wait()
             # SIGKILL what is left of the group (children of a job that exited) while the
             # unreaped leader still pins the group id, so it cannot name a stranger's group
             signal_group(pid, signal.SIGKILL)

@@ -20,7 +20,7 @@ from jobd.config.model import JobDef
 from jobd.journal.abc import Journal, RunRecord
 from jobd.journal.sqlite import SQLiteJournal
 from jobd.metrics import Metrics
-from jobd.supervisor.clock import Clock
+from jobd.supervisor.clock import Clock, sleep_or_wake
 from jobd.supervisor.decisions import Decisions
 from jobd.supervisor.hooks import HookEvent, plan_hooks, stale_facts
 from jobd.supervisor.intake import matrix_cells
@@ -28,7 +28,6 @@ from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.loaded import Loaded
 from jobd.supervisor.runs import RunTable
 from jobd.supervisor.stale import FIRED_KEY, SEEN_KEY, Staleness, judge
-from jobd.supervisor.timer import sleep_or_wake
 
 log = logging.getLogger("jobd.alerting")
 

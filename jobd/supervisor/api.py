@@ -27,7 +27,8 @@ from jobd.supervisor.events import Trigger
 from jobd.supervisor.explain import definition_json, explain
 from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.loaded import Loaded
-from jobd.supervisor.runner import iso, log_path
+from jobd.supervisor.rendering import iso
+from jobd.supervisor.runner import log_path
 from jobd.supervisor.runs import RunTable
 from jobd.triggers.catchup import next_fire_times, slots_between
 

@@ -20,13 +20,24 @@ class Clock(Protocol):
         """Return at or after ``when`` (or earlier; callers re-check ``now()``)."""
         ...
 
+    @property
+    def lead(self) -> timedelta:
+        """How long before a time slot its run may be admitted and journaled, so that only
+        the spawn is left at the slot (docs/scheduling.md, "On time")."""
+        ...
+
 
 # The event loop wakes timers up to ~1 ms late (epoll's millisecond timeout, rounded up); the
 # last stretch before a slot is crossed by yielding to the loop instead, so slots start on time.
 PRECISE = 0.002
 
+# Two fsync'd commits and a run's files take 2-3 ms; the margin covers a slow disk's commit.
+LEAD = timedelta(milliseconds=20)
+
 
 class SystemClock:
+    lead = LEAD
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
@@ -42,8 +53,9 @@ class SystemClock:
 class FakeClock:
     """A clock that moves only when told; sleepers wake when it passes their deadline."""
 
-    def __init__(self, start: datetime) -> None:
+    def __init__(self, start: datetime, *, lead: timedelta = timedelta(0)) -> None:
         self._now = start
+        self.lead = lead
         self._moved = anyio.Event()
 
     def now(self) -> datetime:
@@ -61,3 +73,16 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.set(self._now + timedelta(seconds=seconds))
+
+
+async def sleep_or_wake(clock: Clock, when: datetime, wake: anyio.Event) -> None:
+    """Return when the clock reaches ``when`` or ``wake`` is set, whichever is first."""
+    async with anyio.create_task_group() as tg:
+
+        async def sleeper() -> None:
+            await clock.sleep_until(when)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(sleeper)
+        await wake.wait()
+        tg.cancel_scope.cancel()

@@ -161,6 +161,7 @@ class Daemon:
                 post_all=self.intake.post_all,
                 metrics=metrics,
                 on_wake=alerts.wake,
+                job_idle=runs.job_idle,
             )
         )
         self.reloader = Reloader(

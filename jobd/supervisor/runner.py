@@ -24,12 +24,10 @@ from jobd._crashpoints import crash_point
 from jobd._enums import ExecutorKind, RunState, TriggerKind
 from jobd.config.model import (
     Action,
-    CommandAction,
     ContainerAction,
     DaemonConfig,
     JobDef,
     RetryPolicy,
-    ScriptAction,
     StagesAction,
     StepAction,
 )
@@ -37,16 +35,22 @@ from jobd.executors._logsink import open_log
 from jobd.executors.abc import Executor
 from jobd.executors.actions import host_user, process_spec, read_env_file
 from jobd.executors.celery import WorkerLost
-from jobd.expressions import evaluate_condition, parse_template
-from jobd.expressions.shell import shell_command
+from jobd.expressions import evaluate_condition
 from jobd.journal.abc import RunRecord, run_key
 from jobd.logs import run_end
 from jobd.remote.protocol import WORKER_PYTHON
 from jobd.supervisor import runfiles
-from jobd.supervisor.clock import Clock
+from jobd.supervisor.clock import Clock, sleep_or_wake
 from jobd.supervisor.hooks import HookEvent, event_for, hook_env
 from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.policy import outcome, retry_delay, retryable
+from jobd.supervisor.rendering import (
+    RunFailedToRender,
+    expression_context,
+    render,
+    render_shell,
+    render_step,
+)
 
 if TYPE_CHECKING:
     from jobd.executors.celery import CeleryExecutor
@@ -72,10 +76,6 @@ class RunnerDeps:
     # Hook runs a result sets off, journaled with it, then handed to ``admit`` to queue.
     follow_ups: FollowUps = field(default=lambda run, event, facts: [])
     admit: Callable[[list[RunRecord]], None] = field(default=lambda runs: None)
-
-
-class RunFailedToRender(Exception):
-    """An expression failed at run time; the run fails with this message."""
 
 
 def log_path(config: DaemonConfig, run: RunRecord) -> Path:
@@ -118,78 +118,6 @@ def read_outputs(path: Path) -> dict[str, str]:
         if sep and key.strip():
             out[key.strip()] = value
     return out
-
-
-def iso(d: datetime | None) -> str | None:
-    return d.isoformat() if d is not None else None
-
-
-def expression_context(
-    job: JobDef, run: RunRecord, now: datetime, env: Mapping[str, str], needs: dict[str, Any]
-) -> dict[str, Any]:
-    params = {**job.params, **run.params}
-    return {
-        "params": params,
-        "matrix": dict(run.matrix or {}),
-        "needs": needs,
-        "env": env,
-        "job": {"id": job.id, "timezone": job.timezone, "file": str(job.source.file)},
-        "run": {
-            "id": run.run_id,
-            "attempt": run.attempt,
-            "trigger": str(run.trigger),
-            "scheduled_for": iso(run.scheduled_for),
-            "flow_id": run.flow_id,
-        },
-        "now": {
-            "iso": now.isoformat(),
-            "timestamp": now.timestamp(),
-            "date": now.date().isoformat(),
-            "year": now.year,
-            "month": now.month,
-            "day": now.day,
-            "hour": now.hour,
-            "minute": now.minute,
-            "weekday": now.isoweekday(),
-        },
-    }
-
-
-def render(text: str, ctx: Mapping[str, Any]) -> str:
-    try:
-        return parse_template(text).render(ctx)
-    except Exception as exc:  # ExpressionError, or a type error in a function
-        raise RunFailedToRender(f"expression in {text!r}: {exc}") from exc
-
-
-def render_shell(text: str, ctx: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
-    """A shell-string command: its script, and its values as environment variables (values
-    never become shell code: ``jobd.expressions.shell``)."""
-    try:
-        return shell_command(parse_template(text)).render(ctx)
-    except Exception as exc:  # ExpressionError, or a type error in a function
-        raise RunFailedToRender(f"expression in {text!r}: {exc}") from exc
-
-
-def render_step(
-    action: StepAction | ContainerAction, ctx: Mapping[str, Any]
-) -> tuple[StepAction | ContainerAction, dict[str, str]]:
-    """The action with its expressions rendered, and the environment entries it needs. A
-    container's image and command are rendered by ``process_spec`` (given ``render`` and
-    ``render_shell``): the executors own what a container is."""
-    if isinstance(action, CommandAction):
-        cmd = action.command
-        if isinstance(cmd, str):
-            script, values = render_shell(cmd, ctx)
-            return CommandAction(command=script), values
-        return CommandAction(command=tuple(render(a, ctx) for a in cmd)), {}
-    if isinstance(action, ScriptAction):
-        return ScriptAction(
-            script=action.script,
-            python=action.python,
-            args=tuple(render(a, ctx) for a in action.args),
-        ), {}
-    return action, {}
 
 
 def base_env(
@@ -263,7 +191,7 @@ class Runner:
             needs = await deps.needs_context(self.run)
             if job.condition is not None and not evaluate_condition(
                 job.condition,
-                expression_context(job, self.run, deps.clock.now(), deps.environ, needs),
+                expression_context(job, self.run, self._now(), deps.environ, needs),
             ):
                 return await self._finish(
                     RunState.SKIPPED, None, f"condition is false: {job.condition}"
@@ -274,8 +202,7 @@ class Runner:
         state, code, message = RunState.FAILED, None, None
         first_start: datetime | None = None  # the run's time spans its retries
         while True:
-            now = deps.clock.now()
-            first_start = first_start or now
+            first_start = first_start or self._now()
             await self._save(
                 self.run.evolve(
                     state=RunState.RUNNING,
@@ -328,6 +255,20 @@ class Runner:
             self.run = self.run.evolve(attempt=self.run.attempt + 1)
         return await self._finish(state, code, message)
 
+    def _now(self) -> datetime:
+        """The run's now: never before its slot (the timer may admit it ahead of it)."""
+        now, slot = self.deps.clock.now(), self.run.scheduled_for
+        return slot if slot is not None and slot > now else now
+
+    async def _hold_until_slot(self) -> bool:
+        """Wait for the run's slot if it was admitted ahead of it; False if cancelled."""
+        slot, clock = self.run.scheduled_for, self.deps.clock
+        if slot is None or clock.now() >= slot:
+            return True
+        while clock.now() < slot and not self.cancel.is_set():
+            await sleep_or_wake(clock, slot, self.cancel)
+        return not self.cancel.is_set()
+
     def _retries_used(self, attempt: int) -> int:
         # Attempts spent on earlier daemon lives (recovery) count against retries too.
         return attempt - 1
@@ -335,12 +276,15 @@ class Runner:
     async def _finish(self, state: RunState, code: int | None, message: str | None) -> RunRecord:
         out = output_path(self.deps.config, self.run)
         outputs = read_outputs(out)
+        now, started = self.deps.clock.now(), self.run.started_at
         final = self.run.evolve(
             state=state,
             exit_code=code,
             message=message,
             outputs=outputs,
-            finished_at=self.deps.clock.now(),
+            # cancelled while held before its slot: it never started
+            started_at=started if started is None or started <= now else None,
+            finished_at=now,
             log_path=str(self.log),
         )
         extra = self.deps.follow_ups(final, event_for(state), None)
@@ -378,7 +322,7 @@ class Runner:
 
     async def _attempt(self, needs: dict[str, Any]) -> tuple[RunState, int | None, str | None]:
         job, deps = self.job, self.deps
-        ctx = expression_context(job, self.run, deps.clock.now(), deps.environ, needs)
+        ctx = expression_context(job, self.run, self._now(), deps.environ, needs)
         action: Action = job.action
         if isinstance(action, StagesAction):
             return await self._stages(action, ctx)
@@ -415,6 +359,8 @@ class Runner:
             crash_point("after-spawn")
             await self._save(self.run.evolve(pid=pid or None, pid_start=ticks), durable=False)
 
+        if not await self._hold_until_slot():  # everything but the spawn is done
+            return RunState.CANCELLED, None, "cancelled before its slot"
         crash_point("before-spawn")
         if remote and deps.remote is not None:
             result = await deps.remote().run_remote(spec, queue=job.queue, cancel=self.cancel)

@@ -74,6 +74,10 @@ class RunTable:
         """The job's running run ids, oldest first."""
         return list(self._active_by_job.get(job_id, ()))
 
+    def job_idle(self, job_id: str) -> bool:
+        """No run of the job is running or queued."""
+        return job_id not in self._active_by_job and job_id not in self._queued_by_job
+
     # --- waiting --------------------------------------------------------------------------
 
     def changed(self) -> None:

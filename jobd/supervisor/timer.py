@@ -3,7 +3,10 @@ for every job's next slot. ``cursors`` (the last slot each job was triggered for
 here; it is journaled with the slot's run, or on its own when no run carries it.
 
 Every job due at one instant is posted in one go, without yielding between them, so intake
-admits them as one batch: one commit, and dispatch starts them together."""
+admits them as one batch: one commit, and dispatch starts them together. When no job due at
+that instant has a run running or queued, the batch is posted ``clock.lead`` ahead of it, so
+that its commits are done and only the spawn is left at the slot (the runner holds the process
+until then); a busy job is posted at its slot, so that overlap decides as it would then."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from anyio.abc import TaskStatus
 
 from jobd.config.model import JobDef
 from jobd.metrics import Metrics
-from jobd.supervisor.clock import Clock
+from jobd.supervisor.clock import Clock, sleep_or_wake
 from jobd.supervisor.decisions import Decisions
 from jobd.supervisor.events import Trigger
 from jobd.supervisor.ledger import Ledger
@@ -35,6 +38,7 @@ class TimerDeps:
     post_all: Callable[[Sequence[Trigger]], Awaitable[None]]  # in one intake batch
     metrics: Metrics
     on_wake: Callable[[], None] = lambda: None  # what else looks again (the stale check)
+    job_idle: Callable[[str], bool] = lambda job_id: False  # no run running or queued
 
 
 class Timer:
@@ -128,8 +132,13 @@ class Timer:
             when, job_id = heap[0]
             now = d.clock.now()
             if when > now:
-                await sleep_or_wake(d.clock, when, wake)
-                continue
+                if when - now > d.clock.lead:
+                    await sleep_or_wake(d.clock, when - d.clock.lead, wake)
+                    continue
+                if not self._may_lead(heap, when):
+                    await sleep_or_wake(d.clock, when, wake)
+                    continue
+                now = when  # posted ahead: planned as at its slot
             triggers: list[Trigger] = []
             cursors: dict[str, datetime] = {}
             while heap and heap[0][0] <= now:  # every job due by now, in one batch
@@ -150,15 +159,11 @@ class Timer:
             if cursors:
                 await d.ledger.write(cursors=cursors)
 
-
-async def sleep_or_wake(clock: Clock, when: datetime, wake: anyio.Event) -> None:
-    """Return when the clock reaches ``when`` or ``wake`` is set, whichever is first."""
-    async with anyio.create_task_group() as tg:
-
-        async def sleeper() -> None:
-            await clock.sleep_until(when)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(sleeper)
-        await wake.wait()
-        tg.cancel_scope.cancel()
+    def _may_lead(self, heap: list[tuple[datetime, str]], when: datetime) -> bool:
+        """Every job due at ``when`` is idle, so admitting it now decides as at its slot."""
+        due: list[tuple[datetime, str]] = []
+        while heap and heap[0][0] == when:
+            due.append(heapq.heappop(heap))
+        for entry in due:
+            heapq.heappush(heap, entry)
+        return all(self.deps.job_idle(job_id) for _, job_id in due)

@@ -27,13 +27,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 import anyio.from_thread
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from watchfiles import Change, awatch
 
 from jobd.config.model import WatchSpec
 from jobd.triggers.coalesce import (
@@ -57,6 +57,9 @@ from jobd.triggers.manifest import (
     plan_watch,
     walk_matching,
 )
+
+if TYPE_CHECKING:
+    from watchfiles import Change
 
 log = logging.getLogger("jobd.watch")
 
@@ -371,6 +374,8 @@ class WatchSource:
     async def _iterate(self, w: _Watcher, established: anyio.Event) -> None:
         assert self._items is not None and w.signal is not None
         items = self._items
+        from watchfiles import awatch  # here: a daemon without watches never loads it
+
         changes_iter = awatch(
             *sorted(w.roots),
             watch_filter=None,
@@ -421,6 +426,8 @@ class WatchSource:
                 await send(fired)
 
     async def _process(self, batches: list[_Batch]) -> None:
+        from watchfiles import Change
+
         roots = self._plan.roots if self._plan is not None else frozenset()
         added: list[str] = []
         structural = False

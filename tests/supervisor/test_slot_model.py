@@ -15,7 +15,9 @@ planner. Invariants, from docs/scheduling.md:
 - ``catchup = "latest"``: every slot has a run of its own or is named in a run's
   ``folded_slots``, except slots missed while the daemon was down and superseded by a newer
   missed slot (which must itself be covered);
-- no (run, attempt) starts twice, and no run starts once it has finished.
+- no (run, attempt) starts twice, and no run starts once it has finished;
+- no process starts before its slot: odd seeds run with a clock ``lead`` of 30 s, so slots are
+  admitted and journaled ahead of their instant and held until it.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class ModelExecutor(Executor):
         self.clock, self.rng, self.journal = clock, rng, journal
         self.starts: list[tuple[int, int]] = []
         self.restarted_finished: list[int] = []
+        self.early: list[tuple[int, str]] = []  # (run, slot) whose process started before it
 
     async def run(
         self,
@@ -85,6 +88,9 @@ class ModelExecutor(Executor):
     ) -> ProcessResult:
         run_id, attempt = int(spec.env["JOBD_RUN_ID"]), int(spec.env["JOBD_ATTEMPT"])
         self.starts.append((run_id, attempt))
+        slot = spec.env.get("JOBD_SCHEDULED_FOR")
+        if slot is not None and self.clock.now() < datetime.fromisoformat(slot):
+            self.early.append((run_id, slot))
         before = await self.journal.get_run(run_id)
         if before is not None and before.state.finished:
             self.restarted_finished.append(run_id)
@@ -132,7 +138,8 @@ def settled(daemon: Daemon, end: datetime) -> bool:
 async def drive(tmp_path: Path, seed: int) -> tuple[list[RunRecord], list[datetime], ModelExecutor]:
     rng = random.Random(seed)
     cfg = write_config(tmp_path, JOBS.format(variant=0), "max_parallel = 4\n")
-    clock, journal = FakeClock(T0), MemoryJournal()
+    lead = timedelta(seconds=30 if seed % 2 else 0)
+    clock, journal = FakeClock(T0, lead=lead), MemoryJournal()
     executor = ModelExecutor(clock, rng, journal)
     starts: list[datetime] = []
     end = T0 + WINDOW
@@ -233,3 +240,6 @@ async def test_no_slot_falls_through(tmp_path: Path, seed: int) -> None:
     twice = [k for k, n in Counter(executor.starts).items() if n > 1]
     assert not twice, f"seed {seed}: (run, attempt) started twice: {twice}"
     assert not executor.restarted_finished, f"seed {seed}: finished runs started again"
+    assert not executor.early, f"seed {seed}: started before their slots: {executor.early}"
+    ahead = [r for r in runs if r.scheduled_for is not None and r.queued_at < r.scheduled_for]
+    assert bool(ahead) == bool(seed % 2), f"seed {seed}: {len(ahead)} runs admitted ahead"
