@@ -48,7 +48,8 @@ JOBCTL = [str(Path(sys.executable).with_name("jobctl"))]
 
 
 def job_text(i: int) -> str:
-    """Job ``i`` of the scale set: the same mix as ``core_bench.many_jobs``."""
+    """Job ``i`` of the restart plan: half cron daily, half ``every`` hour/day/week, so that a
+    day down leaves slots to plan (``core_bench.many_jobs``, measured idle, has none due)."""
     trig = (
         f'cron = "{i % 60} {i % 24} * * *"'
         if i % 2
