@@ -37,6 +37,18 @@ async def journaled(config: DaemonConfig, job_id: str) -> list[RunRecord]:
         return sorted(await j.list_runs(job_id=job_id, limit=None), key=lambda r: r.run_id)
 
 
+async def held(d: Daemon, clock: FakeClock) -> RunRecord:
+    """Move the clock to 4 s before the slot (within the lead); the slot's run, once it is
+    journaled running and held."""
+    clock.set(SLOT - timedelta(seconds=4))
+    [run] = await runs_of(d, "tick", 1)
+    rid = run.run_id
+    with anyio.fail_after(5):
+        while rid not in d.active or d.active[rid].runner.run.state is not RunState.RUNNING:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+    return d.active[rid].runner.run
+
+
 async def test_idle_job_is_journaled_ahead_and_spawned_at_its_slot(
     make_config: MakeConfig,
 ) -> None:
@@ -48,11 +60,7 @@ async def test_idle_job_is_journaled_ahead_and_spawned_at_its_slot(
     clock = FakeClock(SLOT - timedelta(seconds=30), lead=LEAD)
     async with running(config, clock=clock) as d:
         await settle(d)
-        clock.set(SLOT - timedelta(seconds=4))  # within the lead
-        [run] = await runs_of(d, "tick", 1)
-        with anyio.fail_after(5):
-            while (run := d.active[run.run_id].runner.run).state is not RunState.RUNNING:  # noqa: ASYNC110
-                await anyio.sleep(0.01)
+        run = await held(d, clock)
         assert run.scheduled_for == SLOT
         assert run.queued_at == SLOT - timedelta(seconds=4)
         assert run.started_at == SLOT  # a run's start is never before its slot
@@ -100,11 +108,7 @@ async def test_cancel_while_held_starts_nothing(make_config: MakeConfig) -> None
     clock = FakeClock(SLOT - timedelta(seconds=30), lead=LEAD)
     async with running(config, clock=clock) as d:
         await settle(d)
-        clock.set(SLOT - timedelta(seconds=4))
-        [run] = await runs_of(d, "tick", 1)
-        with anyio.fail_after(5):
-            while run.run_id not in d.active:  # noqa: ASYNC110 (no event for it)
-                await anyio.sleep(0.01)
+        run = await held(d, clock)
         assert await d.cancel_run(run.run_id) == [run.run_id]
         await settle(d)
         clock.set(SLOT)
