@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import anyio
-from core_bench import daemon_throughput, many_jobs, pct, slot_latency
+from core_bench import as_the_daemon, daemon_throughput, many_jobs, pct, slot_latency
 
 APSCHEDULER = "APScheduler>=3.10,<4"
 PARALLEL = 32
@@ -158,6 +158,7 @@ def ratio(a: float, b: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    as_the_daemon()
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

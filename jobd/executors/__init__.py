@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, StartedCallback
+from jobd.executors.abc import Cancel, Executor, ProcessResult, ProcessSpec, StartedCallback
 from jobd.executors.actions import argv_for, daemon_python, read_env_file
 from jobd.executors.local import LocalExecutor
 from jobd.executors.process import (
@@ -20,6 +20,7 @@ from jobd.executors.process import (
 __all__ = [
     "INSTANCE_VAR",
     "RUN_ID_VAR",
+    "Cancel",
     "Executor",
     "LocalExecutor",
     "ProcessResult",

@@ -8,6 +8,7 @@ ticks, the run id and the daemon's instance marker, the job's action)."""
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,51 @@ class ProcessResult:
         return self.exit_code == 0 and not self.timed_out and not self.cancelled
 
 
+class Latch:
+    """Set once: ``wait`` for it, or ask to be called back when it comes (``on_set``), which
+    lets a waiter wait for it or something else with no task of its own."""
+
+    __slots__ = ("_callbacks", "_event")
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        if self._event.is_set():
+            return
+        self._event.set()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def on_set(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` once set (now, if it is); returns what withdraws it."""
+        if self._event.is_set():
+            callback()
+            return _nothing
+        self._callbacks.append(callback)
+        return lambda: self._withdraw(callback)
+
+    def _withdraw(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._callbacks.remove(callback)
+
+
+def _nothing() -> None:
+    pass
+
+
+Cancel = Latch
+"""A request to stop a run: the executor waits for its process's exit or the cancel."""
+
+
 StartedCallback = Callable[[int, int | None], Awaitable[None]]
 """Called with (pid, start time in clock ticks) right after the work starts; an executor
 whose work has no local pid (a container's is the engine's, a remote worker's none) passes
@@ -81,7 +127,7 @@ class Executor(ABC):
         spec: ProcessSpec,
         *,
         on_started: StartedCallback | None = None,
-        cancel: anyio.Event | None = None,
+        cancel: Cancel | None = None,
     ) -> ProcessResult:
         """Run the process to its end and return how it ended.
 

@@ -26,7 +26,7 @@ import anyio
 from jobd._exceptions import JobdError
 from jobd.config.model import DEFAULT_QUEUE, CeleryConfig
 from jobd.executors._logsink import LogSink
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
+from jobd.executors.abc import Cancel, Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
 from jobd.remote import protocol as p
 from jobd.remote.broker import async_client, make_app
 
@@ -100,7 +100,7 @@ class CeleryExecutor(Executor):
         spec: ProcessSpec,
         *,
         on_started: StartedCallback | None = None,
-        cancel: anyio.Event | None = None,
+        cancel: Cancel | None = None,
     ) -> ProcessResult:
         """Run ``spec`` on a worker of the default queue (see ``run_remote``)."""
         return await self.run_remote(spec, queue=DEFAULT_QUEUE, cancel=cancel)
@@ -118,7 +118,7 @@ class CeleryExecutor(Executor):
         self._adopting.add((run_id, attempt))
 
     async def run_remote(
-        self, spec: ProcessSpec, *, queue: str, cancel: anyio.Event | None = None
+        self, spec: ProcessSpec, *, queue: str, cancel: Cancel | None = None
     ) -> ProcessResult:
         """Run ``spec`` on a worker of ``queue``; its output goes to ``spec.log_path``.
 
@@ -225,7 +225,7 @@ class CeleryExecutor(Executor):
         spec: ProcessSpec,
         sink: LogSink,
         queue: str,
-        cancel: anyio.Event | None,
+        cancel: Cancel | None,
         *,
         claimed: bool,
         adopted: str | None,
@@ -316,7 +316,7 @@ class CeleryExecutor(Executor):
                     return ProcessResult(exit_code=None, error=str(exc))
 
     async def _read(
-        self, stream: str, last: str, block: float, cancel: anyio.Event | None, cancel_sent: bool
+        self, stream: str, last: str, block: float, cancel: Cancel | None, cancel_sent: bool
     ) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Entries of ``stream`` after ``last``, waiting up to ``block`` seconds (or until
         ``cancel`` is set, when it was not yet passed on)."""

@@ -34,7 +34,7 @@ from aiodocker.stream import Stream
 
 from jobd.config.model import ContainerAction
 from jobd.executors._logsink import LogSink
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
+from jobd.executors.abc import Cancel, Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
 from jobd.executors.docker_config import (
     DEFAULT_DOCKER_URL,
     LABEL_INSTANCE,
@@ -102,7 +102,7 @@ async def _pump(stream: Stream, sink: LogSink, eof: anyio.Event) -> None:
         eof.set()
 
 
-async def _wait(container: DockerContainer, cancel: anyio.Event | None) -> tuple[bool, int]:
+async def _wait(container: DockerContainer, cancel: Cancel | None) -> tuple[bool, int]:
     """Wait for the container's exit or for ``cancel``: (cancel came first, exit status)."""
     if cancel is None:
         return False, int((await container.wait()).get("StatusCode", -1))
@@ -117,7 +117,7 @@ async def _wait(container: DockerContainer, cancel: anyio.Event | None) -> tuple
             failure = exc
         scope.cancel()
 
-    async def watch_cancel(scope: anyio.CancelScope, event: anyio.Event) -> None:
+    async def watch_cancel(scope: anyio.CancelScope, event: Cancel) -> None:
         await event.wait()
         scope.cancel()
 
@@ -158,7 +158,7 @@ class DockerExecutor(Executor):
         spec: ProcessSpec,
         *,
         on_started: StartedCallback | None = None,
-        cancel: anyio.Event | None = None,
+        cancel: Cancel | None = None,
     ) -> ProcessResult:
         """The ``Executor`` entry: ``spec.container`` says what to run (see ``run_container``)."""
         c = spec.container
@@ -195,7 +195,7 @@ class DockerExecutor(Executor):
         spec: ProcessSpec,
         *,
         on_started: StartedCallback | None = None,
-        cancel: anyio.Event | None = None,
+        cancel: Cancel | None = None,
         passthrough: Collection[str] = (),
     ) -> ProcessResult:
         """Run ``action`` in a new container to its end and return how it ended.
@@ -239,7 +239,7 @@ class DockerExecutor(Executor):
         spec: ProcessSpec,
         sink: LogSink,
         on_started: StartedCallback | None,
-        cancel: anyio.Event | None,
+        cancel: Cancel | None,
     ) -> ProcessResult:
         # the timeout counts from the start, creating the container included
         deadline = math.inf if spec.timeout is None else anyio.current_time() + spec.timeout
@@ -272,7 +272,7 @@ class DockerExecutor(Executor):
         sink: LogSink,
         deadline: float,
         on_started: StartedCallback | None,
-        cancel: anyio.Event | None,
+        cancel: Cancel | None,
     ) -> ProcessResult:
         label = f"{sink.label} (container {container.id:.12})"
         grace = stop_grace(spec.kill_grace)

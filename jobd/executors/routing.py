@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-import anyio
-
 from jobd.config.model import Action, ContainerAction, DaemonConfig
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
+from jobd.executors.abc import Cancel, Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
 
 if TYPE_CHECKING:
     from jobd.executors.celery import CeleryExecutor
@@ -49,7 +47,7 @@ class RoutingExecutor(Executor):
         spec: ProcessSpec,
         *,
         on_started: StartedCallback | None = None,
-        cancel: anyio.Event | None = None,
+        cancel: Cancel | None = None,
     ) -> ProcessResult:
         ex = self.local if spec.container is None else self._by_kind(CONTAINER)
         return await ex.run(spec, on_started=on_started, cancel=cancel)

@@ -27,7 +27,7 @@ import anyio
 import redis.exceptions
 
 from jobd.config.model import CeleryConfig
-from jobd.executors.abc import ProcessResult, ProcessSpec
+from jobd.executors.abc import Cancel, ProcessResult, ProcessSpec
 from jobd.executors.local import LocalExecutor
 from jobd.remote import protocol as p
 from jobd.remote.broker import async_client
@@ -122,7 +122,7 @@ async def _claimed_run(r: redis.asyncio.Redis, spec: p.RemoteSpec, cfg: CeleryCo
     with tempfile.TemporaryDirectory(prefix="jobd-remote-") as tmp:
         logfile, outfile = Path(tmp) / "log", Path(tmp) / "out"
         logfile.touch()
-        cancel = anyio.Event()
+        cancel = Cancel()
         pspec = _process_spec(spec, logfile, outfile)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_keep_lease, r, keys, spec, token, lease_ms, cancel, state)
@@ -208,7 +208,7 @@ async def _keep_lease(
     spec: p.RemoteSpec,
     token: str,
     lease_ms: int,
-    cancel: anyio.Event,
+    cancel: Cancel,
     state: _State,
 ) -> None:
     """Renew the lease every third of it; wait for a cancel in between (BLPOP)."""

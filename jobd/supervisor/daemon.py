@@ -45,6 +45,7 @@ from jobd.supervisor.reload import ReloadDeps, Reloader
 from jobd.supervisor.runner import RunnerDeps
 from jobd.supervisor.runs import Active, RunTable
 from jobd.supervisor.services import jobs_dir_loop, prune_loop, signal_loop
+from jobd.supervisor.slotgate import SlotGate
 from jobd.supervisor.timer import Timer, TimerDeps
 from jobd.supervisor.watching import WatchDeps, WatchService
 
@@ -120,6 +121,7 @@ class Daemon:
             ledger=ledger,
             executor=self.executor,
             clock=clock,
+            gate=SlotGate(clock),
             instance=self.instance,
             python=daemon_python(),
             needs_context=self.flows.needs_context,

@@ -47,6 +47,7 @@ class Dispatcher:
         """Each wake: select what may start now and start it in ``tg``."""
         d = self.deps
         runs = d.runs
+        tg.start_soon(d.runner.gate.serve)  # the runs it starts wait there for their slots
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()

@@ -32,7 +32,7 @@ from jobd.config.model import (
     StepAction,
 )
 from jobd.executors._logsink import open_log
-from jobd.executors.abc import Executor
+from jobd.executors.abc import Cancel, Executor
 from jobd.executors.actions import host_user, process_spec, read_env_file
 from jobd.executors.celery import WorkerLost
 from jobd.expressions import evaluate_condition
@@ -40,7 +40,7 @@ from jobd.journal.abc import RunRecord, run_key
 from jobd.logs import run_end
 from jobd.remote.protocol import WORKER_PYTHON
 from jobd.supervisor import runfiles
-from jobd.supervisor.clock import Clock, sleep_or_wake
+from jobd.supervisor.clock import Clock
 from jobd.supervisor.hooks import HookEvent, event_for, hook_env
 from jobd.supervisor.ledger import Ledger
 from jobd.supervisor.policy import outcome, retry_delay, retryable
@@ -51,6 +51,7 @@ from jobd.supervisor.rendering import (
     render_shell,
     render_step,
 )
+from jobd.supervisor.slotgate import SlotGate
 
 if TYPE_CHECKING:
     from jobd.executors.celery import CeleryExecutor
@@ -67,6 +68,7 @@ class RunnerDeps:
     ledger: Ledger  # writes the run's states (and publishes them)
     executor: Executor
     clock: Clock
+    gate: SlotGate  # where runs admitted ahead of their slot wait for it
     instance: str  # JOBD_INSTANCE marker: finds this daemon's leftovers after a crash
     python: str  # absolute interpreter for entrypoints and scripts
     needs_context: Callable[[RunRecord], Awaitable[dict[str, Any]]]
@@ -165,7 +167,7 @@ class Runner:
         self.run = run
         self.deps = deps
         self.adopt = adopt  # a remote attempt journaled as running: attach to it
-        self.cancel = anyio.Event()
+        self.cancel = Cancel()
         self.log = log_path(deps.config, run)
 
     def note(self, text: str) -> None:
@@ -262,11 +264,9 @@ class Runner:
 
     async def _hold_until_slot(self) -> bool:
         """Wait for the run's slot if it was admitted ahead of it; False if cancelled."""
-        slot, clock = self.run.scheduled_for, self.deps.clock
-        if slot is None or clock.now() >= slot:
-            return True
-        while clock.now() < slot and not self.cancel.is_set():
-            await sleep_or_wake(clock, slot, self.cancel)
+        slot = self.run.scheduled_for
+        if slot is not None:
+            await self.deps.gate.wait(slot, self.cancel)
         return not self.cancel.is_set()
 
     def _retries_used(self, attempt: int) -> int:

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from jobd.config.model import ContainerAction
+from jobd.executors.abc import Cancel
 from jobd.executors.docker import (
     DockerExecutor,
     find_container_leftovers,
@@ -138,7 +139,7 @@ async def test_sigkill_after_the_grace(
 
 async def test_cancel(docker_url: str, instance: str, make_spec: SpecFactory) -> None:
     spec = make_spec()
-    cancel = anyio.Event()
+    cancel = Cancel()
 
     init: list[bytes] = []
 

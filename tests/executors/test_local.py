@@ -16,12 +16,14 @@ import pytest
 from jobd.config.model import CommandAction
 from jobd.executors import (
     RUN_ID_VAR,
+    Cancel,
     LocalExecutor,
     ProcessResult,
     argv_for,
     find_leftovers,
     process_start_ticks,
 )
+from jobd.executors.contain import instance_tag
 from jobd.executors.local import plan_user
 from tests.executors.conftest import PATH, SpecFactory
 from tests.executors.helpers import alive, eventually, pids_in, read_log, write_log
@@ -144,7 +146,7 @@ async def test_timeout_graceful_exit_within_grace(
 
 
 async def test_cancel_event(executor: LocalExecutor, make_spec: SpecFactory) -> None:
-    cancel = anyio.Event()
+    cancel = Cancel()
     seen: list[tuple[int, int | None]] = []
 
     async def on_started(pid: int, ticks: int | None) -> None:
@@ -166,7 +168,7 @@ async def test_cancel_event(executor: LocalExecutor, make_spec: SpecFactory) -> 
 async def test_cancel_set_before_start_runs_nothing(
     executor: LocalExecutor, make_spec: SpecFactory, log: Path, tmp_path: Path
 ) -> None:
-    cancel = anyio.Event()
+    cancel = Cancel()
     cancel.set()
     with anyio.fail_after(10):
         result = await executor.run(make_spec(["touch", str(tmp_path / "ran")]), cancel=cancel)
@@ -306,6 +308,36 @@ async def test_no_thread_per_child(
     # not one more thread but the one that moves children into their cgroup leaves (an
     # idle worker thread of an earlier test may end meanwhile)
     assert len(during) == 1 and during[0] <= before + 1
+
+
+async def test_runs_started_together_each_enter_their_own_leaf(
+    executor: LocalExecutor, make_spec: SpecFactory, tmp_path: Path, marker: str
+) -> None:
+    """Processes spawned in one turn of the loop are moved into their leaves as one batch:
+    each still lands in its own, and each run hears its start ticks."""
+    if executor.contained().base is None:
+        pytest.skip("no delegated cgroup v2 here (needs a writable own cgroup)")
+    ticks: dict[int, int | None] = {}
+
+    async def one(i: int) -> None:
+        async def on_started(pid: int, start: int | None) -> None:
+            ticks[i] = start
+
+        spec = make_spec(
+            ["sh", "-c", "sleep 0.3; cat /proc/self/cgroup"],
+            log_path=tmp_path / f"{i}.log",
+            env={RUN_ID_VAR: str(i + 1)},
+        )
+        assert (await executor.run(spec, on_started=on_started)).ok
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for i in range(16):
+                tg.start_soon(one, i)
+    tag = instance_tag(marker)
+    for i in range(16):
+        assert (tmp_path / f"{i}.log").read_text().strip().endswith(f"/jobd-{tag}-{i + 1}")
+    assert len(ticks) == 16 and None not in ticks.values()
 
 
 # --- what cannot start --------------------------------------------------------------------

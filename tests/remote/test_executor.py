@@ -12,7 +12,7 @@ import pytest
 from blockbuster import blockbuster_ctx
 
 from jobd.config.loader import load_config
-from jobd.executors.abc import ProcessResult, ProcessSpec
+from jobd.executors.abc import Cancel, ProcessResult, ProcessSpec
 from jobd.executors.celery import CeleryExecutor
 from tests.remote.conftest import REDIS, World
 
@@ -51,7 +51,7 @@ async def test_the_executor_never_blocks_the_event_loop(world: World, tmp_path: 
             assert (tmp_path / "1.log").read_text() == "out\n"
             assert (tmp_path / "1.out").read_text() == "k=v\n"
 
-            cancel = anyio.Event()
+            cancel = Cancel()
             result: list[ProcessResult] = []
 
             async def run() -> None:

@@ -74,7 +74,9 @@ def test_sigkill_of_a_workers_process_group(world: World) -> None:
     world.start_worker("t.k2")
     world.start_daemon()
     run_id = world.jobctl("run", "k2").stdout.split()[0]
-    wait_for(lambda: marker_processes("TESTMARK=k2") != [], 20, "started")
+    # its first line written: the command is past its start (a process with the marker may
+    # still be the shell before it, which a kill then would leave with no line at all)
+    wait_for(lambda: ledger(world, "k2") == [f"start {run_id} 1"], 20, "started")
     doomed = owner(world, marker_processes("TESTMARK=k2")[0])
     os.killpg(doomed.proc.pid, signal.SIGKILL)
     doomed.proc.wait()

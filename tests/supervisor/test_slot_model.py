@@ -33,7 +33,7 @@ import anyio.lowlevel
 import pytest
 
 from jobd.config.loader import load_config
-from jobd.executors.abc import Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
+from jobd.executors.abc import Cancel, Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
 from jobd.journal.abc import RunRecord
 from jobd.journal.memory import MemoryJournal
 from jobd.supervisor.clock import FakeClock
@@ -84,7 +84,7 @@ class ModelExecutor(Executor):
         spec: ProcessSpec,
         *,
         on_started: StartedCallback | None = None,
-        cancel: anyio.Event | None = None,
+        cancel: Cancel | None = None,
     ) -> ProcessResult:
         run_id, attempt = int(spec.env["JOBD_RUN_ID"]), int(spec.env["JOBD_ATTEMPT"])
         self.starts.append((run_id, attempt))
