@@ -38,6 +38,7 @@ class StallMeter:
         self._clock = clock
         self._on_stall = on_stall
         self._undo: Callable[[], None] | None = None
+        self._let_go: asyncio.Event | None = None  # set when uninstalled
 
     def turn(self, seconds: float) -> None:
         """One turn of the loop took ``seconds``."""
@@ -91,12 +92,21 @@ class StallMeter:
                     setattr(selector, "select", previous)  # noqa: B010
 
         self._undo = undo
+        self._let_go = asyncio.Event()
         return True
 
     def uninstall(self) -> None:
         if self._undo is not None:
             self._undo()
             self._undo = None
+        if self._let_go is not None:
+            self._let_go.set()
+            self._let_go = None
+
+    async def until_uninstalled(self) -> None:
+        """Return once the meter no longer measures (at once if it does not)."""
+        if self._let_go is not None:
+            await self._let_go.wait()
 
     @contextmanager
     def measuring(self) -> Iterator[bool]:

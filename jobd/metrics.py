@@ -8,6 +8,7 @@ every metric.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -29,7 +30,8 @@ from jobd.loopstall import STALL_THRESHOLD, StallMeter
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LOOP_TICK = 1.0  # seconds between the loop monitor's wake-ups (any stall delays the next one)
-UNRESPONSIVE_AFTER = 5.0  # the loop counts as stuck when the monitor has not ticked this long
+UNRESPONSIVE_AFTER = 5.0  # a turn of the loop this long (or no tick for this long): stuck
+LAG_WINDOW = 60.0  # seconds a stall shows as the loop's lag
 
 # The *_created series double the text and say only when the daemon started (process-wide).
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -114,13 +116,14 @@ class Metrics:
             f"Turns of the event loop longer than {STALL_THRESHOLD * 1000:g} ms.",
             registry=r,
         )
-        self.stall_meter = StallMeter(on_stall=lambda _s: self.loop_stalls.inc())
+        self.stall_meter = StallMeter(on_stall=self._stalled)
         self.loop_stall.set_function(self.stall_max)  # read at each scrape
         self.loop_lag = Gauge(
             "jobd_event_loop_lag_seconds",
-            "How late the loop monitor's last wake-up was.",
+            f"The latest event-loop stall within {LAG_WINDOW:g} s (0 if none).",
             registry=r,
         )
+        self.loop_lag.set_function(self._lag)
         self.queue_depth = Gauge("jobd_queue_depth", "Runs queued, waiting for a slot.", registry=r)
         self.running = Gauge("jobd_runs_running", "Runs running now.", registry=r)
         self.bus_depth = Gauge(
@@ -135,6 +138,8 @@ class Metrics:
         self._finished: dict[int, None] = {}
         self._stall_max = 0.0
         self._last_tick = monotonic()
+        self._sampled_lag = 0.0
+        self._last_stall = (-math.inf, 0.0)  # (when it ended, seconds) by the turn measure
         self._journal_ok = True
 
     # --- feeding ----------------------------------------------------------------------
@@ -190,9 +195,15 @@ class Metrics:
     # --- the loop monitor -------------------------------------------------------------
 
     async def loop_monitor(self, interval: float = LOOP_TICK) -> None:
-        """Sleep ``interval`` over and over; how late each wake-up is, is how long the loop
-        was blocked (a stall)."""
+        """Where the turns are not measured (before READY, or not an asyncio selector loop):
+        sleep ``interval`` over and over; how late each wake-up is, is how long the loop was
+        blocked (a stall). While they are measured, the monitor does not wake at all: the
+        turns tell stalls, lag and health, and an idle daemon stays asleep."""
         while True:
+            if self.stall_meter.installed:
+                await self.stall_meter.until_uninstalled()
+                self._last_tick = self._monotonic()
+                continue
             before = self._monotonic()
             await anyio.sleep(interval)
             self._tick(self._monotonic() - before - interval)
@@ -200,8 +211,25 @@ class Metrics:
     def _tick(self, lag: float) -> None:
         lag = max(0.0, lag)
         self._last_tick = self._monotonic()
-        self.loop_lag.set(lag)
+        self._sampled_lag = lag
         self._stall_max = max(self._stall_max, lag)
+
+    def _stalled(self, seconds: float) -> None:
+        self.loop_stalls.inc()
+        self._last_stall = (self._monotonic(), seconds)
+
+    def _lag(self) -> float:
+        if not self.stall_meter.installed:
+            return self._sampled_lag
+        at, seconds = self._last_stall
+        return seconds if self._monotonic() - at < LAG_WINDOW else 0.0
+
+    def _loop_ok(self) -> bool:
+        now = self._monotonic()
+        if not self.stall_meter.installed:
+            return now - self._last_tick < UNRESPONSIVE_AFTER
+        at, seconds = self._last_stall
+        return seconds < UNRESPONSIVE_AFTER or now - at >= UNRESPONSIVE_AFTER
 
     def stall_max(self) -> float:
         """The longest stall: turn by turn while the meter runs; else the monitor's sampled
@@ -224,12 +252,9 @@ class Metrics:
         return generate_latest(self.registry)
 
     def healthy(self) -> bool:
-        """The loop is responsive (its monitor ticked lately) and the journal's last commit
-        succeeded."""
-        return self._journal_ok and self._monotonic() - self._last_tick < UNRESPONSIVE_AFTER
+        """The loop is responsive (no turn of it ran ``UNRESPONSIVE_AFTER`` within as long;
+        unmeasured: its monitor ticked lately) and the journal's last commit succeeded."""
+        return self._journal_ok and self._loop_ok()
 
     def health(self) -> dict[str, bool]:
-        return {
-            "loop": self._monotonic() - self._last_tick < UNRESPONSIVE_AFTER,
-            "journal": self._journal_ok,
-        }
+        return {"loop": self._loop_ok(), "journal": self._journal_ok}

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobd._enums import RunState, TriggerKind
 from jobd.journal.abc import RunRecord
-from jobd.metrics import UNRESPONSIVE_AFTER, Metrics
+from jobd.metrics import LAG_WINDOW, UNRESPONSIVE_AFTER, Metrics
 
 T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -92,3 +92,44 @@ async def test_the_monitor_sees_a_real_stall() -> None:
         tg.cancel_scope.cancel()
     assert _values(m)[("jobd_event_loop_stall_max_seconds", ())] >= 0.15
     assert m.healthy()
+
+
+async def test_while_the_turns_are_measured_the_monitor_does_not_wake() -> None:
+    m = Metrics()
+    ticks: list[float] = []
+    tick = m._tick
+
+    def counted(lag: float) -> None:
+        ticks.append(lag)
+        tick(lag)
+
+    m._tick = counted  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(m.loop_monitor, 0.01)
+        await anyio.sleep(0.1)
+        assert len(ticks) >= 3  # unmeasured: it samples
+        with m.stall_meter.measuring():
+            await anyio.sleep(0.02)  # a tick already under way may still land
+            during = len(ticks)
+            await anyio.sleep(0.2)
+            assert len(ticks) == during  # measured: an idle daemon is not woken
+            assert m.healthy()
+        await anyio.sleep(0.1)
+        assert len(ticks) >= during + 3  # let go: it samples again
+        tg.cancel_scope.cancel()
+
+
+async def test_measured_turns_give_the_lag_and_the_health() -> None:
+    clock = Tick()
+    m = Metrics(monotonic=clock)
+    with m.stall_meter.measuring():
+        assert m.healthy() and _values(m)[("jobd_event_loop_lag_seconds", ())] == 0
+        m.stall_meter.turn(0.02)  # a stall: the lag, still healthy
+        assert m.healthy() and _values(m)[("jobd_event_loop_lag_seconds", ())] == 0.02
+        m.stall_meter.turn(UNRESPONSIVE_AFTER + 1)  # the loop was stuck
+        assert m.health() == {"loop": False, "journal": True}
+        clock.now += UNRESPONSIVE_AFTER  # and has turned freely since
+        assert m.healthy()
+        assert _values(m)[("jobd_event_loop_lag_seconds", ())] == UNRESPONSIVE_AFTER + 1
+        clock.now += LAG_WINDOW
+        assert _values(m)[("jobd_event_loop_lag_seconds", ())] == 0
