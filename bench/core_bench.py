@@ -33,20 +33,13 @@ import anyio
 
 from jobd._enums import TriggerKind
 from jobd.config.loader import load_config
-from jobd.executors.contain import become_subreaper, delegated_cgroup
+from jobd.executors.contain import delegated_cgroup
 from jobd.executors.local import LocalExecutor
 from jobd.executors.process import process_start_ticks
 from jobd.supervisor.daemon import Daemon
 from jobd.supervisor.events import Trigger
 
 _CHUNK = 64 * 1024
-
-
-def as_the_daemon() -> None:
-    """Make this process what ``jobd daemon`` makes itself: a child subreaper. The executor
-    then learns that nothing escaped a run from the daemon's own children; without it, it
-    scans every process's environment after every run (a daemon embedded in a test does)."""
-    LocalExecutor.reap = become_subreaper()
 
 
 def write_config(root: Path, jobs: str, parallel: int) -> Path:
@@ -335,7 +328,9 @@ def many_jobs(n: int, idle: float) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    as_the_daemon()
+    # A child subreaper, as ``jobd daemon`` is: without, the embedded daemon's executor scans
+    # every process's environment after every run (as one embedded in a test does).
+    LocalExecutor.adopt_orphans()
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--parallel", type=int, default=32)

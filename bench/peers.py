@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 
 import anyio
-from core_bench import as_the_daemon, daemon_throughput, many_jobs, pct, slot_latency
+from core_bench import daemon_throughput, many_jobs, pct, slot_latency
+
+from jobd.executors.local import LocalExecutor
 
 APSCHEDULER = "APScheduler>=3.10,<4"
 PARALLEL = 32
@@ -158,7 +160,7 @@ def ratio(a: float, b: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    as_the_daemon()
+    LocalExecutor.adopt_orphans()  # jobd's side runs as ``jobd daemon`` does
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

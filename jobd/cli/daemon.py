@@ -108,13 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     import anyio
 
     from jobd.control.limits import raise_nofile
-    from jobd.executors.contain import become_subreaper
     from jobd.executors.local import LocalExecutor
     from jobd.supervisor.daemon import Daemon
 
     raise_nofile()  # each control client holds a descriptor: use what the system allows
     # Orphaned descendants of runs come to the daemon, which reaps those it stops.
-    LocalExecutor.reap = become_subreaper()
+    LocalExecutor.adopt_orphans()
 
     async def serve() -> None:
         async with anyio.create_task_group() as tg:

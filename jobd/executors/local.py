@@ -40,7 +40,7 @@ import anyio
 from jobd.executors._logsink import LogSink
 from jobd.executors._mover import Entry, enter_leaf
 from jobd.executors.abc import Cancel, Executor, ProcessResult, ProcessSpec, RunRef, StartedCallback
-from jobd.executors.contain import Containment, reap_orphans, strays
+from jobd.executors.contain import Containment, become_subreaper, reap_orphans, strays
 from jobd.executors.process import (
     find_leftovers,
     process_start_ticks,
@@ -262,7 +262,7 @@ class LocalExecutor(Executor):
     of its output; only a process that left the group (``setsid``) keeps it open longer."""
 
     _own: ClassVar[set[int]] = set()  # children being supervised: never reaped by the sweep
-    reap: ClassVar[bool] = False  # set by the daemon once it is a child subreaper
+    reap: ClassVar[bool] = False  # set by ``adopt_orphans``
     _reaped_at: ClassVar[float] = -math.inf
 
     def __init__(
@@ -270,6 +270,14 @@ class LocalExecutor(Executor):
     ) -> None:
         self.drain_timeout = drain_timeout
         self._containment = containment
+
+    @classmethod
+    def adopt_orphans(cls) -> bool:
+        """Make this process a child subreaper, as the daemon does at start: orphaned
+        descendants of runs come to it, it reaps those it stops, and after a run it learns
+        from its own children whether anything escaped (without, it scans every process)."""
+        cls.reap = become_subreaper()
+        return cls.reap
 
     def contained(self) -> Containment:
         """How runs are kept together; detected once per process, on first use."""

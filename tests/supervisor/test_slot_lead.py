@@ -4,7 +4,8 @@ instant, so that overlap decides as it would then (docs/scheduling.md, "On time"
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import anyio
@@ -37,6 +38,19 @@ async def journaled(config: DaemonConfig, job_id: str) -> list[RunRecord]:
         return sorted(await j.list_runs(job_id=job_id, limit=None), key=lambda r: r.run_id)
 
 
+@asynccontextmanager
+async def before_the_slot(config: DaemonConfig) -> AsyncIterator[tuple[Daemon, FakeClock]]:
+    """A daemon on an injected clock 30 s before the slot (so outside the lead), settled."""
+    clock = FakeClock(SLOT - timedelta(seconds=30), lead=LEAD)
+    async with running(config, clock=clock) as d:
+        await settle(d)
+        yield d, clock
+
+
+def tick_job(command: str, extra: str = "") -> str:
+    return f'[jobs.tick]\nevery = "1m"\n{extra}command = "{command}"\n'
+
+
 async def held(d: Daemon, clock: FakeClock) -> RunRecord:
     """Move the clock to 4 s before the slot (within the lead); the slot's run, once it is
     journaled running and held."""
@@ -52,14 +66,8 @@ async def held(d: Daemon, clock: FakeClock) -> RunRecord:
 async def test_idle_job_is_journaled_ahead_and_spawned_at_its_slot(
     make_config: MakeConfig,
 ) -> None:
-    config = make_config("""
-        [jobs.tick]
-        every = "1m"
-        command = "echo $JOBD_SCHEDULED_FOR > started"
-        """)
-    clock = FakeClock(SLOT - timedelta(seconds=30), lead=LEAD)
-    async with running(config, clock=clock) as d:
-        await settle(d)
+    config = make_config(tick_job("echo $JOBD_SCHEDULED_FOR > started"))
+    async with before_the_slot(config) as (d, clock):
         run = await held(d, clock)
         assert run.scheduled_for == SLOT
         assert run.queued_at == SLOT - timedelta(seconds=4)
@@ -76,15 +84,8 @@ async def test_idle_job_is_journaled_ahead_and_spawned_at_its_slot(
 async def test_busy_job_is_admitted_at_its_slot(make_config: MakeConfig) -> None:
     """overlap = "skip": a run still going at the lead is not a reason to skip the slot
     early; the slot is admitted at its instant, and skipped only if the run goes on."""
-    config = make_config("""
-        [jobs.tick]
-        every = "1m"
-        overlap = "skip"
-        command = "sleep 30"
-        """)
-    clock = FakeClock(SLOT - timedelta(seconds=30), lead=LEAD)
-    async with running(config, clock=clock) as d:
-        await settle(d)
+    config = make_config(tick_job("sleep 30", 'overlap = "skip"\n'))
+    async with before_the_slot(config) as (d, clock):
         first = await d.run_job("tick", {})
         with anyio.fail_after(5):
             while first.run_id not in d.active:  # noqa: ASYNC110 (no event for it)
@@ -100,14 +101,8 @@ async def test_busy_job_is_admitted_at_its_slot(make_config: MakeConfig) -> None
 
 
 async def test_cancel_while_held_starts_nothing(make_config: MakeConfig) -> None:
-    config = make_config("""
-        [jobs.tick]
-        every = "1m"
-        command = "touch started"
-        """)
-    clock = FakeClock(SLOT - timedelta(seconds=30), lead=LEAD)
-    async with running(config, clock=clock) as d:
-        await settle(d)
+    config = make_config(tick_job("touch started"))
+    async with before_the_slot(config) as (d, clock):
         run = await held(d, clock)
         assert await d.cancel_run(run.run_id) == [run.run_id]
         await settle(d)
